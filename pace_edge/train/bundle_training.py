@@ -1,0 +1,55 @@
+"""From a labelled data set to a saved bundle: preprocess, fit, record, save."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..bundle import Bundle, library_versions
+from ..data import SpectralDataset
+from ..model import ModelConfig
+from ..preprocess import Pipeline
+from .recipe import Recipe
+from .trainer import EpochCallback, FitResult, fit
+
+
+def train_bundle(
+    data: SpectralDataset,
+    config: ModelConfig,
+    recipe: Recipe,
+    pipeline: Pipeline,
+    out: str | Path | None = None,
+    on_epoch: EpochCallback | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Bundle, FitResult]:
+    """Preprocess ``data`` with ``pipeline``, fit, and return (and save, if ``out``) the bundle.
+
+    The recorded pipeline is anchored to the data's axis, so spectra from another axis are
+    resampled onto the model's input grid.
+    """
+    anchored = pipeline.anchored(data.axis)
+    x, axis = anchored.apply(data.x, data.axis)
+    prepared = SpectralDataset(x, data.y, axis, data.classes, data.source, data.names)
+    result = fit(prepared, config, recipe, on_epoch=on_epoch)
+    weights = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
+    training = {
+        "recipe": recipe.to_dict(),
+        "data": {"source": data.source, "spectra": len(data),
+                 "class_counts": data.class_counts(), "split": result.split},
+        "metrics": {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                    "val_accuracy": result.val_accuracy, "val_loss": result.val_loss,
+                    "seconds": round(result.seconds, 2)},
+        **(extra or {}),
+    }
+    bundle = Bundle(
+        config=config,
+        weights=weights,
+        classes=data.classes,
+        axis=axis,
+        preprocessing=anchored,
+        training=training,
+        versions=library_versions("torch", "safetensors", "scipy", "pybaselines"),
+    )
+    if out is not None:
+        bundle.save(out)
+    return bundle, result

@@ -1,0 +1,49 @@
+"""The training recipe as plain, serialisable config (recorded in every bundle)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..errors import PaceEdgeError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a PACE model is trained. Defaults are the recipe that reproduces the paper on COV."""
+
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    t_max: int = 0  # cosine period in epochs; 0 = the whole run
+    val_fraction: float = 0.2
+    patience: int = 0  # stop after this many epochs without a better validation; 0 = never
+    seed: int = 0
+    augment: bool = False
+    label_smoothing: float = 0.0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch size must be at least 1"),
+            (self.lr > 0, "learning rate must be positive"),
+            (self.weight_decay >= 0, "weight decay must be non-negative"),
+            (self.t_max >= 0, "t_max must be non-negative"),
+            (0.0 < self.val_fraction < 1.0, "validation fraction must be in (0, 1)"),
+            (self.patience >= 0, "patience must be non-negative"),
+            (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
+            (self.device in ("cpu", "cuda"), "device must be cpu or cuda"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise PaceEdgeError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

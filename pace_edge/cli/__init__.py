@@ -1,0 +1,1 @@
+"""The ``pace-edge`` command line: one module per sub-command."""

@@ -1,0 +1,94 @@
+"""``pace-edge train``: fit a PACE model on labelled spectra and save a bundle."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import PaceEdgeError
+from .common import fraction, positive_int, writable_dir
+
+HELP = "train a PACE model on labelled spectra and save a model bundle"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..model import PRESETS
+    from ..train import Recipe
+
+    d = Recipe()
+    p = sub.add_parser("train", help=HELP, description=HELP + ".")
+    p.add_argument("--data", required=True, type=Path,
+                   help="training data: a cov-style .npy folder (train split), a wide CSV, "
+                        "or a folder with one sub-folder of spectrum files per class")
+    p.add_argument("--out", required=True, type=Path, help="bundle directory to write")
+    p.add_argument("--preset", default="paper", choices=sorted(PRESETS),
+                   help="architecture preset (default: paper)")
+    p.add_argument("--epochs", type=positive_int, default=d.epochs,
+                   help=f"maximum epochs (default: {d.epochs})")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help=f"batch size (default: {d.batch_size})")
+    p.add_argument("--lr", type=float, default=d.lr,
+                   help=f"AdamW learning rate (default: {d.lr:g})")
+    p.add_argument("--val-fraction", type=fraction, default=d.val_fraction,
+                   help="share of the training data held out for model selection "
+                        f"(default: {d.val_fraction:g})")
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help="stop after N epochs without a better validation accuracy; 0 = never "
+                        f"(default: {d.patience})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=d.device,
+                   help="where to train (default: cpu)")
+    aug = p.add_mutually_exclusive_group()
+    aug.add_argument("--augment", dest="augment", action="store_true", default=d.augment,
+                     help="noise, blur, intensity scaling and masking"
+                          + (" (default)" if d.augment else ""))
+    aug.add_argument("--no-augment", dest="augment", action="store_false",
+                     help="train on the spectra as they are" + ("" if d.augment else " (default)"))
+    p.add_argument("--preprocess", default="",
+                   help="preprocessing steps, e.g. 'despike,baseline:asls,normalize:snv' "
+                        "(default: none; the model axis is always recorded)")
+    p.add_argument("--eval", type=Path, default=None,
+                   help="held-out data to score the selected model on after training "
+                        "(a cov-style folder's test split); never used for selection")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_dataset
+    from ..model import preset
+    from ..preprocess import Pipeline
+    from ..train import Recipe
+    from ..train.bundle_training import train_bundle
+    from .progress import EpochBar
+    from .scoring import score_bundle
+
+    if args.lr <= 0:
+        raise PaceEdgeError(f"--lr must be positive, got {args.lr:g}")
+    if args.patience < 0:
+        raise PaceEdgeError(f"--patience must be 0 or more, got {args.patience}")
+    pipeline = Pipeline.from_spec(args.preprocess) if args.preprocess else Pipeline([])
+    data = load_dataset(args.data, split="train")
+    held_out = load_dataset(args.eval, split="test") if args.eval else None
+    writable_dir(args.out, "bundle")
+    recipe = Recipe(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
+        augment=args.augment, device=args.device,
+    )
+    config = preset(args.preset, num_classes=len(data.classes))
+    print(f"training {args.preset} PACE on {len(data)} spectra x {data.x.shape[1]} points, "
+          f"{len(data.classes)} classes ({', '.join(data.classes)})")
+    with EpochBar(recipe.epochs) as bar:
+        bundle, result = train_bundle(data, config, recipe, pipeline, on_epoch=bar.update)
+    metrics = bundle.training["metrics"]
+    print(f"selected epoch {result.best_epoch}/{result.epochs_run}: validation accuracy "
+          f"{result.val_accuracy:.2%} ({result.split['validation']} spectra), "
+          f"{result.seconds:.0f} s")
+    if held_out is not None:
+        scored = score_bundle(bundle, held_out)
+        metrics["test"] = {"source": held_out.source, **scored.to_dict()}
+        print(f"held-out accuracy {scored.accuracy:.2%} ({scored.correct}/{scored.total}) "
+              f"on {held_out.source}")
+    bundle.save(args.out)
+    print(f"bundle written to {args.out}")
+    return 0

@@ -44,6 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                           + (" (default)" if d.augment else ""))
     aug.add_argument("--no-augment", dest="augment", action="store_false",
                      help="train on the spectra as they are" + ("" if d.augment else " (default)"))
+    refit = p.add_mutually_exclusive_group()
+    refit.add_argument("--refit", dest="refit", action="store_true", default=d.refit,
+                       help="after choosing the epoch count on validation, retrain on all the "
+                            "training data for that many epochs"
+                            + (" (default)" if d.refit else ""))
+    refit.add_argument("--no-refit", dest="refit", action="store_false",
+                       help="keep the best-validation model itself"
+                            + ("" if d.refit else " (default)"))
     p.add_argument("--preprocess", default="",
                    help="preprocessing steps, e.g. 'despike,baseline:asls,normalize:snv' "
                         "(default: none; the model axis is always recorded)")
@@ -73,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = Recipe(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
-        augment=args.augment, device=args.device,
+        augment=args.augment, refit=args.refit, device=args.device,
     )
     config = preset(args.preset, num_classes=len(data.classes))
     print(f"training {args.preset} PACE on {len(data)} spectra x {data.x.shape[1]} points, "
@@ -83,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = bundle.training["metrics"]
     print(f"selected epoch {result.best_epoch}/{result.epochs_run}: validation accuracy "
           f"{result.val_accuracy:.2%} ({result.split['validation']} spectra), "
-          f"{result.seconds:.0f} s")
+          f"{result.seconds:.0f} s"
+          + (f"; refit on all {len(data)} spectra for {result.refit_epochs} epochs"
+             if result.refit_epochs else ""))
     if held_out is not None:
         scored = score_bundle(bundle, held_out)
         metrics["test"] = {"source": held_out.source, **scored.to_dict()}

@@ -37,6 +37,7 @@ def train_bundle(
         "data": {"source": data.source, "spectra": len(data),
                  "class_counts": data.class_counts(), "split": result.split},
         "metrics": {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                    "refit_epochs": result.refit_epochs,
                     "val_accuracy": result.val_accuracy, "val_loss": result.val_loss,
                     "seconds": round(result.seconds, 2)},
         **(extra or {}),

@@ -21,6 +21,7 @@ class Recipe:
     patience: int = 0  # stop after this many epochs without a better validation; 0 = never
     seed: int = 0
     augment: bool = False
+    refit: bool = False  # retrain on all training data for the selected number of epochs
     label_smoothing: float = 0.0
     device: str = "cpu"
 

@@ -1,7 +1,8 @@
 """Fit a PACE model: AdamW, cosine schedule, best-validation checkpoint, seeded.
 
 The validation split comes from the training data alone; the test data never reaches this
-module, so it cannot influence model selection.
+module, so it cannot influence model selection. With ``recipe.refit`` the number of epochs
+chosen on validation is then used to retrain on all the training data.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from .recipe import Recipe
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
+REFIT_SEED_OFFSET = 1_000
+
 
 @dataclass
 class FitResult:
@@ -39,6 +42,7 @@ class FitResult:
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
     split: dict[str, int] = field(default_factory=dict)
+    refit_epochs: int = 0
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -55,6 +59,39 @@ def _evaluate(model: PACE, x: torch.Tensor, y: torch.Tensor) -> tuple[float, flo
     return float((logits.argmax(1) == y).float().mean()), loss
 
 
+class _Run:
+    """One training run: model, optimiser and schedule over a fixed set of spectra."""
+
+    def __init__(self, config: ModelConfig, recipe: Recipe, device: torch.device, seed: int):
+        self.recipe, self.device = recipe, device
+        self.g = seed_everything(seed)
+        self.model = PACE(config).to(device)
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
+        )
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.opt, T_max=recipe.t_max or recipe.epochs
+        )
+
+    def epoch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        """Train one epoch; return (mean loss, learning rate used)."""
+        r = self.recipe
+        self.model.train()
+        order = torch.randperm(len(x), generator=self.g).to(self.device)
+        total = 0.0
+        for b in range(0, len(order), r.batch_size):
+            j = order[b : b + r.batch_size]
+            xb = augment_batch(x[j].cpu(), self.g).to(self.device) if r.augment else x[j]
+            loss = F.cross_entropy(self.model(xb), y[j], label_smoothing=r.label_smoothing)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            total += loss.item() * len(j)
+        lr = self.opt.param_groups[0]["lr"]
+        self.sched.step()
+        return total / len(x), lr
+
+
 def fit(
     train: SpectralDataset,
     config: ModelConfig,
@@ -64,13 +101,12 @@ def fit(
     """Train on ``train`` (already preprocessed); keep the best-validation-accuracy weights.
 
     Ties in validation accuracy go to the lower validation loss. ``on_epoch`` receives a dict
-    with epoch, loss, val_accuracy, val_loss and lr after each epoch.
+    with phase ("select" or "refit"), epoch, loss, val_accuracy, val_loss and lr.
     """
     recipe.validate()
     if recipe.device == "cuda" and not torch.cuda.is_available():
         raise PaceEdgeError("--device cuda was asked for but torch sees no CUDA device")
     device = torch.device(recipe.device)
-    g = seed_everything(recipe.seed)
     train_idx, val_idx = stratified_split(train.y, recipe.val_fraction, recipe.seed)
     if len(val_idx) == 0 or len(train_idx) == 0:
         raise PaceEdgeError(
@@ -84,45 +120,39 @@ def fit(
 
     xt, yt = tensors(train_idx)
     xv, yv = tensors(val_idx)
-    model = PACE(config).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    t_max = recipe.t_max or recipe.epochs
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
+    run = _Run(config, recipe, device, recipe.seed)
     best: tuple[float, float] = (-1.0, math.inf)
     best_state: dict[str, torch.Tensor] = {}
     best_epoch, stale, history = 0, 0, []
     start = time.perf_counter()
     for epoch in range(1, recipe.epochs + 1):
-        model.train()
-        order = torch.randperm(len(xt), generator=g).to(device)
-        total, seen = 0.0, 0
-        for b in range(0, len(order), recipe.batch_size):
-            j = order[b : b + recipe.batch_size]
-            xb = xt[j]
-            if recipe.augment:
-                xb = augment_batch(xb.cpu(), g).to(device)
-            loss = F.cross_entropy(model(xb), yt[j], label_smoothing=recipe.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(j)
-            seen += len(j)
-        lr = opt.param_groups[0]["lr"]
-        sched.step()
-        val_acc, val_loss = _evaluate(model, xv, yv)
-        row = {"epoch": epoch, "loss": total / seen, "val_accuracy": val_acc,
-               "val_loss": val_loss, "lr": lr}
+        loss, lr = run.epoch(xt, yt)
+        val_acc, val_loss = _evaluate(run.model, xv, yv)
+        row = {"epoch": epoch, "loss": loss, "val_accuracy": val_acc, "val_loss": val_loss,
+               "lr": lr}
         history.append(row)
         if (val_acc, -val_loss) > (best[0], -best[1]):
             best, best_epoch, stale = (val_acc, val_loss), epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(run.model.state_dict())
         else:
             stale += 1
         if on_epoch is not None:
-            on_epoch({**row, "best_epoch": best_epoch, "best_val_accuracy": best[0]})
+            on_epoch({"phase": "select", **row, "best_epoch": best_epoch,
+                      "best_val_accuracy": best[0]})
         if recipe.patience and stale >= recipe.patience:
             break
+    model = run.model
     model.load_state_dict(best_state)
+    refit_epochs = 0
+    if recipe.refit:
+        xa, ya = tensors(np.arange(len(train)))
+        refit = _Run(config, recipe, device, recipe.seed + REFIT_SEED_OFFSET)
+        for epoch in range(1, best_epoch + 1):
+            loss, lr = refit.epoch(xa, ya)
+            if on_epoch is not None:
+                on_epoch({"phase": "refit", "epoch": epoch, "loss": loss, "lr": lr,
+                          "epochs": best_epoch})
+        model, refit_epochs = refit.model, best_epoch
     return FitResult(
         model=model.cpu().eval(),
         best_epoch=best_epoch,
@@ -132,4 +162,5 @@ def fit(
         seconds=time.perf_counter() - start,
         history=history,
         split={"train": int(len(train_idx)), "validation": int(len(val_idx))},
+        refit_epochs=refit_epochs,
     )

@@ -1,0 +1,127 @@
+"""Export a model bundle to deployable artefacts (ONNX, OpenVINO IR) with a verified manifest.
+
+Importing this package is light (no torch, onnx or openvino): each target lives in its own
+module, loaded on use through :data:`TARGETS`. A target module provides
+
+    export(bundle, out_dir: Path, options: ExportOptions) -> TargetResult
+
+(named by the target's ``entry``, ``"module:function"``), writing its artefacts into
+``out_dir`` and measuring their parity with the PyTorch model. The CLI then writes
+``manifest.json`` (:mod:`.manifest`) and ``report.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import PaceEdgeError
+
+if TYPE_CHECKING:
+    from ..bundle import Bundle
+
+Batch = int | Literal["dynamic"]
+
+PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_OPSET = 20
+MIN_OPSET = 20  # the first opset with a native Gelu operator
+INPUT_NAME = "spectrum"
+OUTPUT_NAME = "logits"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export: numeric precision, batch size, ONNX opset and parity sample count.
+
+    ``extra`` carries target- or precision-specific settings (calibration data, ...).
+    """
+
+    precision: str = "fp32"
+    batch: Batch = "dynamic"
+    opset: int = DEFAULT_OPSET
+    parity_samples: int = 256
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TargetResult:
+    """What a target wrote and measured. Artefact paths are relative to the output directory."""
+
+    artefacts: list[dict[str, Any]]  # {"path", "kind", "precision"}
+    parity: list[dict[str, Any]]  # ParityResult.to_dict() rows
+    executed_graph: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=dict)  # settings runners must use
+    opset: int | None = None
+    calibration: dict[str, Any] | None = None
+    accuracy: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A registered export target: ``entry`` is ``"module:function"``, ``None`` if not yet."""
+
+    name: str
+    help: str
+    entry: str | None
+    precisions: tuple[str, ...] = ("fp32", "fp16")
+
+    def load(self) -> Callable[[Bundle, Path, ExportOptions], TargetResult]:
+        """The target's export function; refuse targets that are not available."""
+        if self.entry is None:
+            raise PaceEdgeError(f"export target {self.name!r} is not available yet")
+        module, _, function = self.entry.partition(":")
+        return getattr(import_module(module), function)
+
+
+_HERE = __name__
+TARGETS: dict[str, TargetSpec] = {
+    spec.name: spec
+    for spec in (
+        TargetSpec("onnx", "ONNX model for ONNX Runtime", f"{_HERE}.onnx_target:export"),
+        TargetSpec("openvino", "OpenVINO IR", f"{_HERE}.openvino_target:export"),
+        TargetSpec("tensorrt", "TensorRT engine (NVIDIA GPU)", None),
+        TargetSpec("jetson", "TensorRT engine for NVIDIA Jetson", None),
+        TargetSpec("x86", "OpenVINO IR + ONNX for x86 CPUs", f"{_HERE}.openvino_target:export_x86"),
+    )
+}
+
+
+def get_target(name: str, precision: str) -> TargetSpec:
+    """The registered target ``name``, checked to support ``precision``."""
+    spec = TARGETS.get(name)
+    if spec is None:
+        raise PaceEdgeError(f"unknown export target {name!r}; choose from {', '.join(TARGETS)}")
+    if spec.entry is None:
+        spec.load()
+    if precision not in PRECISIONS:
+        raise PaceEdgeError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    if precision not in spec.precisions:
+        if precision == "int8":
+            raise PaceEdgeError("--precision int8 is not available yet")
+        raise PaceEdgeError(f"target {name} does not support precision {precision}")
+    return spec
+
+
+def run_target(bundle: Bundle, out_dir: Path, target: str, options: ExportOptions) -> TargetResult:
+    """Export ``bundle`` with ``target`` into ``out_dir`` (which must exist)."""
+    spec = get_target(target, options.precision)
+    return spec.load()(bundle, Path(out_dir), options)
+
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "PRECISIONS",
+    "TARGETS",
+    "Batch",
+    "ExportOptions",
+    "TargetResult",
+    "TargetSpec",
+    "get_target",
+    "run_target",
+]

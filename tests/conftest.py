@@ -1,0 +1,38 @@
+"""Shared fixtures: the real COV data set beside the checkout, small trained bundles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+COV = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "cov"
+
+
+@pytest.fixture(scope="session")
+def cov_dir() -> Path:
+    """``../shared/datasets/cov``; tests using it skip with the reason where it is absent."""
+    if not (COV / "train_x.npy").is_file():
+        pytest.skip(f"real COVID-19 Raman data not found at {COV} (../shared/datasets)")
+    return COV
+
+
+@pytest.fixture(scope="session")
+def synthetic_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny bundle trained briefly on synthetic spectra with a full preprocessing chain."""
+    from pace_edge.data import make_synthetic
+    from pace_edge.model import preset
+    from pace_edge.preprocess import Pipeline
+    from pace_edge.train import Recipe
+    from pace_edge.train.bundle_training import train_bundle
+
+    data = make_synthetic(n_per_class=30, seed=1)
+    out = tmp_path_factory.mktemp("bundle") / "model"
+    train_bundle(
+        data,
+        preset("tiny", len(data.classes)),
+        Recipe(epochs=3, batch_size=32, seed=0),
+        Pipeline.from_spec("despike,baseline:asls,normalize:snv"),
+        out=out,
+    )
+    return out

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import PaceEdgeError
-from . import demo, evaluate, export, info, predict, train
+from . import demo, evaluate, export, info, predict, simulate, train
 
-COMMANDS = (demo, train, evaluate, predict, info, export)
+COMMANDS = (demo, train, evaluate, predict, info, export, simulate)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

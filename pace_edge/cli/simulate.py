@@ -1,0 +1,109 @@
+"""``pace-edge simulate``: play a spectrometer on a pseudo-terminal for drivers and pipelines.
+
+Prints the device path to open (one line), serves spectra until SIGINT/SIGTERM or
+``--duration``, then prints a one-line summary of what it served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from ..errors import PaceEdgeError
+from .common import positive_int
+
+HELP = "emulate a spectrometer (OBP or ASCII lines) on a pseudo-terminal, with fault injection"
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help=HELP, description=HELP + ".")
+    p.add_argument("--protocol", choices=("obp", "ascii"), required=True,
+                   help="obp: Ocean Binary Protocol (STS-like); ascii: one text line per "
+                        "spectrum (Arduino + Hamamatsu C12880MA-like)")
+    p.add_argument("--dataset", type=Path,
+                   help="serve this data set's spectra (axis in cm⁻¹ Raman shift) instead of "
+                        "SYNTHETIC ones")
+    p.add_argument("--split", default="all",
+                   help="part of an npy dataset folder: train, test or all (default: all)")
+    p.add_argument("--rate", type=positive_float,
+                   help="spectra per second: the free-running rate (ascii, default 10) or the "
+                        "most the device answers (default: as fast as asked)")
+    p.add_argument("--faults", default="none",
+                   help="fault probabilities per frame, e.g. "
+                        "'checksum=0.01,truncate=0.01,garbage=0.02,stall=0.005,disconnect=0.001,"
+                        "nan=0.01,saturate=0.01,pixels=0.01' (default: none)")
+    p.add_argument("--pixels", type=positive_int,
+                   help="pixels per spectrum (default: 1024 obp, 288 ascii)")
+    p.add_argument("--seed", type=int, default=0, help="seed for spectra and faults (default: 0)")
+    p.add_argument("--baud", type=positive_int,
+                   help="pace output like a UART at this baud rate (default: pty speed)")
+    p.add_argument("--duration", type=positive_float,
+                   help="stop after this many seconds (default: until Ctrl-C / SIGTERM)")
+    p.add_argument("--query", default=None,
+                   help="ascii: answer this command (e.g. SPEC.READ?) instead of free-running")
+    p.add_argument("--checksum", choices=("md5", "none"), default="md5",
+                   help="obp: checksum of the device's replies (default: md5)")
+    p.add_argument("--link", type=Path,
+                   help="path of the device symlink (default: a fresh temporary directory)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..streaming.emulator import Emulator
+
+    source = None
+    if args.dataset is not None:
+        from ..data.load import load_dataset
+
+        source = load_dataset(args.dataset, args.split)
+    if args.link is not None and args.link.exists() and not args.link.is_symlink():
+        raise PaceEdgeError(f"--link {args.link} exists and is not a symlink")
+    emulator = Emulator(
+        args.protocol,
+        source=source,
+        faults=args.faults,
+        seed=args.seed,
+        pixels=args.pixels,
+        rate=args.rate,
+        baud=args.baud,
+        checksum=args.checksum,
+        query=args.query,
+        link_path=args.link,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    start = time.monotonic()
+    try:
+        with emulator:
+            print(emulator.port, flush=True)
+            end = None if args.duration is None else start + args.duration
+            while not stop.is_set():
+                if end is not None and time.monotonic() >= end:
+                    break
+                if not emulator.running:
+                    raise PaceEdgeError(f"emulator stopped: {emulator.error!r}")
+                stop.wait(0.1 if end is None else min(0.1, max(end - time.monotonic(), 0)))
+            stats = emulator.stats
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    print(f"served {stats.summary()} in {time.monotonic() - start:.1f} s", flush=True)
+    return 0

@@ -1,0 +1,185 @@
+"""Driver for Ocean Binary Protocol spectrometers (Ocean STS and relatives) on a serial port."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from .. import spectral_axis
+from ..errors import (
+    ConfigError,
+    DeviceError,
+    FrameError,
+    PixelCountError,
+    ProtocolError,
+    TransportTimeout,
+    TruncatedFrame,
+)
+from ..protocols import obp
+from ..transport import DEFAULT_BAUD
+from .base import Spectrometer
+
+CHECKSUMS = {"none": obp.CHECKSUM_NONE, "md5": obp.CHECKSUM_MD5}
+
+
+class ObpSpectrometer(Spectrometer):
+    """An OBP device: identify and read its wavelength calibration on open, then spectra.
+
+    Every request carries a fresh ``regarding`` number; replies with another number (late
+    answers to earlier requests) are dropped, so a slow reply cannot be mistaken for the next.
+    """
+
+    protocol = "obp"
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = DEFAULT_BAUD,
+        timeout: float = 1.0,
+        pixels: int = 1024,
+        bits: int = 14,
+        checksum: str = "md5",
+        read_calibration: bool = True,
+    ):
+        super().__init__(port, baudrate=baudrate, timeout=timeout)
+        if checksum not in CHECKSUMS:
+            raise ConfigError(f"checksum must be 'md5' or 'none', got {checksum!r}")
+        if pixels < 1 or not 1 <= bits <= 32:
+            raise ConfigError(f"bad pixels={pixels} / bits={bits}")
+        self._pixels = pixels
+        self._bits = bits
+        self._checksum = CHECKSUMS[checksum]
+        self._read_calibration = read_calibration
+        self._parser = obp.FrameParser()
+        self._regarding = 0
+        self._serial: str | None = None
+        self._coefficients: list[float] | None = None
+        self.stale_replies = 0
+
+    # -- Spectrometer ----------------------------------------------------------------------
+
+    @property
+    def serial_number(self) -> str | None:
+        return self._serial
+
+    @property
+    def pixels(self) -> int:
+        return self._pixels
+
+    @property
+    def max_count(self) -> float:
+        return float(2**self._bits - 1)
+
+    @property
+    def coefficients(self) -> list[float] | None:
+        """Wavelength polynomial coefficients c₀, c₁, ... read from the device."""
+        return None if self._coefficients is None else list(self._coefficients)
+
+    def wavelengths(self) -> np.ndarray | None:
+        if not self._coefficients:
+            return None
+        return spectral_axis.wavelengths_from_coefficients(self._coefficients, self._pixels)
+
+    def set_integration_time_us(self, microseconds: int) -> None:
+        if not 0 < int(microseconds) <= 0xFFFFFFFF:
+            raise ConfigError(f"integration time must be 1..2³²-1 µs, got {microseconds}")
+        self.request(obp.MSG_SET_INTEGRATION_TIME, struct.pack("<I", int(microseconds)), ack=True)
+
+    def reset(self) -> None:
+        """Ask the device to reset (acknowledged)."""
+        self.request(obp.MSG_RESET, ack=True)
+
+    def _handshake(self) -> None:
+        self._parser.reset()
+        self._serial = self.read_serial_number()
+        if self._read_calibration:
+            try:
+                self._coefficients = self.read_coefficients()
+            except DeviceError:
+                self._coefficients = None
+
+    def _read_counts(self) -> tuple[np.ndarray, int]:
+        reply = self.request(obp.MSG_GET_RAW_SPECTRUM)
+        data = reply.data
+        if len(data) != 2 * self._pixels:
+            raise PixelCountError(
+                f"spectrum of {len(data)} bytes, expected {2 * self._pixels} "
+                f"({self._pixels} pixels)",
+                expected=self._pixels,
+                got=len(data) // 2,
+            )
+        counts = np.frombuffer(data, dtype="<u2").astype(np.float64)
+        return counts, obp.MIN_FRAME + len(reply.payload)
+
+    # -- OBP requests ----------------------------------------------------------------------
+
+    def read_serial_number(self) -> str:
+        data = self.request(obp.MSG_GET_SERIAL).data
+        return data.split(b"\0", 1)[0].decode("ascii", "replace")
+
+    def read_coefficients(self) -> list[float]:
+        count = self.request(obp.MSG_GET_WL_COEFF_COUNT).data
+        if not count:
+            raise FrameError("empty reply to 'get wavelength coefficient count'")
+        coefficients = []
+        for i in range(count[0]):
+            data = self.request(obp.MSG_GET_WL_COEFF, bytes([i])).data
+            if len(data) < 4:
+                raise FrameError(f"coefficient {i}: reply of {len(data)} bytes, expected 4")
+            coefficients.append(float(struct.unpack_from("<f", data)[0]))
+        return coefficients
+
+    def request(self, message_type: int, data: bytes = b"", *, ack: bool = False) -> obp.Message:
+        """Send one request and return its reply (an ACK for ``ack=True`` set-commands).
+
+        Raises DeviceError for a NACK, ProtocolError for a corrupt reply, TransportTimeout
+        when nothing answers, TruncatedFrame when a reply started but never finished.
+        """
+        t = self.transport
+        self._regarding = self._regarding % 0xFFFFFFFF + 1
+        rid = self._regarding
+        msg = obp.Message.with_data(
+            message_type,
+            data,
+            flags=obp.FLAG_ACK_REQUESTED if ack else 0,
+            regarding=rid,
+            checksum_type=self._checksum,
+        )
+        t.write(obp.encode(msg))
+        deadline = t.deadline()
+        while True:
+            try:
+                chunk = t.read_some(deadline)
+            except TransportTimeout as exc:
+                items = self._parser.expire()
+                reply = self._match(items, message_type, rid)
+                if reply is not None:
+                    return reply
+                truncated = next((e for e in items if isinstance(e, TruncatedFrame)), None)
+                if truncated is not None:
+                    raise truncated from exc
+                raise
+            self.stats.bytes_in += len(chunk)
+            items = self._parser.feed(chunk)
+            reply = self._match(items, message_type, rid)
+            if reply is not None:
+                return reply
+            error = next((e for e in items if isinstance(e, ProtocolError)), None)
+            if error is not None:
+                raise error
+
+    def _match(
+        self, items: list[obp.Message | ProtocolError], message_type: int, rid: int
+    ) -> obp.Message | None:
+        for item in items:
+            if not isinstance(item, obp.Message) or not item.is_response:
+                continue
+            if item.regarding != rid or item.message_type != message_type:
+                self.stale_replies += 1
+                continue
+            if item.is_error:
+                raise item.device_error()
+            return item
+        return None

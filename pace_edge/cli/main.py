@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import PaceEdgeError
-from . import demo, evaluate, export, info, predict, simulate, train
+from . import build_engine, demo, evaluate, export, info, predict, simulate, stream, train
 
-COMMANDS = (demo, train, evaluate, predict, info, export, simulate)
+COMMANDS = (demo, train, evaluate, predict, info, export, build_engine, simulate, stream)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -1,0 +1,149 @@
+#include "pace/inference.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+#include "pace/errors.hpp"
+#include "pace/numeric.hpp"
+#include "pace/trt_plan.hpp"
+
+namespace pace {
+
+namespace {
+
+constexpr size_t kDefaultChunk = 256;  // rows per call for dynamic-batch models
+
+std::string lower(std::string s) {
+    for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+// The OpenVINO IR to run: of the export's own precision if listed, else the first.
+const Artefact* pick_xml(const Manifest& m) {
+    const Artefact* first = nullptr;
+    for (const Artefact& a : m.artefacts) {
+        if (a.kind != "openvino-xml") continue;
+        if (a.precision == m.precision) return &a;
+        if (first == nullptr) first = &a;
+    }
+    return first;
+}
+
+}  // namespace
+
+std::vector<float> Backend::infer(const float* inputs, size_t rows) {
+    std::vector<float> out;
+    out.reserve(rows * classes_);
+    const size_t step = max_batch_.value_or(kDefaultChunk);
+    std::vector<float> padded;
+    for (size_t start = 0; start < rows; start += step) {
+        const size_t n = std::min(step, rows - start);
+        const float* chunk = inputs + start * length_;
+        size_t run_rows = n;
+        if (n < min_batch_) {  // a fixed-batch model: zero-pad, drop the padded rows' logits
+            padded.assign(min_batch_ * length_, 0.0f);
+            std::copy(chunk, chunk + n * length_, padded.begin());
+            chunk = padded.data();
+            run_rows = min_batch_;
+        }
+        std::vector<float> logits = run(chunk, run_rows);
+        if (logits.size() != run_rows * classes_) {
+            throw InferenceError(name_ + ": model returned " + std::to_string(logits.size()) +
+                                 " values, expected " + std::to_string(run_rows * classes_));
+        }
+        out.insert(out.end(), logits.begin(), logits.begin() + long(n * classes_));
+    }
+    return out;
+}
+
+void Backend::warmup(int n) {
+    std::vector<float> zeros(length_, 0.0f);
+    for (int i = 0; i < n; ++i) infer(zeros.data(), 1);
+}
+
+std::vector<std::string> available_backends() {
+    std::vector<std::string> out;
+#ifdef PACE_WITH_TENSORRT
+    out.push_back("tensorrt");
+#endif
+#ifdef PACE_WITH_OPENVINO
+    out.push_back("openvino");
+#endif
+    return out;
+}
+
+std::unique_ptr<Backend> make_backend(const Manifest& m, const std::string& requested,
+                                      int threads, std::string& reason) {
+    std::string backend = lower(requested);
+    if (backend == "ov") backend = "openvino";
+    if (backend == "trt") backend = "tensorrt";
+    if (backend != "auto" && backend != "openvino" && backend != "tensorrt") {
+        throw Error("unknown backend '" + requested + "'; pace-stream runs auto, openvino or "
+                    "tensorrt (onnxruntime and torch are in pace-edge stream)");
+    }
+    const auto built = available_backends();
+    auto has = [&](const std::string& b) { return std::find(built.begin(), built.end(), b) != built.end(); };
+    if (backend != "auto" && !has(backend)) {
+        throw Error("backend " + backend + " is not built into this pace-stream; rebuild with " +
+                    (backend == "tensorrt" ? "-DPACE_WITH_TENSORRT=ON" : "-DPACE_WITH_OPENVINO=ON"));
+    }
+    const std::optional<std::string> plan = find_plan(m);
+    const Artefact* xml = pick_xml(m);
+    if (backend == "auto") {
+        if (has("tensorrt") && plan) {
+            backend = "tensorrt";
+            reason = "auto: TensorRT plan " + *plan + " in the export";
+        } else if (has("openvino") && xml) {
+            backend = "openvino";
+            reason = "auto: OpenVINO IR " + xml->path + " (" + xml->precision + ") in the export";
+            if (has("tensorrt")) reason += "; no TensorRT plan (run pace-edge build-engine)";
+        } else {
+            throw Error(m.directory + ": nothing this pace-stream can run (it runs " +
+                        (has("tensorrt") ? std::string("a TensorRT plan") : std::string("")) +
+                        (has("tensorrt") && has("openvino") ? " or " : "") +
+                        (has("openvino") ? std::string("an OpenVINO IR") : std::string("")) +
+                        "); export with --target openvino or x86, or build a plan with "
+                        "pace-edge build-engine");
+        }
+    } else {
+        reason = backend + ": requested";
+    }
+#ifdef PACE_WITH_TENSORRT
+    if (backend == "tensorrt") {
+        if (!plan) {
+            throw Error(m.directory + ": no TensorRT plan in the export; run pace-edge "
+                        "build-engine on the device");
+        }
+        return make_tensorrt_backend(m, *plan, threads);
+    }
+#endif
+#ifdef PACE_WITH_OPENVINO
+    if (backend == "openvino") {
+        if (xml == nullptr) {
+            throw Error(m.directory + ": no OpenVINO IR in the export; export with --target "
+                        "openvino or x86");
+        }
+        if (reason == "openvino: requested") reason += " (" + xml->path + ", " + xml->precision + ")";
+        return make_openvino_backend(m, *xml, threads);
+    }
+#endif
+    (void)threads;
+    throw Error("backend " + backend + " is not built into this pace-stream");
+}
+
+std::vector<double> softmax(const std::vector<float>& logits, size_t rows, size_t classes) {
+    std::vector<double> out(rows * classes);
+    for (size_t r = 0; r < rows; ++r) {
+        const float* z = logits.data() + r * classes;
+        double top = -INFINITY;
+        for (size_t c = 0; c < classes; ++c) top = std::max(top, double(z[c]));
+        double* e = out.data() + r * classes;
+        for (size_t c = 0; c < classes; ++c) e[c] = std::exp(double(z[c]) - top);
+        const double total = pairwise_sum(e, classes);
+        for (size_t c = 0; c < classes; ++c) e[c] /= total;
+    }
+    return out;
+}
+
+}  // namespace pace

@@ -1,0 +1,133 @@
+// manifest.json: read, format-checked, artefacts re-hashed; tampered, missing, escaping and
+// malformed exports are refused with a BundleError that says what is wrong.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "check.hpp"
+#include "pace/errors.hpp"
+#include "pace/hash.hpp"
+#include "pace/manifest.hpp"
+#include "pace/trt_plan.hpp"
+
+using pace::BundleError;
+
+namespace {
+
+std::string temp_dir() {
+    char templ[] = "/tmp/pace-manifest-XXXXXX";
+    const char* dir = ::mkdtemp(templ);
+    if (dir == nullptr) throw std::runtime_error("mkdtemp failed");
+    return dir;
+}
+
+void write(const std::string& path, const std::string& text) {
+    std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string manifest_text(const std::string& sha, const std::string& path = "model.bin",
+                          const std::string& extra = "") {
+    return R"({"format": "pace-edge-export", "format_version": 1, "target": "openvino",
+      "precision": "fp32",
+      "artefacts": [{"path": ")" + path + R"(", "kind": "openvino-bin", "precision": "fp32",
+                     "sha256": ")" + sha + R"(", "bytes": 5}],
+      "input": {"name": "spectrum", "length": 3, "batch": "dynamic", "axis": [1.0, 2.0, 3.0],
+                "preprocessing": [{"name": "normalize", "method": "snv"}], "dtype": "float32"},
+      "output": {"name": "logits", "classes": 2, "dtype": "float32", "kind": "logits"},
+      "classes": ["a", "b"], "source": {}, "opset": 20,
+      "runtime": {"openvino": {"device": "CPU", "config": {"INFERENCE_PRECISION_HINT": "f32"}}})" +
+           extra + "}";
+}
+
+struct Export {
+    std::string dir = temp_dir();
+    Export() {
+        write(dir + "/model.bin", "hello");
+        write(dir + "/manifest.json", manifest_text(pace::sha256_hex("hello")));
+    }
+    ~Export() { std::system(("rm -rf '" + dir + "'").c_str()); }
+};
+
+}  // namespace
+
+TEST(a_good_export_loads) {
+    Export e;
+    const pace::Manifest m = pace::load_manifest(e.dir);
+    CHECK(m.target == "openvino" && m.precision == "fp32");
+    CHECK(m.input_length == 3 && m.batch == 0 && m.axis.size() == 3 && m.num_classes == 2);
+    CHECK(m.classes[1] == "b" && m.input_name == "spectrum" && m.output_name == "logits");
+    CHECK(m.artefact_path("openvino-bin") == e.dir + "/model.bin");
+    CHECK_THROWS(m.artefact_path("onnx"), BundleError, "export has no onnx artefact (it has: openvino-bin)");
+    CHECK(m.runtime.at("openvino").at("config").at("INFERENCE_PRECISION_HINT").as_string() == "f32");
+    CHECK(!pace::find_plan(m));
+}
+
+TEST(a_tampered_artefact_is_refused) {
+    Export e;
+    write(e.dir + "/model.bin", "hellO");
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError,
+                 "does not match the manifest (" + pace::sha256_hex("hello").substr(0, 12) +
+                     "…): the file was altered or replaced");
+}
+
+TEST(missing_and_escaping_artefacts_are_refused) {
+    Export e;
+    ::unlink((e.dir + "/model.bin").c_str());
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "artefact model.bin listed in the manifest is missing");
+    write(e.dir + "/manifest.json", manifest_text("00", "../model.bin"));
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "artefact path '../model.bin' leaves the export");
+    write(e.dir + "/manifest.json", manifest_text("00", "/etc/passwd"));
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "leaves the export");
+}
+
+TEST(wrong_or_missing_manifests_are_refused) {
+    Export e;
+    CHECK_THROWS(pace::load_manifest(e.dir + "/nope"), BundleError, "not an export directory (manifest.json is missing)");
+    write(e.dir + "/manifest.json", "{\"format\": ");
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "manifest.json: not valid JSON");
+    write(e.dir + "/manifest.json", R"({"format": "something-else"})");
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "not a pace-edge export manifest");
+    write(e.dir + "/manifest.json", R"({"format": "pace-edge-export", "format_version": 2})");
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "export format 2 is newer than this runtime understands (1)");
+    write(e.dir + "/manifest.json", R"({"format": "pace-edge-export", "format_version": 1, "target": "x"})");
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "malformed manifest (missing field 'precision')");
+    std::string text = manifest_text(pace::sha256_hex("hello"));
+    text.replace(text.find("\"classes\": 2"), 12, "\"classes\": 3");
+    write(e.dir + "/manifest.json", text);
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "output classes 3 does not match the 2 class names");
+}
+
+TEST(plan_files_are_found_and_checked) {
+    Export e;
+    // A plan in pace_edge.export.trt_plan's layout, with a fake engine.
+    const std::string engine = "not really an engine";
+    const std::string header = R"x({"compute_capability": "8.7", "engine_bytes": 20, "engine_sha256": ")x" +
+                               pace::sha256_hex(engine) +
+                               R"x(", "gpu_name": "Orin (nvgpu)", "input_length": 3, "input_name": "spectrum",
+        "precision": "fp16", "source_onnx": "model.bin", "source_onnx_sha256": ")x" +
+                               pace::sha256_hex("hello") + R"x(", "tensorrt_version": "10.3.0.30"})x";
+    std::string blob = std::string("PACETRT") + '\0';
+    for (std::uint32_t v : {std::uint32_t(1), std::uint32_t(header.size())})
+        for (int i = 0; i < 4; ++i) blob += char((v >> (8 * i)) & 0xFF);
+    write(e.dir + "/model.plan", blob + header + engine);
+    const pace::Manifest m = pace::load_manifest(e.dir);
+    CHECK(pace::find_plan(m) == e.dir + "/model.plan");
+    const pace::Plan plan = pace::read_plan(e.dir + "/model.plan");
+    CHECK(plan.header.precision == "fp16" && plan.header.gpu_name == "Orin (nvgpu)");
+    CHECK(std::string(plan.engine.begin(), plan.engine.end()) == engine);
+    pace::check_plan_source(plan.header, m, "model.plan");
+    pace::check_plan_compatible(plan.header, "10.3.0", "Orin (nvgpu)", "8.7");  // build number ignored
+    CHECK_THROWS(pace::check_plan_compatible(plan.header, "10.4.1", "NVIDIA H100", "9.0"), pace::Error,
+                 "built with TensorRT 10.3.0.30, running 10.4.1; built for compute capability 8.7, this GPU "
+                 "is 9.0; built on 'Orin (nvgpu)', this GPU is 'NVIDIA H100'");
+    write(e.dir + "/model.plan", blob + header + "not really an enginE");
+    CHECK_THROWS(pace::read_plan(e.dir + "/model.plan"), BundleError, "engine sha256 does not match its header");
+    write(e.dir + "/model.plan", blob + header + "short");
+    CHECK_THROWS(pace::read_plan(e.dir + "/model.plan"), BundleError, "engine is 5 bytes, header says 20");
+    write(e.dir + "/model.plan", "raw engine bytes from trtexec");
+    CHECK_THROWS(pace::read_plan(e.dir + "/model.plan"), BundleError, "not a pace-edge TensorRT plan");
+}
+
+TEST_MAIN()

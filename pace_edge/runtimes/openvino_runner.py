@@ -1,0 +1,120 @@
+"""OpenVINO runner: an IR (``.xml`` + ``.bin``) compiled with the manifest's runtime settings.
+
+The manifest's ``runtime.openvino`` gives the device (default ``CPU``) and the ``compile_model``
+config the export was checked with, e.g. ``INFERENCE_PRECISION_HINT=f32`` for FP32 IR (CPUs
+with bf16 support otherwise compute in bf16). For an FP32 artefact that hint is applied even if
+the manifest lacks it. ``threads`` sets ``INFERENCE_NUM_THREADS``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import BundleError, PaceEdgeError
+from .base import ModelSpec, Runner
+
+if TYPE_CHECKING:
+    from ..export.manifest import Artefact, Manifest
+
+DEFAULT_DEVICE = "CPU"
+
+
+def _type_name(value: Any) -> str:
+    return value.to_string() if hasattr(value, "to_string") else str(value)
+
+
+class OpenVINORunner(Runner):
+    """An ``openvino.CompiledModel`` of one IR of an export, with one infer request."""
+
+    name = "openvino"
+
+    def __init__(
+        self,
+        xml: str | Path,
+        spec: ModelSpec,
+        *,
+        precision: str,
+        weights: str | Path | None = None,
+        threads: int | None = None,
+        device: str = DEFAULT_DEVICE,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(spec, precision=precision, artefact=Path(xml), threads=threads)
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise PaceEdgeError("backend openvino: the openvino package is not installed") \
+                from exc
+        settings = {str(k): v for k, v in (config or {}).items()}
+        if precision == "fp32":
+            settings.setdefault("INFERENCE_PRECISION_HINT", "f32")
+        if self.threads is not None:
+            settings["INFERENCE_NUM_THREADS"] = self.threads
+        self.config = settings
+        self._device = device
+        core = ov.Core()
+        try:
+            model = core.read_model(str(xml), None if weights is None else str(weights))
+            self._compiled = core.compile_model(model, device, settings)
+        except RuntimeError as exc:
+            raise BundleError(f"{xml}: OpenVINO cannot load it on {device} ({exc})") from exc
+        self._device_name = core.get_property(device, "FULL_DEVICE_NAME")
+        names_in = [n for i in self._compiled.inputs for n in i.get_names()]
+        names_out = [n for o in self._compiled.outputs for n in o.get_names()]
+        if spec.input_name not in names_in or spec.output_name not in names_out:
+            raise BundleError(
+                f"{xml}: model I/O ({names_in}, {names_out}) does not have input "
+                f"{spec.input_name!r} and output {spec.output_name!r}"
+            )
+        shape = self._compiled.input(spec.input_name).get_partial_shape()
+        length = shape[1] if shape.rank.is_static and len(shape) == 2 else None
+        if length is None or (length.is_static and length.get_length() != spec.input_length):
+            raise BundleError(
+                f"{xml}: input shape {shape} does not take spectra of {spec.input_length} points"
+            )
+        if shape[0].is_static:
+            self.max_batch = self._min_batch = shape[0].get_length()
+        self._output = self._compiled.output(spec.output_name)
+        self._request = self._compiled.create_infer_request()
+
+    @classmethod
+    def from_export(
+        cls, manifest: Manifest, artefact: Artefact, threads: int | None = None
+    ) -> OpenVINORunner:
+        """The runner of ``artefact`` (an ``openvino-xml`` entry of the verified ``manifest``);
+        its weights are the ``openvino-bin`` entry of the same stem (else beside the xml)."""
+        root = manifest.path or Path(".")
+        xml = root / artefact.path
+        bins = [a for a in manifest.artefacts if a.kind == "openvino-bin"]
+        stem = Path(artefact.path).with_suffix("")
+        same = [a for a in bins if Path(a.path).with_suffix("") == stem]
+        weights = root / same[0].path if same else None
+        settings = manifest.runtime.get("openvino", {})
+        return cls(
+            xml,
+            ModelSpec.from_manifest(manifest),
+            precision=artefact.precision,
+            weights=weights,
+            threads=threads,
+            device=settings.get("device", DEFAULT_DEVICE),
+            config=settings.get("config", {}),
+        )
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        result = self._request.infer({self.spec.input_name: x})
+        return np.array(result[self._output], dtype=np.float32)
+
+    def _release(self) -> None:
+        del self._request, self._output, self._compiled
+
+    def _describe(self) -> dict[str, Any]:
+        compiled = self._compiled
+        return {
+            "threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
+            "device": f"{self._device} ({self._device_name})",
+            "inference_precision": _type_name(compiled.get_property("INFERENCE_PRECISION_HINT")),
+            "config": dict(self.config),
+        }

@@ -1,0 +1,293 @@
+"""TensorRT runner (NVIDIA GPU only): a plan written by ``pace-edge build-engine``.
+
+Loading reads the plan with :mod:`pace_edge.export.trt_plan` (its engine is checked against
+the sha256 in its header) and checks that it was built from the export's ONNX file (hashed by
+the verified manifest) by this TensorRT version for this GPU. On a
+:class:`~pace_edge.export.trt_plan.PlanMismatch` the plan is rebuilt here from that ONNX by
+:func:`pace_edge.export.trt_build.build_plan` (the old plan's precision and batch profile) and
+written back; anything else (a corrupt plan, no tensorrt, no GPU) is a clear error.
+
+I/O uses the TensorRT 10 name-based API (``set_input_shape``, ``set_tensor_address``,
+``execute_async_v3``) with **cuda-python** (``cuda.bindings.runtime``, or ``cuda.cudart`` in
+older releases) for device buffers and the stream, not torch: devices run without PyTorch.
+Buffers are allocated once for the largest batch the engine takes (its fixed batch, or its
+optimisation profile's maximum); each call copies in, enqueues and copies out on one stream.
+
+``tensorrt`` and cuda-python are imported on load, never at module import.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import BundleError, PaceEdgeError
+from .base import ModelSpec, Runner
+
+if TYPE_CHECKING:
+    from ..export.manifest import Artefact, Manifest
+
+log = logging.getLogger(__name__)
+BUILD_HINT = "run pace-edge build-engine on the device"
+
+
+# --- CUDA through cuda-python ------------------------------------------------------------------
+
+
+def cuda_runtime() -> Any:
+    """cuda-python's CUDA runtime module, checked to see a GPU; :class:`PaceEdgeError` if not."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart  # cuda-python < 12.6
+        except ImportError:
+            raise PaceEdgeError(
+                "cuda-python is not installed (pip install cuda-python); the TensorRT runner "
+                "uses it for GPU memory"
+            ) from None
+    err, count = cudart.cudaGetDeviceCount()
+    if err != cudart.cudaError_t.cudaSuccess or count < 1:
+        raise PaceEdgeError(f"no NVIDIA GPU is visible ({_error_name(cudart, err)})")
+    return cudart
+
+
+def _error_name(cudart: Any, err: Any) -> str:
+    try:
+        name = cudart.cudaGetErrorName(err)[1]
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:  # noqa: BLE001 - only used to word an error
+        return str(err)
+
+
+def _cuda(cudart: Any, result: tuple[Any, ...], what: str) -> Any:
+    """The value(s) of a cuda-python call ``(err, *values)``; :class:`PaceEdgeError` on error."""
+    err, *values = result
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise PaceEdgeError(f"CUDA {what} failed: {_error_name(cudart, err)}")
+    return values[0] if len(values) == 1 else (values or None)
+
+
+def gpu_name(cudart: Any, device: int = 0) -> str:
+    """The name of CUDA device ``device``, e.g. ``"NVIDIA H100 80GB HBM3"`` or ``"Orin"``."""
+    prop = _cuda(cudart, cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+    name = prop.name
+    if isinstance(name, bytes | bytearray):
+        name = bytes(name).split(b"\0", 1)[0].decode(errors="replace")
+    return str(name).strip()
+
+
+def import_tensorrt() -> Any:
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise PaceEdgeError(
+            f"backend tensorrt: the tensorrt package is not installed; {BUILD_HINT}"
+        ) from None
+    return trt
+
+
+# --- the plan: read, check, rebuild (format: pace_edge.export.trt_plan) --------------------------
+
+
+def compute_capability(cudart: Any, device: int = 0) -> str:
+    """``"8.7"``: the compute capability of CUDA device ``device``."""
+    prop = _cuda(cudart, cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+    return f"{prop.major}.{prop.minor}"
+
+
+def _source_onnx(manifest: Manifest, header: Any, plan: Path) -> Artefact:
+    """The manifest entry (hash verified on load) of the ONNX file the plan was built from."""
+    for a in manifest.artefacts:
+        if header.source_onnx in (a.path, PurePosixPath(a.path).name) and "onnx" in a.kind:
+            return a
+    raise BundleError(f"{plan}: built from {header.source_onnx}, which the export's manifest "
+                      "does not list; rebuild it with pace-edge build-engine")
+
+
+def checked_plan(manifest: Manifest, path: Path, trt_version: str, gpu: str, cc: str
+                 ) -> tuple[Any, bytes]:
+    """Header and engine of the plan at ``path``, checked: engine sha256 (``BundleError``),
+    built from the export's verified ONNX, by this TensorRT for this GPU (``PlanMismatch``)."""
+    from ..export import trt_plan
+
+    header, engine = trt_plan.read_plan(path)
+    trt_plan.check_source(header, _source_onnx(manifest, header, path).sha256)
+    trt_plan.check_compatible(header, trt_version, gpu_name=gpu, compute_capability=cc)
+    return header, engine
+
+
+def rebuild_plan(manifest: Manifest, path: Path, why: str) -> tuple[Any, bytes]:
+    """Rebuild the plan at ``path`` on this machine with :func:`..export.trt_build.build_plan`
+    from the export's ONNX, with the old plan's precision, profile, workspace and FP16 flag.
+
+    The new plan replaces the old one (the manifest re-hashed where it lists the plan); if the
+    export cannot be written, the engine is used from memory and a warning says so.
+    """
+    from ..export import trt_build, trt_plan
+    from ..export.manifest import write_manifest
+
+    old = trt_plan.read_header(path)
+    root = manifest.path or Path(".")
+    source = _source_onnx(manifest, old, path)
+    log.warning("%s: %s; rebuilding it here from %s (this can take minutes)", path, why,
+                source.path)
+    with tempfile.TemporaryDirectory() as tmp:
+        built = trt_build.build_plan(
+            root / source.path,
+            Path(tmp) / path.name,
+            precision=old.precision,
+            profile=trt_build.BatchProfile.from_dict(old.batch),
+            workspace_mb=old.workspace_mb or trt_build.DEFAULT_WORKSPACE_MB,
+            input_name=manifest.input.name,
+            fp16=("FP16" in old.builder_flags) if old.builder_flags else None,
+        )
+        header, engine = trt_plan.read_plan(built)
+        try:
+            staged = path.with_name(path.name + ".rebuilt")
+            shutil.copyfile(built, staged)
+            staged.replace(path)
+        except OSError as exc:
+            log.warning("%s: cannot replace the plan (%s); using the rebuilt engine from "
+                        "memory. Run pace-edge build-engine to keep one", path, exc)
+            return header, engine
+    rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else None
+    if any(a.path == rel for a in manifest.artefacts):
+        info = manifest.runtime.get("tensorrt", {}).get("plan")
+        if isinstance(info, dict):
+            info.update(tensorrt_version=header.tensorrt_version, gpu_name=header.gpu_name,
+                        compute_capability=header.compute_capability,
+                        builder_flags=header.builder_flags, source_onnx=header.source_onnx)
+        write_manifest(root, manifest)  # every other hash was verified on load
+    return header, engine
+
+
+# --- the runner ----------------------------------------------------------------------------------
+
+
+class TensorRTRunner(Runner):
+    """A deserialized TensorRT engine with one execution context, stream and I/O buffers."""
+
+    name = "tensorrt"
+
+    def __init__(
+        self,
+        engine_bytes: bytes,
+        spec: ModelSpec,
+        *,
+        precision: str,
+        artefact: Path | None = None,
+        threads: int | None = None,
+    ) -> None:
+        super().__init__(spec, precision=precision, artefact=artefact, threads=threads)
+        trt = import_tensorrt()
+        cudart = cuda_runtime()
+        self._trt, self._cudart = trt, cudart
+        self._buffers: list[int] = []
+        self._stream: Any = None
+        self._gpu = gpu_name(cudart)
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        engine = self._runtime.deserialize_cuda_engine(engine_bytes)
+        if engine is None:
+            raise BundleError(f"{artefact}: TensorRT {trt.__version__} cannot deserialize it")
+        self._engine = engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inp, out = spec.input_name, spec.output_name
+        if inp not in names or out not in names or (
+            engine.get_tensor_mode(inp) != trt.TensorIOMode.INPUT
+        ):
+            raise BundleError(
+                f"{artefact}: engine I/O {names} lacks input {inp!r} or output {out!r}"
+            )
+        shape = tuple(engine.get_tensor_shape(inp))
+        if len(shape) != 2 or shape[1] != spec.input_length:
+            raise BundleError(
+                f"{artefact}: input shape {shape} does not take spectra of {spec.input_length} "
+                "points"
+            )
+        self._dynamic = shape[0] == -1
+        if self._dynamic:
+            low, _, high = engine.get_tensor_profile_shape(inp, 0)
+            self._min_batch, self.max_batch = int(low[0]), int(high[0])
+        else:
+            self._min_batch = self.max_batch = int(shape[0])
+        self._in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(inp)))
+        self._out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out)))
+        self._context = engine.create_execution_context()
+        self._stream = _cuda(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
+        rows, classes = self.max_batch, len(spec.classes)
+        self._d_in = self._malloc(rows * spec.input_length * self._in_dtype.itemsize)
+        self._d_out = self._malloc(rows * classes * self._out_dtype.itemsize)
+        self._context.set_tensor_address(inp, self._d_in)
+        self._context.set_tensor_address(out, self._d_out)
+
+    @classmethod
+    def from_export(
+        cls, manifest: Manifest, artefact: Artefact, threads: int | None = None
+    ) -> TensorRTRunner:
+        """The runner of plan ``artefact``. A plan built for another TensorRT version or GPU,
+        or from another ONNX file, is rebuilt here (:func:`rebuild_plan`)."""
+        from ..export.trt_plan import PlanMismatch
+
+        trt = import_tensorrt()
+        cudart = cuda_runtime()
+        gpu, cc = gpu_name(cudart), compute_capability(cudart)
+        path = (manifest.path or Path(".")) / artefact.path
+        try:
+            header, engine = checked_plan(manifest, path, trt.__version__, gpu, cc)
+        except PlanMismatch as exc:
+            header, engine = rebuild_plan(manifest, path, str(exc))
+        precision = header.precision
+        return cls(engine, ModelSpec.from_manifest(manifest), precision=precision,
+                   artefact=path, threads=threads)
+
+    def _malloc(self, nbytes: int) -> int:
+        ptr = int(_cuda(self._cudart, self._cudart.cudaMalloc(nbytes), "cudaMalloc"))
+        self._buffers.append(ptr)
+        return ptr
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        cudart, n = self._cudart, len(x)
+        x = np.ascontiguousarray(x, dtype=self._in_dtype)
+        if self._dynamic and not self._context.set_input_shape(self.spec.input_name, x.shape):
+            raise PaceEdgeError(f"tensorrt: the engine refused input shape {x.shape}")
+        out = np.empty((n, len(self.spec.classes)), self._out_dtype)
+        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _cuda(cudart, cudart.cudaMemcpyAsync(self._d_in, x.ctypes.data, x.nbytes, h2d,
+                                             self._stream), "copy to GPU")
+        if not self._context.execute_async_v3(int(self._stream)):
+            raise PaceEdgeError("tensorrt: execute_async_v3 failed (see the TensorRT log)")
+        _cuda(cudart, cudart.cudaMemcpyAsync(out.ctypes.data, self._d_out, out.nbytes, d2h,
+                                             self._stream), "copy from GPU")
+        _cuda(cudart, cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        return out.astype(np.float32, copy=False)
+
+    def _release(self) -> None:
+        cudart = self._cudart
+        self._context = None
+        self._engine = None
+        for ptr in self._buffers:
+            cudart.cudaFree(ptr)
+        self._buffers.clear()
+        if self._stream is not None:
+            cudart.cudaStreamDestroy(self._stream)
+            self._stream = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_cudart", None) is not None and not getattr(self, "_closed", True):
+            self.close()
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "threads": None,  # a GPU runtime: threads do not apply
+            "device": f"cuda:0 ({self._gpu})",
+            "tensorrt": self._trt.__version__,
+            "min_batch": self._min_batch,
+        }

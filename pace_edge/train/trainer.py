@@ -2,7 +2,8 @@
 
 The validation split comes from the training data alone; the test data never reaches this
 module, so it cannot influence model selection. With ``recipe.refit`` the number of epochs
-chosen on validation is then used to retrain on all the training data.
+chosen on validation is then used to retrain on all the training data, with the cosine
+schedule compressed into that many epochs.
 """
 
 from __future__ import annotations
@@ -62,7 +63,14 @@ def _evaluate(model: PACE, x: torch.Tensor, y: torch.Tensor) -> tuple[float, flo
 class _Run:
     """One training run: model, optimiser and schedule over a fixed set of spectra."""
 
-    def __init__(self, config: ModelConfig, recipe: Recipe, device: torch.device, seed: int):
+    def __init__(
+        self,
+        config: ModelConfig,
+        recipe: Recipe,
+        device: torch.device,
+        seed: int,
+        t_max: int | None = None,
+    ):
         self.recipe, self.device = recipe, device
         self.g = seed_everything(seed)
         self.model = PACE(config).to(device)
@@ -70,7 +78,7 @@ class _Run:
             self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
         )
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.opt, T_max=recipe.t_max or recipe.epochs
+            self.opt, T_max=t_max or recipe.t_max or recipe.epochs
         )
 
     def epoch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -146,7 +154,9 @@ def fit(
     refit_epochs = 0
     if recipe.refit:
         xa, ya = tensors(np.arange(len(train)))
-        refit = _Run(config, recipe, device, recipe.seed + REFIT_SEED_OFFSET)
+        # The whole cosine schedule is fitted into the chosen epoch count, so the refit model
+        # ends annealed instead of being cut off at a high learning rate.
+        refit = _Run(config, recipe, device, recipe.seed + REFIT_SEED_OFFSET, t_max=best_epoch)
         for epoch in range(1, best_epoch + 1):
             loss, lr = refit.epoch(xa, ya)
             if on_epoch is not None:

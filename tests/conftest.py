@@ -31,7 +31,7 @@ def synthetic_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train_bundle(
         data,
         preset("tiny", len(data.classes)),
-        Recipe(epochs=3, batch_size=32, seed=0),
+        Recipe(epochs=3, batch_size=32, seed=0, augment=False, refit=False),
         Pipeline.from_spec("despike,baseline:asls,normalize:snv"),
         out=out,
     )

@@ -44,7 +44,7 @@ def test_same_seed_same_model_other_seed_differs() -> None:
 
 def test_selection_keeps_best_validation_epoch_and_refit_uses_it() -> None:
     data = small_data()
-    result = fit(data, preset("tiny", 3), Recipe(epochs=6, batch_size=16, seed=0))
+    result = fit(data, preset("tiny", 3), Recipe(epochs=6, batch_size=16, seed=0, refit=False))
     accs = [h["val_accuracy"] for h in result.history]
     assert result.val_accuracy == max(accs)
     assert accs[result.best_epoch - 1] == max(accs)
@@ -56,7 +56,8 @@ def test_selection_keeps_best_validation_epoch_and_refit_uses_it() -> None:
 
 def test_patience_stops_early() -> None:
     data = small_data()
-    result = fit(data, preset("tiny", 3), Recipe(epochs=50, batch_size=16, patience=2))
+    result = fit(data, preset("tiny", 3),
+                 Recipe(epochs=50, batch_size=16, patience=2, refit=False))
     assert result.epochs_run < 50
     assert result.epochs_run - result.best_epoch == 2
 
@@ -103,8 +104,8 @@ def test_short_real_training_beats_chance(cov_dir: Path) -> None:
 
     train = load_dataset(cov_dir, split="train")
     test = load_dataset(cov_dir, split="test")
-    bundle, result = train_bundle(train, preset("small", 3),
-                                  Recipe(epochs=25, lr=1e-3, seed=0), Pipeline([]))
+    recipe = Recipe(epochs=25, lr=1e-3, seed=0, augment=False, refit=False)
+    bundle, result = train_bundle(train, preset("small", 3), recipe, Pipeline([]))
     metrics = score_bundle(bundle, test)
     assert result.val_accuracy > 0.55
     assert metrics.accuracy > 0.55  # chance is 1/3

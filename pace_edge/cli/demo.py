@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
           f"({', '.join(train.classes)}), {train.x.shape[1]} points -> {data_dir}")
 
     pipeline = Pipeline.from_spec(DEMO_PIPELINE)
-    recipe = Recipe(epochs=args.epochs, seed=args.seed, augment=False)
+    recipe = Recipe(epochs=args.epochs, seed=args.seed, augment=False, refit=False)
     config = preset(args.preset, num_classes=len(train.classes))
     bundle_dir = out / "model"
     with EpochBar(recipe.epochs) as bar:

@@ -12,7 +12,7 @@ from ..errors import PaceEdgeError
 class Recipe:
     """How a PACE model is trained. Defaults are the recipe that reproduces the paper on COV."""
 
-    epochs: int = 200
+    epochs: int = 100
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -20,8 +20,8 @@ class Recipe:
     val_fraction: float = 0.2
     patience: int = 0  # stop after this many epochs without a better validation; 0 = never
     seed: int = 0
-    augment: bool = False
-    refit: bool = False  # retrain on all training data for the selected number of epochs
+    augment: bool = True
+    refit: bool = True  # retrain on all training data for the selected number of epochs
     label_smoothing: float = 0.0
     device: str = "cpu"
 

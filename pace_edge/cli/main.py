@@ -9,9 +9,21 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import PaceEdgeError
-from . import build_engine, demo, evaluate, export, info, predict, simulate, stream, train
+from . import (
+    benchmark,
+    build_engine,
+    demo,
+    evaluate,
+    export,
+    info,
+    predict,
+    simulate,
+    stream,
+    train,
+)
 
-COMMANDS = (demo, train, evaluate, predict, info, export, build_engine, simulate, stream)
+COMMANDS = (demo, train, evaluate, predict, info, export, build_engine, simulate, stream,
+            benchmark)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto, onnxruntime, openvino, tensorrt or torch (default: auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="inference threads")
     p.add_argument("--baud", type=positive_int, default=None,
-                   help="baud rate (default: 9600 for obp, 115200 for ascii)")
+                   help="baud rate (default: 9600 for obp, as Ocean STS ships; 115200 for ascii)")
     p.add_argument("--timeout", type=float, default=3.0,
                    help="seconds to wait for one spectrum (default: 3)")
     p.add_argument("--laser-nm", type=float, default=None,

@@ -29,7 +29,8 @@ except ImportError:  # Windows
 LINK_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, *_TERMIOS_ERRORS)
 
 POLL_S = 0.02  # read slice: deadlines are honoured to about this much
-DEFAULT_BAUD = 115200
+DEFAULT_BAUD = 115200  # line-oriented micro-spectrometers (Arduino sketches)
+OBP_DEFAULT_BAUD = 9600  # Ocean STS and other OBP devices over RS-232
 
 
 class Transport:

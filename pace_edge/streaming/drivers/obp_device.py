@@ -17,7 +17,7 @@ from ..errors import (
     TruncatedFrame,
 )
 from ..protocols import obp
-from ..transport import DEFAULT_BAUD
+from ..transport import OBP_DEFAULT_BAUD
 from .base import Spectrometer
 
 CHECKSUMS = {"none": obp.CHECKSUM_NONE, "md5": obp.CHECKSUM_MD5}
@@ -36,7 +36,7 @@ class ObpSpectrometer(Spectrometer):
         self,
         port: str,
         *,
-        baudrate: int = DEFAULT_BAUD,
+        baudrate: int = OBP_DEFAULT_BAUD,
         timeout: float = 1.0,
         pixels: int = 1024,
         bits: int = 14,

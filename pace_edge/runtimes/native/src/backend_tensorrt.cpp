@@ -90,7 +90,7 @@ public:
 protected:
     std::vector<float> run(const float* inputs, size_t rows) override {
         if (dynamic_) {
-            nvinfer1::Dims2 dims(int64_t(rows), int64_t(input_length()));
+            const nvinfer1::Dims2 dims{int64_t(rows), int64_t(input_length())};
             if (!context_->setInputShape(input_.c_str(), dims))
                 throw InferenceError("tensorrt: the engine refused input shape (" + std::to_string(rows) + ", " +
                                      std::to_string(input_length()) + ")");

@@ -90,6 +90,7 @@ std::unique_ptr<Backend> make_backend(const Manifest& m, const std::string& requ
     }
     const std::optional<std::string> plan = find_plan(m);
     const Artefact* xml = pick_xml(m);
+    const bool requested_auto = backend == "auto";
     if (backend == "auto") {
         if (has("tensorrt") && plan) {
             backend = "tensorrt";
@@ -115,7 +116,17 @@ std::unique_ptr<Backend> make_backend(const Manifest& m, const std::string& requ
             throw Error(m.directory + ": no TensorRT plan in the export; run pace-edge "
                         "build-engine on the device");
         }
-        return make_tensorrt_backend(m, *plan, threads);
+        if (requested_auto && has("openvino") && xml) {
+            try {
+                return make_tensorrt_backend(m, *plan, threads);
+            } catch (const Error& e) {  // no GPU, or a plan for another TensorRT / GPU
+                backend = "openvino";
+                reason = "auto: TensorRT plan unusable (" + std::string(e.what()) + "); OpenVINO IR " +
+                         xml->path + " (" + xml->precision + ") instead";
+            }
+        } else {
+            return make_tensorrt_backend(m, *plan, threads);
+        }
     }
 #endif
 #ifdef PACE_WITH_OPENVINO
@@ -129,6 +140,7 @@ std::unique_ptr<Backend> make_backend(const Manifest& m, const std::string& requ
     }
 #endif
     (void)threads;
+    (void)requested_auto;
     throw Error("backend " + backend + " is not built into this pace-stream");
 }
 

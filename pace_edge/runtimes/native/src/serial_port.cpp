@@ -54,6 +54,9 @@ int remaining_ms(Deadline deadline) {
 
 std::string errno_text() { return std::strerror(errno); }
 
+constexpr int kPollSliceMs = 50;     // how often a blocked read looks at the stop flag
+constexpr int kStopGraceMs = 250;    // how long a read in flight may still finish after a stop
+
 }  // namespace
 
 SerialPort::SerialPort(const std::string& path, int baud, double timeout_s)
@@ -108,10 +111,14 @@ std::vector<std::uint8_t> SerialPort::read_some(Deadline deadline, size_t max_by
     if (fd_ < 0) throw transport_closed(path_ + ": not open");
     std::vector<std::uint8_t> out(max_bytes);
     while (true) {
+        // Wait in short slices so that a stop request is seen even when the signal went to
+        // another thread. After a stop, data still arriving within the grace period (the
+        // reply to a request already sent) is read; then the read gives up.
+        const bool stopping = stop_flag_ != nullptr && *stop_flag_;
+        if (stopping && Clock::now() >= stop_grace_end()) throw Interrupted();
         pollfd p{fd_, POLLIN, 0};
-        const int ready = ::poll(&p, 1, remaining_ms(deadline));
+        const int ready = ::poll(&p, 1, std::min(remaining_ms(deadline), kPollSliceMs));
         if (ready < 0 && errno != EINTR) throw transport_closed(path_ + ": read failed: " + errno_text());
-        if (stop_flag_ != nullptr && *stop_flag_) throw Interrupted();
         if (ready > 0) {
             const ssize_t n = ::read(fd_, out.data(), max_bytes);
             if (n > 0) {
@@ -128,6 +135,11 @@ std::vector<std::uint8_t> SerialPort::read_some(Deadline deadline, size_t max_by
         }
         if (Clock::now() >= deadline) throw transport_timeout(path_ + ": no data within the timeout");
     }
+}
+
+Deadline SerialPort::stop_grace_end() {
+    if (stop_seen_ == Deadline{}) stop_seen_ = Clock::now();
+    return stop_seen_ + std::chrono::milliseconds(kStopGraceMs);
 }
 
 void SerialPort::unread(const std::vector<std::uint8_t>& data) {

@@ -47,7 +47,7 @@ const char* kHelp =
     "  --model DIR            export directory (pace-edge export); its manifest is verified\n"
     "  --backend B            auto, openvino or tensorrt (default: auto)\n"
     "  --threads N            inference threads (OpenVINO)\n"
-    "  --baud N               baud rate (default: 115200)\n"
+    "  --baud N               baud rate (default: 9600 for obp, 115200 for ascii)\n"
     "  --timeout S            seconds to wait for one spectrum (default: 3)\n"
     "  --laser-nm NM          excitation wavelength: device wavelengths to Raman shift (cm-1)\n"
     "  --integration-ms MS    set the integration time before streaming\n"
@@ -131,7 +131,7 @@ double number(const Options& o, const std::string& key) {
     return *v;
 }
 
-void log(const std::string& message) {
+void log_line(const std::string& message) {
     std::fprintf(stderr, "pace-stream: %s\n", message.c_str());
     std::fflush(stderr);
 }
@@ -154,9 +154,9 @@ int run(const Options& args) {
     const int threads = args.has("threads") ? int(positive_int(args, "threads")) : 0;
     std::string reason;
     model.backend = make_backend(manifest, args.get("backend", "auto"), threads, reason);
-    log("backend " + model.backend->name() + " (" + model.backend->precision() + "), " + reason);
-    log(model.backend->describe());
-    log("preprocessing " + model.pipeline.describe());
+    log_line("backend " + model.backend->name() + " (" + model.backend->precision() + "), " + reason);
+    log_line(model.backend->describe());
+    log_line("preprocessing " + model.pipeline.describe());
     model.backend->warmup();
 
     ObpOptions obp;
@@ -214,11 +214,14 @@ int run(const Options& args) {
         device->set_integration_time_us((long long)us);
     }
     auto emit = [out](const json::Value& record) {
+        if (g_stop && std::ferror(out)) return;
         const std::string line = record.dump() + "\n";
-        std::fwrite(line.data(), 1, line.size(), out);
-        std::fflush(out);
+        if (std::fwrite(line.data(), 1, line.size(), out) != line.size() || std::fflush(out) != 0) {
+            log_line(std::string("cannot write the output (") + std::strerror(errno) + "); stopping");
+            g_stop = 1;  // e.g. the reader of a pipe went away: stop as on SIGTERM
+        }
     };
-    StreamClassifier stream(*device, model, config, emit, log, &g_stop);
+    StreamClassifier stream(*device, model, config, emit, log_line, &g_stop);
 
     struct sigaction action {}, old_int {}, old_term {};
     action.sa_handler = on_signal;  // no SA_RESTART: blocking calls return EINTR
@@ -226,7 +229,7 @@ int run(const Options& args) {
     sigaction(SIGINT, &action, &old_int);
     sigaction(SIGTERM, &action, &old_term);
     SerialPort::set_stop_flag(&g_stop);
-    log("streaming from " + args.get("port") + " (" + protocol + ", serial " +
+    log_line("streaming from " + args.get("port") + " (" + protocol + ", serial " +
         device->serial_number().value_or("unknown") + ", " + std::to_string(device->pixels()) + " px)");
     StreamStats* stats = nullptr;
     try {
@@ -270,6 +273,7 @@ int main(int argc, char** argv) {
         std::printf(")\n");
         return 0;
     }
+    std::signal(SIGPIPE, SIG_IGN);  // a closed output pipe is a write error, handled in emit
     try {
         return run(args);
     } catch (const UsageError& e) {

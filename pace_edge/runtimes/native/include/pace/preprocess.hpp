@@ -1,5 +1,8 @@
-// The export manifest's preprocessing steps, computed as pace_edge.preprocess does
-// (numpy/scipy/pybaselines semantics; results agree to ~1e-12 relative, most bit-exact).
+// The export manifest's preprocessing steps, computed as pace_edge.preprocess does, operation
+// for operation (numpy's pairwise sums, np.interp's formula, LAPACK's banded Cholesky): crop,
+// resample, normalize and despike are bit-exact or within a few ulp, savgol within ~1e-12
+// relative; the Whittaker baselines (ill-conditioned for large lam) within ~1e-8 of the
+// spectrum's scale.
 //
 // Steps: crop, resample, savgol, baseline (pybaselines asls and arpls only), normalize
 // (minmax, vector, snv, area, max), despike. Any other step or baseline method is refused

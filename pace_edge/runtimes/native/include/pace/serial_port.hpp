@@ -39,8 +39,8 @@ public:
     void close();
     bool is_open() const { return fd_ >= 0; }
 
-    // A flag a signal handler sets: a read interrupted by a signal while it is set throws
-    // Interrupted instead of waiting out its deadline.
+    // A flag a signal handler sets: once it is set, a read still waiting for data after a
+    // short grace period (0.25 s) throws Interrupted instead of waiting out its deadline.
     static void set_stop_flag(const volatile std::sig_atomic_t* flag) { stop_flag_ = flag; }
 
 private:
@@ -48,6 +48,8 @@ private:
     double timeout_s_;
     int fd_ = -1;
     std::vector<std::uint8_t> pending_;
+    Deadline stop_grace_end();
+    Deadline stop_seen_{};
     static inline const volatile std::sig_atomic_t* stop_flag_ = nullptr;
 };
 

@@ -17,7 +17,8 @@
 
 namespace pace {
 
-constexpr int kDefaultBaud = 115200;
+constexpr int kDefaultBaud = 115200;   // ASCII micro-spectrometers
+constexpr int kObpDefaultBaud = 9600;  // Ocean STS over RS-232
 
 // One spectrum as read from the device, before any axis or dark handling.
 struct RawFrame {
@@ -76,7 +77,7 @@ private:
 };
 
 struct ObpOptions {
-    int baud = kDefaultBaud;
+    int baud = kObpDefaultBaud;
     double timeout_s = 1.0;
     size_t pixels = 1024;
     int bits = 14;

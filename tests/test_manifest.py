@@ -171,12 +171,16 @@ def one_thread():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--target", "tensorrt"], "'tensorrt' is not available yet"),
-        (["--target", "jetson"], "'jetson' is not available yet"),
-        (["--target", "onnx", "--precision", "int8"], "int8 is not available yet"),
+        (["--target", "tensorrt", "--precision", "int8"],
+         "target tensorrt does not support precision int8 (it offers fp32, fp16); for INT8 "
+         "TensorRT builds use --target jetson"),
+        (["--target", "jetson", "--precision", "fp32"],
+         "target jetson does not support precision fp32 (it offers fp16, int8)"),
     ],
 )
-def test_cli_refuses_unavailable(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
+def test_cli_refuses_unsupported_precision(
+    tmp_path: Path, capsys, argv: list[str], message: str
+) -> None:
     assert cli(["--model", str(tmp_path), "--out", str(tmp_path / "o"), *argv]) == 2
     assert message in capsys.readouterr().err
 

@@ -14,6 +14,10 @@ from typing import Any
 
 from ..errors import PaceEdgeError
 from ..export import DEFAULT_OPSET, PRECISIONS, TARGETS, ExportOptions
+from ..export.quantize.accuracy import DEFAULT_MAX_DROP
+from ..export.quantize.calibration import DEFAULT_SIZE
+from ..export.quantize.pipeline import DEFAULT_METHOD
+from ..export.quantize.qdq import METHODS
 from .common import positive_int, writable_dir
 
 HELP = "export a model bundle for a runtime (ONNX, OpenVINO, ...) and check its parity"
@@ -40,31 +44,68 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="synthetic spectra for the parity check (default 256)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--force", action="store_true",
-                   help="write into a non-empty --out that does not hold a previous export")
-    # INT8 (--calib, --calib-size, --calib-method, --eval, --max-accuracy-drop) goes here,
-    # passed to the target through ExportOptions.extra.
+                   help="write into a non-empty --out that does not hold a previous export, "
+                        "and keep an export that fails the --max-accuracy-drop gate (exit 0)")
+    q = p.add_argument_group("INT8 calibration and accuracy gate")
+    q.add_argument("--calib", type=Path, default=None, metavar="DATA",
+                   help="training spectra to calibrate INT8 with (their train split; default: "
+                        "the bundle's recorded training data, if readable)")
+    q.add_argument("--calib-size", type=calib_size, default=DEFAULT_SIZE, metavar="N|all",
+                   help=f"calibration spectra, stratified by class and spread over intensity "
+                        f"(default {DEFAULT_SIZE}; 20%% of the data is held out for checks)")
+    q.add_argument("--calib-method", choices=METHODS, default=DEFAULT_METHOD,
+                   help=f"activation range estimation (default {DEFAULT_METHOD}: 99.99th "
+                        "percentile of |x|; minmax: largest |x|; entropy: KL-optimal clip)")
+    q.add_argument("--eval", type=Path, default=None, metavar="DATA",
+                   help="labelled held-out data (its test split): measure the FP32 model and "
+                        "every artefact on it and apply the accuracy gate")
+    q.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_DROP, metavar="PP",
+                   help=f"with --eval, fail when an artefact's accuracy is more than PP "
+                        f"percentage points below FP32 (default {DEFAULT_MAX_DROP:g})")
     p.set_defaults(run=run)
+
+
+def calib_size(text: str) -> int | None:
+    """``--calib-size``: a positive whole number or ``all``."""
+    return None if text == "all" else positive_int(text)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..bundle import WEIGHTS_FILE, Bundle, library_versions, sha256_file
+    from ..data import load_dataset
     from ..export import OUTPUT_NAME, get_target, run_target
     from ..export.manifest import Artefact, InputSpec, Manifest, OutputSpec, write_manifest
 
     get_target(args.target, args.precision)  # refuse unavailable targets/precisions early
+    _check_int8_flags(args)
     bundle = Bundle.load(args.model)
+    evaluation = load_dataset(args.eval, split="test") if args.eval else None
     old_files = _check_out(args.out, args.force)
     options = ExportOptions(
         precision=args.precision,
         batch=args.batch,
         opset=args.opset,
         parity_samples=args.parity_samples,
+        extra={
+            "calib": args.calib,
+            "calib_size": args.calib_size,
+            "calib_method": args.calib_method,
+            "eval": evaluation,
+            "max_accuracy_drop": args.max_accuracy_drop,
+            "progress": True,
+        } if args.precision == "int8" else {},
     )
     print(f"exporting {args.model} -> {args.out} (target {args.target}, {args.precision}, "
           f"batch {args.batch}, opset {args.opset})")
     stage = Path(tempfile.mkdtemp(prefix=".export-", dir=args.out))
     try:
         result = run_target(bundle, stage, args.target, options)
+        if evaluation is not None and result.accuracy is None:
+            from ..export.quantize.accuracy import artefact_runners, measure_accuracy
+
+            runners = artefact_runners(stage, result.artefacts, result.runtime, args.batch)
+            result.accuracy = measure_accuracy(bundle, evaluation, runners,
+                                               args.max_accuracy_drop)
         manifest = Manifest(
             target=args.target,
             precision=args.precision,
@@ -89,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
             executed_graph=result.executed_graph,
             calibration=result.calibration,
             accuracy=result.accuracy,
-            versions=library_versions("torch", "onnx", "onnxscript", "onnxruntime", "openvino"),
+            versions=library_versions("torch", "onnx", "onnxscript", "onnxruntime", "openvino",
+                                      *(("nncf",) if args.precision == "int8" else ())),
         )
         write_manifest(stage, manifest)
         (stage / REPORT_FILE).write_text(render_report(manifest))
@@ -104,7 +146,26 @@ def run(args: argparse.Namespace) -> int:
 
         detail = "; ".join(ParityResult(**_parity_fields(r)).describe() for r in failed)
         raise PaceEdgeError(f"parity check failed ({detail}); the export is marked failed")
+    if manifest.accuracy and not manifest.accuracy["passed"]:
+        from ..export.quantize.accuracy import describe_failures
+
+        detail = describe_failures(manifest.accuracy)
+        if not args.force:
+            raise PaceEdgeError(f"accuracy gate failed on {manifest.accuracy['data']}: {detail}; "
+                                "the export is written but marked failed (--force accepts it)")
+        print(f"warning: accuracy gate failed ({detail}); accepted because of --force")
     return 0
+
+
+def _check_int8_flags(args: argparse.Namespace) -> None:
+    """Refuse calibration flags without ``--precision int8``."""
+    if args.precision == "int8":
+        return
+    given = [flag for flag, value, default in (
+        ("--calib", args.calib, None), ("--calib-size", args.calib_size, DEFAULT_SIZE),
+        ("--calib-method", args.calib_method, DEFAULT_METHOD)) if value != default]
+    if given:
+        raise PaceEdgeError(f"{', '.join(given)} only apply to --precision int8")
 
 
 def _check_out(out: Path, force: bool) -> list[str]:
@@ -156,10 +217,15 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def summary_table(manifest: Any) -> str:
-    """Artefact, precision, size, runtime, parity max |Δlogit| and argmax agreement."""
+    """Artefact, precision, size, runtime, parity max |Δlogit| and argmax agreement.
+
+    With eval data, a second table: accuracy of FP32 and each artefact, drop and agreement.
+    """
     parity = {row["artefact"]: row for row in manifest.parity}
     rows = []
     for a in manifest.artefacts:
+        if a.kind == "figure":
+            continue
         p = parity.get(a.path)
         rows.append([
             a.path,
@@ -171,7 +237,23 @@ def summary_table(manifest: Any) -> str:
             ("ok" if p["passed"] else "FAILED") if p else "-",
         ])
     header = ["artefact", "precision", "size MB", "runtime", "max|Δlogit|", "agreement", "parity"]
-    return "\n".join(_table(header, rows))
+    lines = _table(header, rows)
+    cal = manifest.calibration
+    if cal:
+        lines += ["", f"INT8 calibration: {cal['method']}, {cal['size']} training spectra "
+                      f"({', '.join(f'{k} {v}' for k, v in cal['class_counts'].items())}); "
+                      f"kept float: {', '.join(cal['float_layers']) or 'none'}"]
+    acc = manifest.accuracy
+    if acc:
+        ref = acc["reference"]
+        rows = [["FP32 (PyTorch)", ref["runtime"], f"{ref['accuracy']:.2%}", "-", "-", "-"]]
+        rows += [[r["artefact"], r["runtime"], f"{r['accuracy']:.2%}", f"{r['drop_pp']:+.2f}",
+                  f"{r['agreement']:.2%}", "ok" if r["passed"] else "FAILED"]
+                 for r in acc["artefacts"]]
+        lines += ["", f"accuracy on {acc['data']} ({acc['spectra']} spectra, max drop "
+                      f"{acc['max_drop_pp']:g} pp):"]
+        lines += _table(["model", "runtime", "accuracy", "drop pp", "agreement", "gate"], rows)
+    return "\n".join(lines)
 
 
 def render_report(manifest: Any) -> str:
@@ -202,8 +284,7 @@ def render_report(manifest: Any) -> str:
         "",
         "## Parity with the PyTorch model",
         "",
-        f"{manifest.parity[0]['samples'] if manifest.parity else 0} synthetic standardised "
-        "spectra; FP32 needs max |Δlogit| ≤ 1e-4 and 100 % argmax agreement, FP16 ≥ 99.9 %.",
+        _parity_note(manifest),
         "",
         "| artefact | runtime | max abs Δlogit | mean abs Δlogit | argmax agreement | result |",
         "|---|---|---|---|---|---|",
@@ -211,6 +292,8 @@ def render_report(manifest: Any) -> str:
           f"{p['mean_abs_diff']:.3g} | {p['agreement']:.2%} | "
           f"{'pass' if p['passed'] else '**FAIL**'} |" for p in manifest.parity),
         "",
+        *_accuracy_section(manifest.accuracy),
+        *_calibration_section(manifest.calibration),
         "## Executed graph",
         "",
     ]
@@ -218,6 +301,95 @@ def render_report(manifest: Any) -> str:
         lines += _graph_section(runtime, graph)
     lines += ["## Versions", "", *(f"- {k}: {v}" for k, v in manifest.versions.items()), ""]
     return "\n".join(lines)
+
+
+def _parity_note(manifest: Any) -> str:
+    samples = manifest.parity[0]["samples"] if manifest.parity else 0
+    if manifest.precision == "int8":
+        return (f"{samples} held-out training spectra (never used for calibration); INT8 needs "
+                f"≥ {manifest.parity[0]['min_agreement']:.0%} argmax agreement"
+                if manifest.parity else "no parity rows")
+    return (f"{samples} synthetic standardised spectra; FP32 needs max |Δlogit| ≤ 1e-4 and "
+            "100 % argmax agreement, FP16 ≥ 99.9 %.")
+
+
+def _accuracy_section(acc: dict[str, Any] | None) -> list[str]:
+    if not acc:
+        return []
+    ref = acc["reference"]
+    return [
+        "## Accuracy on eval data",
+        "",
+        f"{acc['spectra']} labelled spectra from `{acc['data']}`; gate: at most "
+        f"{acc['max_drop_pp']:g} percentage points below FP32 — "
+        f"**{'passed' if acc['passed'] else 'FAILED'}**.",
+        "",
+        "| model | runtime | accuracy | drop (pp) | agreement with FP32 | gate |",
+        "|---|---|---|---|---|---|",
+        f"| FP32 PyTorch | {ref['runtime']} | {ref['accuracy']:.2%} | – | – | – |",
+        *(f"| {r['artefact']} | {r['runtime']} | {r['accuracy']:.2%} | {r['drop_pp']:+.2f} | "
+          f"{r['agreement']:.2%} | {'pass' if r['passed'] else '**FAIL**'} |"
+          for r in acc["artefacts"]),
+        "",
+    ]
+
+
+def _calibration_section(cal: dict[str, Any] | None) -> list[str]:
+    if not cal:
+        return []
+    counts = ", ".join(f"{k} {v}" for k, v in cal["class_counts"].items())
+    lines = [
+        "## INT8 calibration",
+        "",
+        f"- {cal['size']} calibration spectra from `{cal['source']}` ({counts}); "
+        f"{cal['holdout']} more held out for sensitivity and parity; {cal['selection']}",
+        f"- activation ranges: {cal['method']}; symmetric INT8 activations and weights "
+        "(zero point 0), per-channel weight scales",
+        f"- kept float (measured, see below): {', '.join(cal['float_layers']) or 'none'}",
+        f"- time: {', '.join(f'{k} {v:.1f} s' for k, v in cal.get('seconds', {}).items())}",
+        "",
+        "### Per-layer sensitivity",
+        "",
+        f"Logit NRMSE and argmax agreement against FP32 on {cal['check_spectra']} held-out "
+        "training spectra with only that layer quantised (every other layer float). The most "
+        "sensitive layers are kept float, in order, until the quantised rest has NRMSE ≤ "
+        f"{cal['tolerance_nrmse']:g} (agreement ≥ 97 % as a sanity floor; at most half the "
+        "layers float).",
+        "",
+        "![per-layer sensitivity](int8_sensitivity.png)",
+        "",
+        "| layer | node | NRMSE | agreement | max abs Δlogit | kept float |",
+        "|---|---|---|---|---|---|",
+        *(f"| {r['layer']} | {r['node']} | {r['nrmse']:.4f} | {r['agreement']:.2%} | "
+          f"{r['max_abs']:.3g} | {'yes' if r['layer'] in cal['float_layers'] else ''} |"
+          for r in cal["sensitivity"]),
+        "",
+        "Search (ONNX Runtime QDQ):",
+        "",
+        "| float layers | NRMSE | agreement | within tolerance |",
+        "|---|---|---|---|",
+        *(f"| {', '.join(s['float']) or '(none)'} | {s['nrmse']:.4f} | {s['agreement']:.2%} | "
+          f"{'yes' if s['ok'] else 'no'} |" for s in cal["search"]),
+        "",
+    ]
+    ov = cal.get("artefacts", {}).get("openvino")
+    if ov:
+        lines += [f"OpenVINO ({ov['tool']}, preset {ov['preset']}): float layers "
+                  f"{', '.join(ov['float_layers']) or 'none'}"
+                  + (f"; nncf.quantize_with_accuracy_control with max drop "
+                     f"{ov['accuracy_control']['max_drop_pp']:g} pp on the eval data (it keeps "
+                     "more layers float only when the drop exceeds that; the gate above then "
+                     "measured on the same data)" if "accuracy_control" in ov else ""), ""]
+    lines += [
+        "### Activation ranges",
+        "",
+        "FP32 range of each tensor a quantisable layer reads, its INT8 clipping range and its "
+        "standard deviation in INT8 steps.",
+        "",
+        "![activation ranges per layer](int8_activations.png)",
+        "",
+    ]
+    return lines
 
 
 def _graph_section(runtime: str, graph: dict[str, Any]) -> list[str]:

@@ -36,7 +36,9 @@ OUTPUT_NAME = "logits"
 class ExportOptions:
     """What to export: numeric precision, batch size, ONNX opset and parity sample count.
 
-    ``extra`` carries target- or precision-specific settings (calibration data, ...).
+    ``extra`` carries target- or precision-specific settings; for ``int8`` see
+    :mod:`pace_edge.export.quantize.pipeline` (``calib``, ``calib_size``, ``calib_method``,
+    ``eval``, ``max_accuracy_drop``, ``progress``).
     """
 
     precision: str = "fp32"
@@ -81,11 +83,14 @@ _HERE = __name__
 TARGETS: dict[str, TargetSpec] = {
     spec.name: spec
     for spec in (
-        TargetSpec("onnx", "ONNX model for ONNX Runtime", f"{_HERE}.onnx_target:export"),
-        TargetSpec("openvino", "OpenVINO IR", f"{_HERE}.openvino_target:export"),
-        TargetSpec("tensorrt", "TensorRT engine (NVIDIA GPU)", None),
-        TargetSpec("jetson", "TensorRT engine for NVIDIA Jetson", None),
-        TargetSpec("x86", "OpenVINO IR + ONNX for x86 CPUs", f"{_HERE}.openvino_target:export_x86"),
+        TargetSpec("onnx", "ONNX model for ONNX Runtime", f"{_HERE}.onnx_target:export",
+                   PRECISIONS),
+        TargetSpec("openvino", "OpenVINO IR", f"{_HERE}.openvino_target:export", PRECISIONS),
+        TargetSpec("tensorrt", "TensorRT engine (NVIDIA GPU)", f"{_HERE}.tensorrt_target:export"),
+        TargetSpec("jetson", "TensorRT engine for NVIDIA Jetson",
+                   f"{_HERE}.tensorrt_target:export_jetson", ("fp16", "int8")),
+        TargetSpec("x86", "OpenVINO IR + ONNX for x86 CPUs", f"{_HERE}.openvino_target:export_x86",
+                   PRECISIONS),
     )
 }
 
@@ -100,9 +105,11 @@ def get_target(name: str, precision: str) -> TargetSpec:
     if precision not in PRECISIONS:
         raise PaceEdgeError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if precision not in spec.precisions:
-        if precision == "int8":
-            raise PaceEdgeError("--precision int8 is not available yet")
-        raise PaceEdgeError(f"target {name} does not support precision {precision}")
+        hint = "; for INT8 TensorRT builds use --target jetson" if name == "tensorrt" else ""
+        raise PaceEdgeError(
+            f"target {name} does not support precision {precision} "
+            f"(it offers {', '.join(spec.precisions)}){hint}"
+        )
     return spec
 
 

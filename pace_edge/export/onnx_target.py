@@ -230,6 +230,10 @@ def onnx_parity(bundle: Bundle, path: Path, options: ExportOptions, name: str) -
 
 def export(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetResult:
     """Target ``onnx``: ``model.onnx`` with its ONNX Runtime parity and executed-graph counts."""
+    if options.precision == "int8":
+        from .quantize.pipeline import export_int8
+
+        return export_int8(bundle, out_dir, options, ("onnx",))
     path = export_onnx(bundle, out_dir / ONNX_FILE, options.batch, options.opset, options.precision)
     return TargetResult(
         artefacts=[{"path": ONNX_FILE, "kind": "onnx", "precision": options.precision}],

@@ -3,7 +3,8 @@
 ``fp32`` IR keeps FP32 weights and must be compiled with ``INFERENCE_PRECISION_HINT=f32``:
 on CPUs with BF16 support (AVX512-BF16, AMX) OpenVINO otherwise computes in bf16 by default.
 ``fp16`` IR stores FP16 weights (``compress_to_fp16``) and leaves the compute precision to the
-device (bf16/f16 where supported, else f32). The manifest's ``runtime`` entry records this.
+device (bf16/f16 where supported, else f32). ``int8`` IR (NNCF, :mod:`.quantize`) is compiled
+with f32 for its float layers. The manifest's ``runtime`` entry records this.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ def _ir_result(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetR
 
 def export(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetResult:
     """Target ``openvino``: ``model.xml``/``model.bin`` with parity and executed-graph summary."""
+    if options.precision == "int8":
+        from .quantize.pipeline import export_int8
+
+        return export_int8(bundle, out_dir, options, ("openvino",))
     export_openvino(bundle, out_dir / XML_FILE, options.batch, options.opset, options.precision)
     return _ir_result(bundle, out_dir, options)
 
@@ -102,6 +107,11 @@ def export(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetResul
 def export_x86(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetResult:
     """Target ``x86``: OpenVINO IR and ONNX of the same graph, each with its parity."""
     import onnx
+
+    if options.precision == "int8":
+        from .quantize.pipeline import export_int8
+
+        return export_int8(bundle, out_dir, options, ("openvino", "onnx"))
 
     onnx_path = out_dir / ONNX_FILE
     fp32 = finalize(build_onnx(bundle, options.batch, options.opset), bundle, "fp32")

@@ -1,0 +1,325 @@
+"""INT8 export of a bundle (targets ``onnx``, ``openvino``, ``x86``): calibrate, measure, decide.
+
+1. Calibration spectra from the training data (:func:`.calibration.select_calibration`).
+2. ONNX Runtime calibrates the FP32 graph once; each layer is quantised alone and its logit
+   error measured on held-out training spectra (:mod:`.sensitivity`).
+3. The most sensitive layers stay float until the INT8 model is within tolerance.
+4. ONNX QDQ (:mod:`.qdq`) and/or OpenVINO IR through NNCF (:mod:`.nncf_openvino`) with those
+   layers float; parity on the held-out spectra; with eval data, the accuracy-gate numbers.
+
+``ExportOptions.extra`` keys: ``calib`` (path or SpectralDataset; default the bundle's training
+source), ``calib_size`` (int or None = all), ``calib_method``, ``eval`` (path or
+SpectralDataset), ``max_accuracy_drop`` (pp), ``tolerance`` (logit NRMSE), ``float_layers``
+(layer keys to keep float instead of searching), ``progress`` (bool).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...errors import PaceEdgeError
+from .. import ExportOptions, TargetResult
+from .accuracy import DEFAULT_MAX_DROP, eval_inputs, measure_accuracy
+from .calibration import DEFAULT_SIZE, Calibration, select_calibration
+from .sensitivity import (
+    DEFAULT_MIN_AGREEMENT,
+    DEFAULT_TOLERANCE,
+    LayerSensitivity,
+    choose_float,
+    measure_layers,
+)
+
+if TYPE_CHECKING:
+    from ...bundle import Bundle
+    from ...data import SpectralDataset
+    from .qdq import QdqQuantizer
+
+DEFAULT_METHOD = "percentile"  # measured best on COV (fewest float layers at equal accuracy)
+ACTIVATIONS_PNG = "int8_activations.png"
+SENSITIVITY_PNG = "int8_sensitivity.png"
+PARITY_MIN_AGREEMENT = DEFAULT_MIN_AGREEMENT  # catches broken artefacts; --eval gates accuracy
+Runner = tuple[str, Callable[[np.ndarray], np.ndarray]]
+
+
+def training_source(bundle: Bundle) -> Path | None:
+    """The bundle's recorded training data path, if it still exists."""
+    source = str(bundle.training.get("data", {}).get("source", ""))
+    path = re.sub(r"\s+\((train|test|all)\)$", "", source)
+    return Path(path) if path and Path(path).exists() else None
+
+
+def calibration_data(bundle: Bundle, calib: Any) -> SpectralDataset:
+    """The training split of ``calib`` (a path or data set), else of the training source."""
+    from ...data import SpectralDataset, load_dataset
+
+    if isinstance(calib, SpectralDataset):
+        return calib
+    if calib is None:
+        calib = training_source(bundle)
+        if calib is None:
+            recorded = bundle.training.get("data", {}).get("source", "nothing")
+            raise PaceEdgeError(
+                "INT8 export needs calibration spectra: pass --calib DATA (training data; the "
+                f"bundle records {recorded!r}, which is not a readable path here)")
+    return load_dataset(calib, split="train")
+
+
+def eval_data(value: Any) -> SpectralDataset | None:
+    """The test split of ``value`` (a path or data set), or ``None``."""
+    from ...data import SpectralDataset, load_dataset
+
+    if value is None or isinstance(value, SpectralDataset):
+        return value
+    return load_dataset(value, split="test")
+
+
+class _Bars:
+    """tqdm bars (calibration, sensitivity); quiet unless enabled and stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._open: list[Any] = []
+
+    def bar(self, total: int, desc: str, unit: str) -> Callable[[int], None]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
+                   disable=None if self.enabled else True, dynamic_ncols=True)
+        self._open.append(bar)
+
+        def tick(n: int = 1) -> None:
+            bar.update(min(n, bar.total - bar.n))
+            if bar.n >= bar.total:
+                bar.close()
+
+        return tick
+
+    def close(self) -> None:
+        for bar in self._open:
+            bar.close()
+
+
+class _Clock:
+    """Seconds per named phase."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._last, 2)
+        self._last = now
+
+
+@dataclass
+class _Int8:
+    """One INT8 export in progress: calibration, FP32 reference, layer ranking, float layers."""
+
+    bundle: Bundle
+    options: ExportOptions
+    cal: Calibration
+    fp32: Path
+    quantizer: QdqQuantizer
+    bars: _Bars
+    clock: _Clock
+    method: str
+    tolerance: float
+    check: np.ndarray = field(init=False)
+    reference: np.ndarray = field(init=False)
+    ranking: list[LayerSensitivity] = field(default_factory=list)
+    floats: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.check = self.cal.holdout if len(self.cal.holdout) else self.cal.inputs
+        self.reference = self.ort(self.fp32, self.check)
+
+    @property
+    def searching(self) -> bool:
+        return "float_layers" not in self.options.extra
+
+    def ort(self, path: Path, x: np.ndarray) -> np.ndarray:
+        from ..parity import onnx_logits
+
+        return onnx_logits(path, x, self.options.batch)
+
+    def search(self, work: Path) -> None:
+        """Rank the layers by sensitivity and choose the float ones (ONNX Runtime QDQ)."""
+        from .layers import resolve
+
+        variant = work / "variant.onnx"
+
+        def evaluate(floats: Sequence[str]) -> np.ndarray:
+            self.quantizer.write(variant, floats)
+            return self.ort(variant, self.check)
+
+        tick = self.bars.bar(len(self.quantizer.layers), "layer sensitivity", "layer")
+        self.ranking = measure_layers(self.quantizer.layers, evaluate, self.reference, tick)
+        if self.searching:
+            self.floats, self.steps = choose_float(self.ranking, evaluate, self.reference,
+                                                   self.tolerance)
+        else:  # given: measure it, search nothing
+            given = resolve(self.quantizer.layers, self.options.extra["float_layers"])
+            self.floats, self.steps = choose_float(
+                self.ranking, evaluate, self.reference, float("inf"), 0.0,
+                start=[la.key for la in given])
+        self.clock.lap("sensitivity")
+
+    def parity(self, artefact: str, runtime: str, logits: np.ndarray,
+               torch_ref: np.ndarray) -> dict[str, Any]:
+        from ..parity import compare
+
+        row = compare(torch_ref, logits, artefact=artefact, runtime=runtime, precision="int8",
+                      min_agreement=PARITY_MIN_AGREEMENT).to_dict()
+        row["inputs"] = "held-out training spectra"
+        return row
+
+    def openvino(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray,
+                 evaluation: SpectralDataset | None, max_drop: float) -> tuple[dict, Runner]:
+        """NNCF INT8 IR: the search's float layers, more if OpenVINO needs them."""
+        import openvino as ov
+
+        from ..openvino_target import BIN_FILE, DEVICE, XML_FILE
+        from ..ov_graph import executed_graph
+        from .nncf_openvino import COMPILE_CONFIG, openvino_run, ov_summary, quantize_openvino
+
+        layers = self.quantizer.layers
+        models: dict[tuple[str, ...], Any] = {}
+        tick: Callable[[int], None] | None = self.bars.bar(
+            len(self.cal), f"calibrating OpenVINO ({self.method})", "spectra")
+
+        def evaluate(floats: Sequence[str]) -> np.ndarray:
+            nonlocal tick
+            model, _ = quantize_openvino(self.fp32, None, self.cal, layers, self.method, floats,
+                                         tick=tick)
+            tick = None
+            models[tuple(floats)] = model
+            return openvino_run(model, self.check)
+
+        floats, steps = choose_float(
+            self.ranking, evaluate, self.reference,
+            self.tolerance if self.searching else float("inf"),
+            DEFAULT_MIN_AGREEMENT if self.searching else 0.0, start=self.floats)
+        xml = out_dir / XML_FILE
+        if evaluation is None:
+            ov.save_model(models[tuple(floats)], str(xml), compress_to_fp16=False)
+            info = ov_summary(models[tuple(floats)], layers, self.method)
+        else:  # NNCF may keep more layers float to stay within --max-accuracy-drop
+            _, info = quantize_openvino(self.fp32, xml, self.cal, layers, self.method, floats,
+                                        eval_inputs(self.bundle, evaluation), max_drop / 100.0)
+        info["search"] = steps
+        runtime = f"openvino-{DEVICE.lower()}"
+        result.artefacts += [{"path": XML_FILE, "kind": "openvino-xml", "precision": "int8"},
+                             {"path": BIN_FILE, "kind": "openvino-bin", "precision": "int8"}]
+        graph = executed_graph(xml, DEVICE, COMPILE_CONFIG)
+        result.executed_graph[runtime] = graph
+        result.runtime["openvino"] = {"device": DEVICE, "config": dict(COMPILE_CONFIG)}
+        row = self.parity(XML_FILE, runtime, openvino_run(xml, self.check), torch_ref)
+        row["inference_precision"] = graph["inference_precision"]
+        result.parity.append(row)
+        self.clock.lap("openvino")
+        return info, (runtime, lambda x: openvino_run(xml, x))
+
+    def onnx(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray
+             ) -> tuple[dict, Runner]:
+        """ONNX QDQ with the search's float layers."""
+        from ..onnx_target import ONNX_FILE, ort_graph_counts
+
+        path = out_dir / ONNX_FILE
+        info = self.quantizer.write(path, self.floats)
+        result.artefacts.append({"path": ONNX_FILE, "kind": "onnx", "precision": "int8"})
+        result.executed_graph["onnxruntime-cpu"] = {"op_counts": ort_graph_counts(path)}
+        result.runtime["onnxruntime"] = {"providers": ["CPUExecutionProvider"]}
+        result.parity.append(self.parity(ONNX_FILE, "onnxruntime-cpu",
+                                         self.ort(path, self.check), torch_ref))
+        self.clock.lap("onnx")
+        return info, ("onnxruntime-cpu", lambda x: self.ort(path, x))
+
+    def figures(self, out_dir: Path) -> dict[str, Any]:
+        """The report's PNGs; returns the activation statistics and amax for the manifest."""
+        from .activations import activation_stats
+        from .layers import resolve
+        from .report_plot import plot_activation_ranges, plot_sensitivity
+
+        layers = self.quantizer.layers
+        amax = self.quantizer.activation_amax()
+        stats = activation_stats(self.fp32, layers, self.cal.inputs)
+        floats = resolve(layers, self.floats)
+        read_by_int8 = {i for la in layers if la not in floats for i in la.inputs}
+        float_tensors = {s["tensor"] for s in stats} - read_by_int8
+        plot_activation_ranges(stats, amax, float_tensors, out_dir / ACTIVATIONS_PNG)
+        plot_sensitivity([r.to_dict() for r in self.ranking], self.floats, self.tolerance,
+                         out_dir / SENSITIVITY_PNG)
+        self.clock.lap("figures")
+        return {"activation_amax": amax, "activations": stats}
+
+
+def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
+                kinds: Sequence[str]) -> TargetResult:
+    """Write the INT8 artefacts of ``kinds`` (``onnx``, ``openvino``) into ``out_dir``."""
+    import onnx
+
+    from ..onnx_target import build_onnx, finalize
+    from ..parity import torch_logits
+    from .qdq import QdqQuantizer
+
+    extra = options.extra
+    clock = _Clock()
+    method = extra.get("calib_method", DEFAULT_METHOD)
+    max_drop = float(extra.get("max_accuracy_drop", DEFAULT_MAX_DROP))
+    cal = select_calibration(bundle, calibration_data(bundle, extra.get("calib")),
+                             extra.get("calib_size", DEFAULT_SIZE), options.seed)
+    evaluation = eval_data(extra.get("eval"))
+    clock.lap("select")
+    bars = _Bars(bool(extra.get("progress", False)))
+    result = TargetResult(artefacts=[], parity=[], opset=options.opset)
+    with tempfile.TemporaryDirectory(prefix="pace-int8-") as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        model = finalize(build_onnx(bundle, options.batch, options.opset), bundle, "fp32")
+        onnx.save_model(model, str(fp32))
+        clock.lap("onnx_export")
+        quantizer = QdqQuantizer(fp32, cal, method, tmp, progress=bars.bar(
+            len(cal), f"calibrating ({method})", "spectra"))
+        try:
+            run = _Int8(bundle, options, cal, fp32, quantizer, bars, clock, method,
+                        float(extra.get("tolerance", DEFAULT_TOLERANCE)))
+            run.search(Path(tmp))
+            torch_ref = torch_logits(bundle, run.check)
+            artefacts, runners = {}, {}
+            if "openvino" in kinds:
+                artefacts["openvino"], runners["model.xml"] = run.openvino(
+                    out_dir, result, torch_ref, evaluation, max_drop)
+            if "onnx" in kinds:
+                artefacts["onnx"], runners["model.onnx"] = run.onnx(out_dir, result, torch_ref)
+            if evaluation is not None:
+                result.accuracy = measure_accuracy(bundle, evaluation, runners, max_drop)
+                clock.lap("accuracy")
+            figures = run.figures(out_dir)
+        finally:
+            bars.close()
+            quantizer.close()
+    result.artefacts += [{"path": ACTIVATIONS_PNG, "kind": "figure", "precision": "int8"},
+                         {"path": SENSITIVITY_PNG, "kind": "figure", "precision": "int8"}]
+    result.calibration = {
+        **cal.summary,
+        "method": method,
+        "float_layers": run.floats,
+        "tolerance_nrmse": run.tolerance,
+        "check_spectra": int(len(run.check)),
+        "sensitivity": [r.to_dict() for r in run.ranking],
+        "search": run.steps,
+        "artefacts": artefacts,
+        **figures,
+        "seconds": clock.seconds,
+    }
+    return result

@@ -1,0 +1,149 @@
+"""INT8 export end to end: ONNX QDQ and OpenVINO (NNCF) from a small trained model, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from pace_edge.bundle import Bundle  # noqa: E402
+from pace_edge.cli.main import main  # noqa: E402
+from pace_edge.data import load_dataset, make_synthetic, write_npy_folder  # noqa: E402
+from pace_edge.export import ExportOptions, get_target, run_target  # noqa: E402
+from pace_edge.export.manifest import load_manifest  # noqa: E402
+from pace_edge.export.quantize import check_qdq  # noqa: E402
+from pace_edge.model import preset  # noqa: E402
+from pace_edge.preprocess import Pipeline  # noqa: E402
+from pace_edge.train import Recipe  # noqa: E402
+from pace_edge.train.bundle_training import train_bundle  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(data folder, bundle): a tiny PACE trained briefly on SYNTHETIC spectra (~98 % test)."""
+    root = tmp_path_factory.mktemp("int8")
+    folder = write_npy_folder(root / "data", make_synthetic(n_per_class=60, seed=5),
+                              make_synthetic(n_per_class=20, seed=6))
+    train_bundle(load_dataset(folder), preset("tiny", 3),
+                 Recipe(epochs=30, batch_size=32, lr=3e-3, seed=0),
+                 Pipeline.from_spec("baseline:asls,normalize:snv"), out=root / "bundle")
+    return folder, root / "bundle"
+
+
+def test_int8_is_enabled_for_cpu_targets_only() -> None:
+    for name in ("onnx", "openvino", "x86"):
+        assert get_target(name, "int8").name == name
+
+
+def test_x86_int8_api(trained, tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    folder, bundle_dir = trained
+    bundle = Bundle.load(bundle_dir)
+    test = load_dataset(folder, split="test")
+    # no "calib": the bundle's recorded training source (the folder's train split) is used
+    result = run_target(bundle, tmp_path, "x86",
+                        ExportOptions(precision="int8", extra={"eval": test, "calib_size": 96}))
+    kinds = sorted(a["kind"] for a in result.artefacts)
+    assert kinds == ["figure", "figure", "onnx", "openvino-bin", "openvino-xml"]
+    for a in result.artefacts:
+        assert (tmp_path / a["path"]).is_file()
+    assert check_qdq(tmp_path / "model.onnx") == []
+    # parity on held-out training spectra: INT8 agrees with FP32
+    assert len(result.parity) == 2
+    for row in result.parity:
+        assert row["precision"] == "int8" and row["agreement"] >= 0.99 and row["passed"]
+    cal = result.calibration
+    assert cal["size"] == 96 and cal["method"] == "percentile" and cal["split"] == "train"
+    assert sum(cal["class_counts"].values()) == 96
+    assert {r["layer"] for r in cal["sensitivity"]} >= {"pool", "embed", "head"}
+    assert cal["search"][0]["float"] == [] and cal["search"][-1]["float"] == cal["float_layers"]
+    ov = cal["artefacts"]["openvino"]
+    assert ov["int8_layers"] and set(ov["float_layers"]) >= set(cal["float_layers"])
+    # accuracy on the test split: one borderline spectrum (FP32 margin 0.09) may flip
+    acc = result.accuracy
+    assert acc["spectra"] == 60 and acc["reference"]["accuracy"] > 0.9
+    for row in acc["artefacts"]:
+        assert row["agreement"] >= 59 / 60 and row["drop_pp"] <= 100 / 60 + 1e-9
+    import openvino as ov_rt
+
+    model = ov_rt.Core().read_model(str(tmp_path / "model.xml"))
+    assert sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops()) > 0
+    assert result.runtime["openvino"]["config"] == {"INFERENCE_PRECISION_HINT": "f32"}
+
+
+def test_cli_int8_onnx_manifest_report_and_figures(trained, tmp_path: Path, capsys) -> None:
+    folder, bundle_dir = trained
+    out = tmp_path / "export"
+    code = main(["export", "--model", str(bundle_dir), "--target", "onnx", "--precision",
+                 "int8", "--calib", str(folder), "--calib-size", "all", "--calib-method",
+                 "minmax", "--eval", str(folder), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "INT8 calibration: minmax" in printed and "accuracy on" in printed
+    manifest = load_manifest(out)  # every artefact, figures included, hash-verified
+    assert manifest.precision == "int8"
+    cal = manifest.calibration
+    assert cal["method"] == "minmax" and cal["requested_size"] == "all"
+    assert set(cal["class_counts"]) == set(manifest.classes)
+    assert "float_layers" in cal and "sensitivity" in cal
+    assert manifest.accuracy["passed"]
+    report = (out / "report.md").read_text()
+    for png in ("int8_activations.png", "int8_sensitivity.png"):
+        assert f"]({png})" in report
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## INT8 calibration" in report and "## Accuracy on eval data" in report
+    data = json.loads((out / "manifest.json").read_text())
+    assert data["calibration"]["size"] == cal["size"]
+
+
+def test_calibration_flags_need_int8(trained, tmp_path: Path, capsys) -> None:
+    folder, bundle_dir = trained
+    code = main(["export", "--model", str(bundle_dir), "--target", "onnx", "--calib",
+                 str(folder), "--out", str(tmp_path / "x")])
+    assert code == 2 and "--calib only apply to --precision int8" in capsys.readouterr().err
+
+
+def test_int8_without_calibration_source_is_refused(synthetic_bundle: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    code = main(["export", "--model", str(synthetic_bundle), "--target", "onnx", "--precision",
+                 "int8", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs calibration spectra: pass --calib DATA" in err
+
+
+def test_unmappable_calibration_axis_is_refused(trained, tmp_path: Path, capsys) -> None:
+    _, bundle_dir = trained
+    narrow = make_synthetic(n_per_class=5, axis=np.linspace(1000.0, 1800.0, 300), seed=1)
+    folder = write_npy_folder(tmp_path / "narrow", narrow)
+    code = main(["export", "--model", str(bundle_dir), "--target", "onnx", "--precision",
+                 "int8", "--calib", str(folder), "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot be mapped onto the model's axis" in err
+
+
+def test_cov_small_int8_accuracy(cov_dir: Path, tmp_path: Path) -> None:
+    """Real data: a small PACE trained briefly on COV keeps its test accuracy in INT8."""
+    train = load_dataset(cov_dir)
+    test = load_dataset(cov_dir, split="test")
+    bundle, _ = train_bundle(train, preset("small", len(train.classes)),
+                             Recipe(epochs=15, lr=1e-3, seed=0), Pipeline([]))
+    result = run_target(bundle, tmp_path, "onnx", ExportOptions(
+        precision="int8", extra={"calib": train, "eval": test}))
+    row = result.accuracy["artefacts"][0]
+    assert row["agreement"] >= 0.98, result.accuracy
+    assert abs(row["drop_pp"]) <= 1.1, result.accuracy

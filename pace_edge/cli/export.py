@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         opset=args.opset,
         parity_samples=args.parity_samples,
+        parity_data=None if evaluation is None else bundle.preprocessing.apply(
+            evaluation.x, evaluation.axis)[0],
         extra={
             "calib": args.calib,
             "calib_size": args.calib_size,

@@ -46,6 +46,7 @@ class ExportOptions:
     opset: int = DEFAULT_OPSET
     parity_samples: int = 256
     seed: int = 0
+    parity_data: Any = None  # preprocessed real spectra (n, L) to check parity on, if given
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -215,9 +215,9 @@ def ort_graph_counts(path: str | Path) -> dict[str, int]:
 
 def onnx_parity(bundle: Bundle, path: Path, options: ExportOptions, name: str) -> dict[str, Any]:
     """Parity row of an ONNX file run by ONNX Runtime against the PyTorch model."""
-    from .parity import compare, onnx_logits, parity_inputs, torch_logits
+    from .parity import compare, inputs_for, onnx_logits, torch_logits
 
-    x = parity_inputs(bundle.input_length, options.parity_samples, options.seed)
+    x = inputs_for(bundle, options)
     result = compare(
         torch_logits(bundle, x),
         onnx_logits(path, x, options.batch),

@@ -61,9 +61,9 @@ def openvino_parity(
     bundle: Bundle, xml_path: Path, options: ExportOptions, config: dict[str, str]
 ) -> dict[str, Any]:
     """Parity row of an IR compiled on CPU with ``config`` against the PyTorch model."""
-    from .parity import compare, openvino_logits, parity_inputs, torch_logits
+    from .parity import compare, inputs_for, openvino_logits, torch_logits
 
-    x = parity_inputs(bundle.input_length, options.parity_samples, options.seed)
+    x = inputs_for(bundle, options)
     result = compare(
         torch_logits(bundle, x),
         openvino_logits(xml_path, x, options.batch, config),

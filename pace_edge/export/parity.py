@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import INPUT_NAME, Batch
+from . import INPUT_NAME, Batch, ExportOptions
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -109,6 +109,18 @@ def parity_inputs(length: int, n: int = 256, seed: int = 0) -> np.ndarray:
             y += rng.uniform(0.2, 3.0) * np.exp(-0.5 * ((t - centre) / width) ** 2)
         y += rng.normal(0, 0.02, length)
         x[i] = (y - y.mean()) / (y.std() + 1e-12)
+    return x.astype(np.float32)
+
+
+def inputs_for(bundle: Bundle, options: ExportOptions) -> np.ndarray:
+    """The spectra parity is checked on: the real ones given to the export (``--eval``) when
+    there are any, else synthetic ones scaled to the training inputs the bundle recorded."""
+    if options.parity_data is not None:
+        return np.ascontiguousarray(options.parity_data, dtype=np.float32)
+    x = parity_inputs(bundle.input_length, options.parity_samples, options.seed)
+    stats = bundle.training.get("data", {}).get("input_stats")
+    if stats:
+        x = x * np.float32(stats["std"]) + np.float32(stats["mean"])
     return x.astype(np.float32)
 
 

@@ -35,7 +35,8 @@ def train_bundle(
     training = {
         "recipe": recipe.to_dict(),
         "data": {"source": data.source, "spectra": len(data),
-                 "class_counts": data.class_counts(), "split": result.split},
+                 "class_counts": data.class_counts(), "split": result.split,
+                 "input_stats": {"mean": float(x.mean()), "std": float(x.std())}},
         "metrics": {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                     "refit_epochs": result.refit_epochs,
                     "val_accuracy": result.val_accuracy, "val_loss": result.val_loss,

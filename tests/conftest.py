@@ -9,6 +9,20 @@ import pytest
 COV = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "cov"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tests run small models: one torch thread avoids waiting on a busy second core."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def cov_dir() -> Path:
     """``../shared/datasets/cov``; tests using it skip with the reason where it is absent."""

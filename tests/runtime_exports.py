@@ -45,25 +45,13 @@ def runtime_bundle(factory: pytest.TempPathFactory) -> Path:
     path = _root(factory) / "bundle"
     if (path / "model.json").is_file():
         return path
-    import torch
+    from factories import random_pace, save_bundle
 
-    from pace_edge.bundle import Bundle
-    from pace_edge.model import PACE, preset
     from pace_edge.preprocess import Pipeline
 
-    torch.manual_seed(7)
-    model = PACE(preset("tiny", len(CLASSES)))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm1d):
-                m.running_mean.uniform_(-1, 1)
-                m.running_var.uniform_(0.5, 2)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-    weights = {k: v.numpy() for k, v in model.state_dict().items()}
     pipeline = Pipeline.from_spec(PREPROCESSING).anchored(RAW_AXIS)
-    grid = pipeline.output_axis(RAW_AXIS)
-    Bundle(model.config, weights, CLASSES, grid, pipeline, {}).save(path)
+    save_bundle(path, random_pace("tiny", len(CLASSES), seed=7),
+                pipeline.output_axis(RAW_AXIS), pipeline, CLASSES)
     return path
 
 

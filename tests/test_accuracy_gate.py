@@ -50,14 +50,6 @@ from pace_edge.cli.main import main  # noqa: E402
 from pace_edge.export.manifest import load_manifest  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(data folder with train/test splits, bundle trained briefly on its train split)."""

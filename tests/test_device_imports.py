@@ -91,16 +91,11 @@ sys.meta_path.insert(0, NotInstalled())
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("onnx")
     from runtime_exports import runtime_export
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return runtime_export(tmp_path_factory, "x86", "dynamic")
-    finally:
-        torch.set_num_threads(threads)
+    return runtime_export(tmp_path_factory, "x86", "dynamic")
 
 
 def run_device_script(export: Path, block: str = "") -> dict:

@@ -24,14 +24,6 @@ from pace_edge.train import Recipe  # noqa: E402
 from pace_edge.train.bundle_training import train_bundle  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(data folder, bundle): a tiny PACE trained briefly on SYNTHETIC spectra (~98 % test)."""

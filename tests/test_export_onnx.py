@@ -11,6 +11,8 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from factories import make_bundle  # noqa: E402
+
 from pace_edge.bundle import Bundle  # noqa: E402
 from pace_edge.errors import PaceEdgeError  # noqa: E402
 from pace_edge.export import ExportOptions  # noqa: E402
@@ -22,34 +24,6 @@ from pace_edge.export.parity import (  # noqa: E402
     run_batched,
     torch_logits,
 )
-from pace_edge.model import PACE, preset  # noqa: E402
-from pace_edge.preprocess import Pipeline  # noqa: E402
-
-
-def make_bundle(directory: Path, length: int, name: str = "tiny", classes: int = 3) -> Bundle:
-    """A saved-and-reloaded bundle with randomised BatchNorm statistics and affine terms."""
-    torch.manual_seed(length)
-    model = PACE(preset(name, classes))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm1d):
-                m.running_mean.uniform_(-1, 1)
-                m.running_var.uniform_(0.5, 2)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-    weights = {k: v.numpy() for k, v in model.state_dict().items()}
-    axis = np.linspace(400.0, 1800.0, length)
-    classes_ = [f"class{i}" for i in range(classes)]
-    Bundle(model.config, weights, classes_, axis, Pipeline([]), {}).save(directory)
-    return Bundle.load(directory)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -29,14 +29,6 @@ from pace_edge.model import PACE, preset  # noqa: E402
 from pace_edge.preprocess import Pipeline  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data() -> SpectralDataset:
     """Unbalanced SYNTHETIC training data (30/60/90 spectra), source marked as a train split."""

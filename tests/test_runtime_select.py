@@ -250,7 +250,7 @@ def test_gpu_status_without_cuda() -> None:
 
 
 def test_load_runner_follows_the_selection(tmp_path_factory, monkeypatch) -> None:
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("onnx")
     pytest.importorskip("openvino")
     pytest.importorskip("onnxruntime")
@@ -258,12 +258,7 @@ def test_load_runner_follows_the_selection(tmp_path_factory, monkeypatch) -> Non
 
     from pace_edge.runtimes import load_runner
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        export = runtime_export(tmp_path_factory, "x86", "dynamic")
-    finally:
-        torch.set_num_threads(threads)
+    export = runtime_export(tmp_path_factory, "x86", "dynamic")
     with load_runner(export) as runner:
         assert runner.name == "openvino" and "OpenVINO IR model.xml" in runner.reason
         assert runner.describe()["reason"] == runner.reason

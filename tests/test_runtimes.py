@@ -31,14 +31,6 @@ from pace_edge.runtimes.compare import compare_runners  # noqa: E402
 from pace_edge.runtimes.select import gpu_status, package_available  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return runtime_bundle(tmp_path_factory)

@@ -86,6 +86,8 @@ def test_json_holds_every_sample_and_the_speedup(first_run: dict, eval_data: Pat
         assert builds["torch:fp32"]["speedup"][batch] == pytest.approx(1.0)
         base = builds["torch:fp32"]["latency"][batch]["p50_ms"]
         assert onnx["speedup"][batch] == pytest.approx(base / lat["p50_ms"])
+        base_min = builds["torch:fp32"]["latency"][batch]["min_ms"]
+        assert onnx["speedup_min"][batch] == pytest.approx(base_min / lat["min_ms"])
 
 
 def test_plot_is_a_png(first_run: dict) -> None:

@@ -1,0 +1,167 @@
+"""Benchmark several builds of one bundle against its eager PyTorch FP32 baseline."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import DataError, PaceEdgeError
+from .builds import (
+    BASELINE,
+    STATUS_UNRUNNABLE,
+    BuildSpec,
+    export_build,
+    model_size_mb,
+    open_runner,
+)
+from .latency import DEFAULT_ITERATIONS, DEFAULT_WARMUP, measure_interleaved, model_inputs
+from .report import BuildResult, Report
+
+if TYPE_CHECKING:
+    from ..data import SpectralDataset
+    from ..runtimes import Runner
+
+DEFAULT_BATCHES = (1, 8, 64)
+BASELINE_SPEC = BuildSpec(BASELINE, "fp32")
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def labels_for(classes: Sequence[str], data: SpectralDataset) -> np.ndarray:
+    """``data``'s labels as indices into the model's ``classes`` (matched by class name);
+    :class:`DataError` if the data has a class the model does not know."""
+    classes = list(classes)
+    missing = [c for c in data.classes if c not in classes]
+    if missing:
+        raise DataError(f"{data.source}: classes {missing} are unknown to the model "
+                        f"(it knows {classes})")
+    index = np.array([classes.index(c) for c in data.classes])
+    return index[np.asarray(data.y, dtype=int)]
+
+
+def accuracy(runner: Runner, data: SpectralDataset, chunk: int = 256) -> float:
+    """Top-1 accuracy of ``runner`` on raw labelled spectra (its own preprocessing)."""
+    labels = labels_for(runner.classes, data)
+    predicted = np.concatenate([
+        runner.infer(runner.preprocess(data.x[i : i + chunk], data.axis)).argmax(axis=1)
+        for i in range(0, len(data), chunk)
+    ])
+    return float(np.mean(predicted == labels))
+
+
+def benchmark_builds(
+    bundle_dir: str | Path,
+    specs: Sequence[BuildSpec],
+    workdir: str | Path,
+    *,
+    batches: Sequence[int] = DEFAULT_BATCHES,
+    iterations: int = DEFAULT_ITERATIONS,
+    warmup: int = DEFAULT_WARMUP,
+    threads: int | None = None,
+    data: SpectralDataset | None = None,
+    calib: str | Path | None = None,
+    reuse: bool = True,
+    min_accuracy: float | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> Report:
+    """Export (or reuse) every build, then measure accuracy on ``data`` and ``runner.infer``
+    latency at each batch size, the eager PyTorch FP32 baseline always included (first).
+
+    Inputs are ``data``'s first spectra, preprocessed (else standard-normal model inputs).
+    Builds that cannot be exported or loaded are reported with the reason, never dropped.
+    """
+    batches = sorted({int(b) for b in batches})
+    if not batches or batches[0] < 1:
+        raise PaceEdgeError(f"batch sizes must be positive, got {batches}")
+    threads = default_threads() if threads is None else threads
+    if data is not None:
+        from ..bundle import Bundle
+
+        labels_for(Bundle.load(bundle_dir).classes, data)  # refuse foreign classes up front
+    ordered = [BASELINE_SPEC, *(s for s in specs if s != BASELINE_SPEC)]
+    results: list[BuildResult] = []
+    runners: dict[str, Runner] = {}
+    try:
+        for spec in ordered:
+            log(f"{spec.label}: {'loading' if spec.is_baseline else 'exporting'} …")
+            build = export_build(bundle_dir, spec, workdir, calib=calib, reuse=reuse)
+            result = BuildResult(build)
+            results.append(result)
+            note = " (reused)" if build.reused else (
+                f" ({build.export_s:.1f} s)" if build.export_s else "")
+            log(f"{spec.label}: {build.status_text()}{note}")
+            if not build.runnable:
+                continue
+            try:
+                runner = open_runner(build, threads=threads)
+            except PaceEdgeError as exc:
+                build.status, build.reason = STATUS_UNRUNNABLE, str(exc)
+                continue
+            runners[spec.label] = runner
+            result.size_mb = model_size_mb(runner)
+            result.runtime = runner.describe()
+        rows = None
+        if data is not None:
+            base = runners.get(BASELINE_SPEC.label)
+            for result in results:
+                runner = runners.get(result.label)
+                if runner is None:
+                    continue
+                log(f"{result.label}: accuracy on {data.source} …")
+                try:
+                    result.accuracy = accuracy(runner, data)
+                except (PaceEdgeError, RuntimeError) as exc:
+                    result.error = f"inference failed: {exc}"
+                    runners.pop(result.label).close()
+            if base is not None and len(data):
+                rows = base.preprocess(data.x[: max(batches)], data.axis)
+        for batch in batches:
+            fns = {}
+            for label, runner in list(runners.items()):
+                fn = _bind(runner, model_inputs(runner.input_length, batch, rows=rows))
+                try:
+                    fn()  # a build that cannot run this batch is reported, not timed
+                except (PaceEdgeError, RuntimeError) as exc:
+                    next(r for r in results if r.label == label).error = (
+                        f"inference failed at batch {batch}: {exc}")
+                    runners.pop(label).close()
+                    continue
+                fns[label] = fn
+            log(f"batch {batch}: timing {len(fns)} builds, {iterations} calls each …")
+            for label, stats in measure_interleaved(fns, batch=batch, iterations=iterations,
+                                                    warmup=warmup).items():
+                next(r for r in results if r.label == label).latency[batch] = stats
+    finally:
+        for runner in runners.values():
+            runner.close()
+    return Report(
+        model=str(bundle_dir),
+        results=results,
+        batches=batches,
+        iterations=iterations,
+        warmup=warmup,
+        threads=threads,
+        baseline=BASELINE_SPEC.label,
+        data=data.source if data is not None else None,
+        min_accuracy=min_accuracy,
+    )
+
+
+def _bind(runner: Runner, x: np.ndarray) -> Callable[[], np.ndarray]:
+    def call() -> np.ndarray:
+        return runner.infer(x)
+
+    return call
+
+
+__all__ = ["DEFAULT_BATCHES", "accuracy", "benchmark_builds", "default_threads", "labels_for"]

@@ -164,10 +164,16 @@ class Resample(Step):
         return f"Resample(axis=<{len(self.axis)} points {self.axis[0]:g}..{self.axis[-1]:g}>)"
 
     def target(self) -> np.ndarray:
-        """The target axis as a float64 array."""
-        if self.axis is not None:
-            return np.array(self.axis, dtype=np.float64)
-        return np.linspace(self.start, self.stop, self.num)  # type: ignore[arg-type]
+        """The target axis as a float64 array (built once, then shared read-only)."""
+        cached = self.__dict__.get("_target")
+        if cached is None:
+            if self.axis is not None:
+                cached = np.array(self.axis, dtype=np.float64)
+            else:
+                cached = np.linspace(self.start, self.stop, self.num)  # type: ignore[arg-type]
+            cached.flags.writeable = False
+            object.__setattr__(self, "_target", cached)
+        return cached
 
     def params(self) -> dict[str, Any]:
         if self.axis is not None:
@@ -177,12 +183,12 @@ class Resample(Step):
     def output_axis(self, axis: np.ndarray) -> np.ndarray:
         target = self.target()
         self._check_range(target, np.asarray(axis, dtype=np.float64))
-        return target
+        return target.copy()
 
     def apply(self, x: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         target = self.target()
         self._check_range(target, axis)
-        return interp_rows(target, axis, x), target
+        return interp_rows(target, axis, x), target.copy()
 
     @staticmethod
     def _check_range(target: np.ndarray, axis: np.ndarray) -> None:
@@ -202,16 +208,29 @@ def interp_rows(target: np.ndarray, axis: np.ndarray, x: np.ndarray) -> np.ndarr
     Same formula as ``np.interp`` (edge values held); targets equal to an axis point get
     that point's value exactly.
     """
-    j = np.clip(np.searchsorted(axis, target, side="right") - 1, 0, axis.size - 2)
+    key = (np.asarray(target, dtype=np.float64).tobytes(),
+           np.asarray(axis, dtype=np.float64).tobytes())
+    j, step, offset, at_left, at_right = _interp_plan(*key)
     left, right = x[:, j], x[:, j + 1]
-    slope = (right - left) / (axis[j + 1] - axis[j])
     with np.errstate(invalid="ignore", over="ignore"):
-        out = slope * (target - axis[j]) + left
-    at_left = (target == axis[j]) | (target < axis[0])
-    at_right = (target == axis[j + 1]) | (target > axis[-1])
+        out = (right - left) / step * offset + left
     out[:, at_left] = left[:, at_left]
     out[:, at_right] = right[:, at_right]
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _interp_plan(target_bytes: bytes, axis_bytes: bytes) -> tuple[np.ndarray, ...]:
+    """Indices, steps and edge masks of :func:`interp_rows` for one (target, axis) pair.
+
+    A spectrometer streams every spectrum on the same axis, so this is worked out once.
+    """
+    target = np.frombuffer(target_bytes, dtype=np.float64)
+    axis = np.frombuffer(axis_bytes, dtype=np.float64)
+    j = np.clip(np.searchsorted(axis, target, side="right") - 1, 0, axis.size - 2)
+    at_left = (target == axis[j]) | (target < axis[0])
+    at_right = (target == axis[j + 1]) | (target > axis[-1])
+    return j, axis[j + 1] - axis[j], target - axis[j], at_left, at_right
 
 
 @dataclass(frozen=True)

@@ -49,3 +49,20 @@ def make_bundle(directory: Path, length: int, name: str = "tiny", classes: int =
     """A random-BN bundle on an evenly spaced 400–1800 axis of ``length`` points."""
     model = random_pace(name, classes, seed=length)
     return save_bundle(directory, model, np.linspace(400.0, 1800.0, length))
+
+
+def train_synthetic(
+    root: Path, *, seed: int, per_class: int, test_per_class: int, epochs: int
+) -> tuple[Path, Path]:
+    """(data folder with train/test splits, tiny bundle trained briefly on its train split)
+    on SYNTHETIC spectra with baseline removal and SNV."""
+    from pace_edge.data import load_dataset, make_synthetic, write_npy_folder
+    from pace_edge.train import Recipe
+    from pace_edge.train.bundle_training import train_bundle
+
+    folder = write_npy_folder(root / "data", make_synthetic(n_per_class=per_class, seed=seed),
+                              make_synthetic(n_per_class=test_per_class, seed=seed + 1))
+    train_bundle(load_dataset(folder), preset("tiny", 3),
+                 Recipe(epochs=epochs, batch_size=32, lr=3e-3, seed=0),
+                 Pipeline.from_spec("baseline:asls,normalize:snv"), out=root / "bundle")
+    return folder, root / "bundle"

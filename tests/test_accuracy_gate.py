@@ -53,19 +53,10 @@ from pace_edge.export.manifest import load_manifest  # noqa: E402
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(data folder with train/test splits, bundle trained briefly on its train split)."""
-    from pace_edge.data import load_dataset, make_synthetic, write_npy_folder
-    from pace_edge.model import preset
-    from pace_edge.preprocess import Pipeline
-    from pace_edge.train import Recipe
-    from pace_edge.train.bundle_training import train_bundle
+    from factories import train_synthetic
 
-    root = tmp_path_factory.mktemp("gate")
-    folder = write_npy_folder(root / "data", make_synthetic(n_per_class=40, seed=7),
-                              make_synthetic(n_per_class=15, seed=8))
-    train_bundle(load_dataset(folder), preset("tiny", 3),
-                 Recipe(epochs=20, batch_size=32, lr=3e-3, seed=0),
-                 Pipeline.from_spec("baseline:asls,normalize:snv"), out=root / "bundle")
-    return folder, root / "bundle"
+    return train_synthetic(tmp_path_factory.mktemp("gate"), seed=7, per_class=40,
+                           test_per_class=15, epochs=20)
 
 
 def _export(trained, out: Path, *extra: str) -> list[str]:

@@ -27,13 +27,10 @@ from pace_edge.train.bundle_training import train_bundle  # noqa: E402
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(data folder, bundle): a tiny PACE trained briefly on SYNTHETIC spectra (~98 % test)."""
-    root = tmp_path_factory.mktemp("int8")
-    folder = write_npy_folder(root / "data", make_synthetic(n_per_class=60, seed=5),
-                              make_synthetic(n_per_class=20, seed=6))
-    train_bundle(load_dataset(folder), preset("tiny", 3),
-                 Recipe(epochs=30, batch_size=32, lr=3e-3, seed=0),
-                 Pipeline.from_spec("baseline:asls,normalize:snv"), out=root / "bundle")
-    return folder, root / "bundle"
+    from factories import train_synthetic
+
+    return train_synthetic(tmp_path_factory.mktemp("int8"), seed=5, per_class=60,
+                           test_per_class=20, epochs=30)
 
 
 def test_int8_is_enabled_for_cpu_targets_only() -> None:

@@ -137,6 +137,17 @@ class Bundle:
         )
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; :class:`BundleError` if not valid JSON or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise BundleError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 _REQUIRED = ("format", "format_version", "model", "classes", "input", "preprocessing", "weights")
 
 
@@ -147,11 +158,8 @@ def read_metadata(directory: Path) -> dict[str, Any]:
     meta_path = directory / META_FILE
     if not meta_path.is_file():
         raise BundleError(f"{directory}: not a model bundle ({META_FILE} is missing)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{meta_path}: not valid JSON ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    meta = read_json(meta_path)
+    if meta.get("format") != FORMAT:
         raise BundleError(f"{meta_path}: not a pace-edge bundle (format field missing or wrong)")
     missing = [k for k in _REQUIRED if k not in meta]
     if missing:

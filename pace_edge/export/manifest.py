@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..bundle import sha256_file
+from ..bundle import read_json, sha256_file
 from ..errors import BundleError
 
 MANIFEST_FILE = "manifest.json"
@@ -132,11 +132,8 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     path = directory / MANIFEST_FILE
     if not path.is_file():
         raise BundleError(f"{directory}: not an export directory ({MANIFEST_FILE} is missing)")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    data = read_json(path)
+    if data.get("format") != FORMAT:
         raise BundleError(f"{path}: not a pace-edge export manifest")
     if not isinstance(data.get("format_version"), int) or data["format_version"] > FORMAT_VERSION:
         raise BundleError(

@@ -50,3 +50,14 @@ def synthetic_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         out=out,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_export(synthetic_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """x86 export (OpenVINO IR + ONNX, FP32) of :func:`synthetic_bundle`."""
+    from pace_edge.cli.main import main
+
+    out = tmp_path_factory.mktemp("export") / "x86"
+    assert main(["export", "--model", str(synthetic_bundle), "--target", "x86",
+                 "--out", str(out)]) == 0
+    return out

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pace_edge.cli.main import main
 from pace_edge.preprocess import Pipeline
 from pace_edge.streaming.drivers import open_spectrometer
 from pace_edge.streaming.emulator import Emulator
@@ -68,13 +67,10 @@ def pace_stream(native_build: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def native_export(synthetic_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """x86 export (OpenVINO IR + ONNX, FP32) of the synthetic bundle: resample, despike,
+def native_export(synthetic_export: Path) -> Path:
+    """The x86 export (OpenVINO IR + ONNX, FP32) of the synthetic bundle: resample, despike,
     asls baseline, SNV; tiny PACE."""
-    out = tmp_path_factory.mktemp("native") / "x86"
-    assert main(["export", "--model", str(synthetic_bundle), "--target", "x86",
-                 "--out", str(out)]) == 0
-    return out
+    return synthetic_export
 
 
 @pytest.fixture(scope="module")

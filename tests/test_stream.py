@@ -23,15 +23,6 @@ LASER_NM = 785.0  # the emulator's default laser: its 790-1000 nm axis covers 40
 
 
 @pytest.fixture(scope="module")
-def synthetic_export(synthetic_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ONNX export of the synthetic bundle (despike, baseline, SNV; tiny PACE)."""
-    out = tmp_path_factory.mktemp("export") / "onnx"
-    assert main(["export", "--model", str(synthetic_bundle), "--target", "onnx",
-                 "--out", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def runner(synthetic_export: Path):
     from pace_edge.runtimes import load_runner
 
@@ -152,7 +143,8 @@ def test_cli_stream_writes_json_lines_and_summary(synthetic_export: Path, tmp_pa
     with Emulator("obp", seed=4) as emu:
         code = main(["stream", "--port", emu.port, "--protocol", "obp", "--model",
                      str(synthetic_export), "--laser-nm", str(LASER_NM), "--max-frames", "15",
-                     "--output", str(out), "--summary-json", str(summary), "--threads", "1"])
+                     "--output", str(out), "--summary-json", str(summary), "--threads", "1",
+                     "--backend", "onnxruntime"])
     assert code == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 15

@@ -358,6 +358,40 @@ def test_anchored_maps_other_axes_onto_the_grid() -> None:
         grid_pipe.apply(peaks(short), short)
 
 
+@pytest.mark.parametrize("other", [False, True], ids=["own axis", "other axis"])
+def test_bound_pipeline_equals_applying_each_step(other: bool) -> None:
+    """Binding does each step's axis work once; the results are those of step.apply in turn."""
+    pipe = Pipeline.from_spec(SPEC).anchored(AXIS)
+    axis = np.linspace(290.0, 1910.0, 777) if other else AXIS
+    x = batch(4, axis=axis)
+    expected, expected_axis = x, axis
+    for step in pipe:
+        expected, expected_axis = step.apply(expected, expected_axis)
+    bound = pipe.bind(axis)
+    np.testing.assert_array_equal(bound(x), expected)
+    np.testing.assert_array_equal(bound(x[2]), expected[2])
+    np.testing.assert_array_equal(bound.axis, expected_axis)
+    assert not bound.axis.flags.writeable
+    np.testing.assert_array_equal(bound(x), expected)  # reusable; inputs untouched
+    np.testing.assert_array_equal(x, batch(4, axis=axis))
+
+
+def test_bound_pipeline_rejects_bad_data_and_axes() -> None:
+    bound = Pipeline.from_spec("crop:400:1800,normalize:snv").bind(AXIS)
+    with pytest.raises(DataError, match="axis has 401 points but spectra have 400"):
+        bound(batch()[:, :-1])
+    bad = batch()
+    bad[1, 7] = np.inf
+    with pytest.raises(DataError, match="row 1: non-finite"):
+        bound(bad)
+    with pytest.raises(DataError, match="no spectra"):
+        bound(np.zeros((0, AXIS.size)))
+    with pytest.raises(DataError, match="not strictly increasing"):
+        Pipeline.from_spec("normalize:snv").bind(AXIS[::-1])
+    with pytest.raises(DataError, match="keeps 0 point"):
+        Pipeline.from_spec("crop:2000:2100").bind(AXIS)
+
+
 def test_no_torch_import() -> None:
     code = (
         "import sys, pace_edge.preprocess as p; "

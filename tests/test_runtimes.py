@@ -194,6 +194,9 @@ def test_preprocess_is_the_manifests_pipeline(exports, raw) -> None:
         assert (probs.argmax(1) == runner.predict_proba(raw, RAW_AXIS).argmax(1)).mean() >= 0.8
         prediction = runner.predict(raw, RAW_AXIS)
         assert prediction.labels == [CLASSES[i] for i in prediction.indices]
+        # Bound once per axis: an equal axis (a new array) reuses the bound pipeline.
+        assert runner.bound_pipeline(RAW_AXIS.copy()) is runner.bound_pipeline(RAW_AXIS)
+        assert runner.bound_pipeline(other) is not runner.bound_pipeline(RAW_AXIS)
 
 
 def test_bad_inputs_are_data_errors(exports, raw) -> None:

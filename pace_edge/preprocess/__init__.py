@@ -2,7 +2,7 @@
 
 from .baseline import SUPPORTED_BASELINES, Baseline
 from .despike import Despike
-from .pipeline import STEPS, Pipeline, step_from_dict
+from .pipeline import STEPS, BoundPipeline, Pipeline, step_from_dict
 from .steps import NORMALIZE_METHODS, Crop, Normalize, Resample, Savgol, Step
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "Crop",
     "Despike",
     "Normalize",
+    "BoundPipeline",
     "Pipeline",
     "Resample",
     "Savgol",

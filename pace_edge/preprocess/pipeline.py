@@ -3,7 +3,7 @@ export and streaming time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import MISSING, fields
 from typing import Any
 
@@ -135,20 +135,19 @@ class Pipeline:
     def apply(self, x: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Preprocess ``x`` on ``axis``; returns new ``(x, axis)``, ``x`` of the input's rank."""
         x = np.asarray(x, dtype=np.float64)
-        axis = np.asarray(axis, dtype=np.float64)
         if x.ndim not in (1, 2):
             raise DataError(f"spectra must be 1-D (L,) or 2-D (n, L), got shape {x.shape}")
-        single = x.ndim == 1
-        batch = x[None, :] if single else x
-        if batch.shape[0] == 0:
+        if x.ndim == 2 and x.shape[0] == 0:
             raise DataError("no spectra")
-        _check_axis(axis, batch.shape[1])
-        _check_finite(batch, axis, single)
-        if not self.steps:  # steps return new arrays; never hand back the caller's
-            batch, axis = batch.copy(), axis.copy()
-        for step in self.steps:
-            batch, axis = step.apply(batch, axis)
-        return (batch[0] if single else batch), axis
+        axis = np.asarray(axis, dtype=np.float64)
+        _check_axis(axis, x.shape[-1])
+        bound = self.bind(axis)
+        return bound(x), bound.axis.copy()
+
+    def bind(self, axis: np.ndarray) -> BoundPipeline:
+        """This pipeline fixed to data on ``axis`` (checked and planned once; see
+        :class:`BoundPipeline`). ``bind(axis)(x)`` equals ``apply(x, axis)[0]``."""
+        return BoundPipeline(self, axis)
 
     def output_axis(self, input_axis: np.ndarray) -> np.ndarray:
         """The axis that ``apply`` returns for data on ``input_axis``."""
@@ -217,3 +216,47 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline([{', '.join(repr(step) for step in self.steps)}])"
+
+
+class BoundPipeline:
+    """A :class:`Pipeline` fixed to one input axis, as a spectrometer stream uses it.
+
+    The axis is checked and every step's axis-only work (crop masks, interpolation plans) is
+    done once, when binding; calling it then only checks and transforms the data. ``axis`` is
+    the (read-only) output axis.
+    """
+
+    def __init__(self, pipeline: Pipeline, axis: np.ndarray) -> None:
+        input_axis = np.array(axis, dtype=np.float64)
+        _check_axis(input_axis, input_axis.size)
+        input_axis.flags.writeable = False
+        self.pipeline = pipeline
+        self.input_axis = input_axis
+        self._steps: list[Callable[[np.ndarray], np.ndarray]] = []
+        out = input_axis
+        for step in pipeline.steps:
+            fn, out = step.bind(out)
+            self._steps.append(fn)
+        out = np.array(out, dtype=np.float64)
+        out.flags.writeable = False
+        self.axis = out
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Preprocess spectra ``(L,)`` or ``(n, L)`` on the bound axis; same rank back."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim not in (1, 2):
+            raise DataError(f"spectra must be 1-D (L,) or 2-D (n, L), got shape {x.shape}")
+        single = x.ndim == 1
+        batch = x[None, :] if single else x
+        if batch.shape[0] == 0:
+            raise DataError("no spectra")
+        if batch.shape[1] != self.input_axis.size:
+            raise DataError(
+                f"axis has {self.input_axis.size} points but spectra have {batch.shape[1]}"
+            )
+        _check_finite(batch, self.input_axis, single)
+        if not self._steps:  # steps return new arrays; never hand back the caller's
+            batch = batch.copy()
+        for fn in self._steps:
+            batch = fn(batch)
+        return batch[0] if single else batch

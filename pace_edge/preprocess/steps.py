@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -34,6 +35,16 @@ class Step:
     def output_axis(self, axis: np.ndarray) -> np.ndarray:
         """The axis ``apply`` would return for data on ``axis`` (identity by default)."""
         return np.asarray(axis, dtype=np.float64).copy()
+
+    def bind(self, axis: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
+        """For data on a fixed ``axis``: ``(f, output_axis)`` with ``f(x) == apply(x, axis)[0]``.
+
+        Steps whose work depends on the axis alone (crop masks, interpolation plans) do it
+        here, once; a stream of spectra from one instrument then pays only for the data.
+        """
+        fixed = np.array(axis, dtype=np.float64)
+        out_axis = self.output_axis(fixed)
+        return (lambda x: self.apply(x, fixed)[0]), out_axis
 
     def params(self) -> dict[str, Any]:
         """JSON-serialisable parameters; ``type(self)(**params())`` rebuilds the step."""
@@ -115,6 +126,11 @@ class Crop(Step):
         keep = self._keep(axis)
         return x[:, keep], axis[keep]
 
+    def bind(self, axis: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
+        axis = np.asarray(axis, dtype=np.float64)
+        keep = self._keep(axis)
+        return (lambda x: x[:, keep]), axis[keep]
+
 
 @dataclass(frozen=True, repr=False)
 class Resample(Step):
@@ -190,6 +206,13 @@ class Resample(Step):
         self._check_range(target, axis)
         return interp_rows(target, axis, x), target.copy()
 
+    def bind(self, axis: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
+        target = self.target()
+        axis = np.asarray(axis, dtype=np.float64)
+        self._check_range(target, axis)
+        plan = _interp_plan(target.tobytes(), axis.tobytes())
+        return functools.partial(_interp_planned, plan), target.copy()
+
     @staticmethod
     def _check_range(target: np.ndarray, axis: np.ndarray) -> None:
         slack = 1.0 + 1e-9  # forgive rounding in the half-step arithmetic
@@ -210,7 +233,12 @@ def interp_rows(target: np.ndarray, axis: np.ndarray, x: np.ndarray) -> np.ndarr
     """
     key = (np.asarray(target, dtype=np.float64).tobytes(),
            np.asarray(axis, dtype=np.float64).tobytes())
-    j, step, offset, at_left, at_right = _interp_plan(*key)
+    return _interp_planned(_interp_plan(*key), x)
+
+
+def _interp_planned(plan: tuple[np.ndarray, ...], x: np.ndarray) -> np.ndarray:
+    """:func:`interp_rows` with the plan of its (target, axis) pair already worked out."""
+    j, step, offset, at_left, at_right = plan
     left, right = x[:, j], x[:, j + 1]
     with np.errstate(invalid="ignore", over="ignore"):
         out = (right - left) / step * offset + left

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BundleError, DataError, PaceEdgeError
-from ..preprocess import Pipeline
+from ..preprocess import BoundPipeline, Pipeline
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 BACKENDS = ("onnxruntime", "openvino", "tensorrt", "torch")
 DEFAULT_CHUNK = 256  # rows per call for dynamic-batch models
+BOUND_AXES = 8  # input axes whose bound preprocessing a runner keeps
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class Runner(ABC):
         self._min_batch = 1  # pad smaller chunks up to this (fixed-batch / TensorRT profiles)
         self.reason = ""
         self._closed = False
+        self._bound: dict[bytes, BoundPipeline] = {}
 
     # --- what the model expects ---------------------------------------------------------------
 
@@ -167,11 +169,25 @@ class Runner(ABC):
         Runs the export's (or bundle's) preprocessing pipeline; :class:`DataError` if the
         spectra or axis are unusable or do not land on the model's input axis.
         """
-        x, out_axis = self.pipeline.apply(np.atleast_2d(np.asarray(raw)), axis)
-        model = self.axis
-        if x.shape[-1] != model.size:
+        x = self.bound_pipeline(axis)(np.atleast_2d(np.asarray(raw)))
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def bound_pipeline(self, axis: np.ndarray) -> BoundPipeline:
+        """The preprocessing bound to input ``axis``, checked to land on the model's axis.
+
+        Bound once per distinct axis (a few are kept), so a stream from one instrument pays
+        for the axis checks and interpolation plan once, not per spectrum.
+        """
+        a = np.asarray(axis, dtype=np.float64)
+        key = a.tobytes()
+        bound = self._bound.get(key)
+        if bound is not None:
+            return bound
+        bound = self.pipeline.bind(a)
+        model, out_axis = self.axis, bound.axis
+        if out_axis.size != model.size:
             raise DataError(
-                f"after preprocessing the spectra have {x.shape[-1]} points but the model "
+                f"after preprocessing the spectra have {out_axis.size} points but the model "
                 f"expects {model.size} (axis {model[0]:g}…{model[-1]:g}); the pipeline does "
                 "not resample onto the model's axis"
             )
@@ -182,7 +198,10 @@ class Runner(ABC):
                 f"model's runs {model[0]:g}…{model[-1]:g}; the pipeline does not resample "
                 "onto the model's axis"
             )
-        return np.ascontiguousarray(x, dtype=np.float32)
+        if len(self._bound) >= BOUND_AXES:
+            self._bound.pop(next(iter(self._bound)))
+        self._bound[key] = bound
+        return bound
 
     def infer(self, inputs: np.ndarray) -> np.ndarray:
         """Logits ``(n, classes)`` float32 of preprocessed inputs ``(n, L)``.

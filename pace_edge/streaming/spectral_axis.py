@@ -115,8 +115,10 @@ class SpectralAxis:
                 f"({wl[j]:g} then {wl[j + 1]:g} nm): check the calibration coefficients"
             )
         object.__setattr__(self, "wavelengths", wl)
-        if self.laser_nm is not None:
-            raman_shift(wl[:1], self.laser_nm)  # validates laser_nm
+        axis = wl.copy() if self.laser_nm is None else raman_shift(wl, self.laser_nm)
+        ordered = axis[::-1].copy() if wl[-1] < wl[0] else axis.copy()
+        ordered.flags.writeable = False  # shared by every apply(): worked out once
+        object.__setattr__(self, "_sorted", ordered)
 
     @classmethod
     def from_coefficients(
@@ -146,20 +148,20 @@ class SpectralAxis:
 
     def sorted_axis(self) -> np.ndarray:
         """The axis in increasing order."""
-        axis = self.axis
-        return axis[::-1].copy() if self.reversed else axis
+        return self._sorted.copy()
 
     def apply(
         self, counts: np.ndarray, dark: np.ndarray | float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(intensity, axis)``: dark-subtracted counts and the increasing axis."""
+        """``(intensity, axis)``: dark-subtracted counts and the increasing axis (read-only,
+        the same array for every call)."""
         counts = np.asarray(counts, dtype=np.float64)
         if counts.shape != (self.pixels,):
             raise DataError(f"spectrum has {counts.size} pixels, the axis has {self.pixels}")
         intensity = subtract_dark(counts, dark)
         if self.reversed:
-            return intensity[::-1].copy(), self.sorted_axis()
-        return intensity, self.axis
+            return intensity[::-1].copy(), self._sorted
+        return intensity, self._sorted
 
 
 def resample(

@@ -111,6 +111,22 @@ def test_fixed_and_dynamic_batch(exports, reference, backend: str) -> None:
         assert fixed.infer(x[:0]).shape == (0, 3)
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_repeated_calls_use_each_calls_own_data(exports, reference, backend: str) -> None:
+    """Runners may reuse input buffers between calls: every call still sees only its own
+    rows, and a returned array never changes when the runner is called again."""
+    x = reference.preprocess(raw_spectra(12, seed=8), RAW_AXIS)
+    expected = reference.infer(x)
+    with load_runner(exports["dynamic"], backend=backend) as runner:
+        seen = []
+        for rows in (slice(0, 3), slice(3, 6), slice(6, 7), slice(7, 10), slice(10, 11)):
+            out = runner.infer(x[rows])
+            assert np.abs(out - expected[rows]).max() <= 1e-4
+            seen.append((out, out.copy()))
+        for out, copy in seen:
+            np.testing.assert_array_equal(out, copy)
+
+
 def test_torch_runner_on_export_runs_its_source_bundle(exports, bundle, reference, raw) -> None:
     with load_runner(exports["dynamic"], backend="torch") as runner:
         assert runner.name == "torch" and runner.artefact == bundle.resolve()

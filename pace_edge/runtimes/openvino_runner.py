@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..export.manifest import Artefact, Manifest
 
 DEFAULT_DEVICE = "CPU"
+MAX_CACHED_BATCHES = 8  # input tensors kept per runner (one per batch size seen)
 
 
 def _type_name(value: Any) -> str:
@@ -79,6 +80,13 @@ class OpenVINORunner(Runner):
             self.max_batch = self._min_batch = shape[0].get_length()
         self._output = self._compiled.output(spec.output_name)
         self._request = self._compiled.create_infer_request()
+        self._input_index = next(i for i, port in enumerate(self._compiled.inputs)
+                                 if spec.input_name in port.get_names())
+        self._output_index = next(i for i, port in enumerate(self._compiled.outputs)
+                                  if spec.output_name in port.get_names())
+        self._tensors: dict[int, Any] = {}  # input tensor per batch size, reused across calls
+        self._bound_rows = 0  # batch size of the tensor now set on the request
+        self._ov = ov
 
     @classmethod
     def from_export(
@@ -104,10 +112,26 @@ class OpenVINORunner(Runner):
         )
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        result = self._request.infer({self.spec.input_name: x})
-        return np.array(result[self._output], dtype=np.float32)
+        # Copy into an input tensor the request already holds and read the output tensor in
+        # place: a dict call builds new tensors and an OVDict per call (≈ 10 % of a batch-1
+        # INT8 inference of the paper preset).
+        rows = x.shape[0]
+        if rows != self._bound_rows:
+            tensor = self._tensors.get(rows)
+            if tensor is None:
+                if len(self._tensors) >= MAX_CACHED_BATCHES:
+                    self._tensors.pop(next(iter(self._tensors)))
+                tensor = self._ov.Tensor(self._ov.Type.f32, self._ov.Shape(list(x.shape)))
+                self._tensors[rows] = tensor
+            self._request.set_input_tensor(self._input_index, tensor)
+            self._bound_rows = rows
+        np.copyto(self._tensors[rows].data, x, casting="same_kind")
+        self._request.infer()
+        return np.array(self._request.get_output_tensor(self._output_index).data,
+                        dtype=np.float32)
 
     def _release(self) -> None:
+        self._tensors.clear()
         del self._request, self._output, self._compiled
 
     def _describe(self) -> dict[str, Any]:

@@ -108,13 +108,15 @@ def _pooled(stats: list[StreamStats], key: str) -> dict[str, float]:
             "max": float(values.max())}
 
 
+@pytest.mark.parametrize("schedule", ["threaded", "inline"])
 @pytest.mark.parametrize("mode", ["max", "paced"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_stream(benchmark, bench, stream_build, simulate, protocol: str, mode: str,
-                request: pytest.FixtureRequest) -> None:
+                schedule: str, request: pytest.FixtureRequest) -> None:
     """``max``: the device answers as fast as asked (sustained rate; overhead includes any
     backlog). ``paced``: the device gives ``--pace-stream-paced-rate`` spectra/s, below what
-    the pipeline sustains, so the overhead is per-spectrum work without a queue."""
+    the pipeline sustains, so the overhead is per-spectrum work without a queue. ``schedule``:
+    the StreamClassifier's (``threaded`` reader + micro-batches, or ``inline``)."""
     build, runner = stream_build
     rounds = request.config.getoption("--pace-stream-rounds")
     if mode == "max":
@@ -130,7 +132,8 @@ def test_stream(benchmark, bench, stream_build, simulate, protocol: str, mode: s
 
     def one_round() -> None:
         classifier = StreamClassifier(spectrometer, runner,
-                                      StreamConfig(laser_nm=LASER_NM, max_frames=frames),
+                                      StreamConfig(laser_nm=LASER_NM, max_frames=frames,
+                                                   schedule=schedule),
                                       JsonLines(sink))
         start = time.perf_counter()
         stats = classifier.run()
@@ -139,7 +142,7 @@ def test_stream(benchmark, bench, stream_build, simulate, protocol: str, mode: s
 
     benchmark.group = f"stream {PRESET}"
     pace = "max speed" if rate is None else f"paced {rate:g}/s"
-    benchmark.name = f"{protocol} end to end, {pace} ({frames} frames)"
+    benchmark.name = f"{protocol} end to end, {pace}, {schedule} ({frames} frames)"
     try:
         benchmark.pedantic(one_round, rounds=rounds, iterations=1, warmup_rounds=1)
     finally:
@@ -159,6 +162,7 @@ def test_stream(benchmark, bench, stream_build, simulate, protocol: str, mode: s
         "preset": PRESET,
         "protocol": protocol,
         "device_rate": rate or "max",
+        "schedule": schedule,
         "build": build,
         "threads": runner.threads,
         "preprocessing": PIPELINE,

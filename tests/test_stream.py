@@ -50,11 +50,12 @@ def emu_query(emu: Emulator) -> str:
     return "SPEC.READ?"
 
 
+@pytest.mark.parametrize("schedule", ["threaded", "inline"])
 @pytest.mark.parametrize("protocol", ["obp", "ascii"])
-def test_every_frame_classified_with_latency_split(runner, protocol: str) -> None:
+def test_every_frame_classified_with_latency_split(runner, protocol: str, schedule: str) -> None:
     extra = {"query": "SPEC.READ?"} if protocol == "ascii" else {}
     with Emulator(protocol, seed=1, **extra) as emu:
-        records, stats = stream(emu, runner, 40)
+        records, stats = stream(emu, runner, 40, schedule=schedule)
         served = sum(emu.stats.labels.values())
     assert stats.received == 40 and stats.classified == 40 and stats.accounted
     assert len(records) == 40
@@ -100,14 +101,15 @@ def test_predictions_match_the_runner_on_the_same_spectra(runner) -> None:
         np.testing.assert_allclose(proba, list(record["probabilities"].values()), atol=1e-6)
 
 
+@pytest.mark.parametrize("schedule", ["threaded", "inline"])
 @pytest.mark.parametrize("protocol", ["obp", "ascii"])
-def test_fault_soak_accounts_for_every_frame(runner, protocol: str) -> None:
+def test_fault_soak_accounts_for_every_frame(runner, protocol: str, schedule: str) -> None:
     faults = "checksum=0.03,truncate=0.005,garbage=0.03,stall=0.005,disconnect=0.004," \
              "saturate=0.02,pixels=0.02" + (",nan=0.02" if protocol == "ascii" else "")
     extra = {"query": "SPEC.READ?"} if protocol == "ascii" else {}
     n = 600
     with Emulator(protocol, faults=faults, seed=5, reconnect_s=0.02, **extra) as emu:
-        records, stats = stream(emu, runner, n)
+        records, stats = stream(emu, runner, n, schedule=schedule)
         served = emu.stats
     f = served.faults
     assert stats.received == n == served.frames
@@ -125,6 +127,44 @@ def test_averaging_folds_frames_into_one_spectrum(runner) -> None:
         records, stats = stream(emu, runner, 20, average=4)
     assert stats.received == 20 and stats.classified == 5 and stats.frames_classified == 20
     assert all(r["frames"] == 4 for r in records) and stats.accounted
+
+
+@pytest.mark.parametrize("schedule", ["threaded", "inline"])
+def test_schedule_decides_which_thread_reads(runner, schedule: str) -> None:
+    """inline reads and classifies on the calling thread; threaded reads on its own."""
+    import threading
+
+    readers: set[str] = set()
+    with Emulator("obp", seed=2) as emu:
+        device = open_spectrometer("obp", emu.port, timeout=0.5)
+        read = device.read_spectrum
+
+        def traced_read():
+            readers.add(threading.current_thread().name)
+            return read()
+
+        device.read_spectrum = traced_read
+        try:
+            stats = StreamClassifier(device, runner, StreamConfig(
+                laser_nm=LASER_NM, max_frames=10, schedule=schedule), lambda r: None).run()
+        finally:
+            device.close()
+    assert stats.classified == 10 and stats.accounted
+    expected = threading.current_thread().name if schedule == "inline" else "pace-reader"
+    assert readers == {expected}
+    if schedule == "inline":
+        assert stats.batches == 10  # no micro-batching
+
+
+def test_unknown_schedule_is_a_config_error(runner) -> None:
+    with Emulator("obp", seed=0) as emu:
+        device = open_spectrometer("obp", emu.port, timeout=0.5)
+        try:
+            with pytest.raises(ConfigError, match="schedule must be one of threaded, inline"):
+                StreamClassifier(device, runner, StreamConfig(laser_nm=LASER_NM,
+                                                              schedule="fast"), print)
+        finally:
+            device.close()
 
 
 def test_device_axis_must_cover_the_model(runner) -> None:

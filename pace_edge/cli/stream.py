@@ -54,6 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ADC full scale, to reject saturated spectra (ascii)")
     p.add_argument("--max-batch", type=positive_int, default=64,
                    help="largest micro-batch when frames queue up (default: 64)")
+    p.add_argument("--schedule", choices=("threaded", "inline"), default="threaded",
+                   help="threaded (default): a reader thread drains the device while the "
+                        "model runs, micro-batching a backlog (throughput); inline: read "
+                        "and classify each spectrum on one thread (lowest latency when the "
+                        "device is slower than the model; no micro-batching)")
     p.add_argument("--output", default="-", help="JSON-lines file, or - for stdout (default)")
     p.add_argument("--summary-json", type=Path, default=None,
                    help="also write the exit summary as JSON here")
@@ -122,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
         if args.integration_ms is not None:
             device.set_integration_time_us(int(round(args.integration_ms * 1000)))
         config = StreamConfig(laser_nm=args.laser_nm, dark=dark, average=args.average,
-                              max_batch=args.max_batch, max_frames=args.max_frames)
+                              max_batch=args.max_batch, max_frames=args.max_frames,
+                              schedule=args.schedule)
         stream = StreamClassifier(device, runner, config, JsonLines(out), log)
         previous = {s: signal.signal(s, lambda *_: stream.stop())
                     for s in (signal.SIGINT, signal.SIGTERM)}

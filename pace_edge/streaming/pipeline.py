@@ -1,11 +1,16 @@
 """The streaming classifier: device frames → axis and dark → preprocessing → runner → JSON lines.
 
-A reader thread pulls frames from the driver and queues every outcome (a frame or a typed
-error), so the device is drained while inference runs; the main loop takes what is queued
-(micro-batching when frames arrive faster than one inference), classifies, and writes one
-JSON line per spectrum. Every frame is accounted for: it ends in a classified spectrum (alone
-or in an average) or is rejected with a reason. The runner is any object with ``preprocess``,
-``infer`` and ``classes`` (see :mod:`pace_edge.runtimes`).
+Two schedules. ``threaded`` (the default): a reader thread pulls frames from the driver and
+queues every outcome (a frame or a typed error), so the device is drained while inference
+runs; the main loop takes what is queued (micro-batching when frames arrive faster than one
+inference), classifies, and writes one JSON line per spectrum. ``inline``: one thread reads a
+frame and classifies it to completion before reading the next; no hand-off between threads,
+so the lowest latency per spectrum for a device slower than the model, but no micro-batching,
+and a free-running device that outpaces the model overflows its serial buffer.
+
+Every frame is accounted for: it ends in a classified spectrum (alone or in an average) or
+is rejected with a reason. The runner is any object with ``preprocess``, ``infer`` and
+``classes`` (see :mod:`pace_edge.runtimes`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
@@ -25,6 +30,8 @@ from ..errors import DataError, PaceEdgeError
 from .drivers.base import RawFrame, Spectrometer
 from .errors import ConfigError, StreamError, TransportClosed
 from .spectral_axis import Averager, SpectralAxis
+
+SCHEDULES = ("threaded", "inline")
 
 
 class Runner(Protocol):
@@ -49,6 +56,7 @@ class StreamConfig:
     reconnect_initial_s: float = 0.1
     reconnect_max_s: float = 5.0
     queue_size: int = 4096
+    schedule: str = "threaded"  # or "inline" (see the module docstring)
 
 
 @dataclass
@@ -139,6 +147,9 @@ class StreamClassifier:
     ) -> None:
         if config.average < 1:
             raise ConfigError(f"--average must be at least 1, got {config.average}")
+        if config.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got "
+                              f"{config.schedule!r}")
         self.device = device
         self.runner = runner
         self.config = config
@@ -179,23 +190,33 @@ class StreamClassifier:
 
     # -- reader thread -----------------------------------------------------------------------
 
-    def _reader(self) -> None:
+    def _read(self) -> _Item:
+        """One read from the device: a frame or the typed error it raised."""
+        start = time.perf_counter()
+        try:
+            frame, error = self.device.read_spectrum(), None
+        except StreamError as exc:
+            frame, error = None, exc
+        return _Item(frame, error, time.perf_counter() - start, time.monotonic_ns())
+
+    def _reads(self) -> Iterator[_Item]:
+        """Reads until stopped or ``max_frames``, reconnecting (with backoff) after a
+        disconnect once its item has been handed on."""
         backoff = self.config.reconnect_initial_s
         limit = self.config.max_frames
         reads = 0
         while not self.stop_event.is_set() and (limit is None or reads < limit):
-            start = time.perf_counter()
-            try:
-                frame, error = self.device.read_spectrum(), None
-            except StreamError as exc:
-                frame, error = None, exc
-            item = _Item(frame, error, time.perf_counter() - start, time.monotonic_ns())
+            item = self._read()
             reads += 1
-            self._put(item)
-            if isinstance(error, TransportClosed):
+            yield item
+            if isinstance(item.error, TransportClosed):
                 backoff = self._reconnect(backoff)
             else:
                 backoff = self.config.reconnect_initial_s
+
+    def _reader(self) -> None:
+        for item in self._reads():
+            self._put(item)
         self._put(None)
 
     def _put(self, item: _Item | None) -> None:
@@ -230,6 +251,13 @@ class StreamClassifier:
 
     def run(self) -> StreamStats:
         """Read, classify and emit until stopped, ``max_frames`` or the device gives up."""
+        if self.config.schedule == "inline":
+            try:
+                for item in self._reads():
+                    self._process([item])
+            finally:
+                self.stop_event.set()
+            return self.stats
         reader = threading.Thread(target=self._reader, name="pace-reader", daemon=True)
         reader.start()
         finished = False

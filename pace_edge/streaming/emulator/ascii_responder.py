@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..protocols.ascii_lines import LineFormat
-from .device import Action, DeviceState, Disconnect, Send, Silence
+from .device import Acquire, Action, DeviceState, Disconnect, Send, Silence
 
 CORRUPT_CHARS = b"#@!?%&x"  # none of these can be part of a number
 
@@ -75,7 +75,7 @@ class AsciiResponder:
     def command(self, command: str) -> list[Action]:
         self.device.count(requests=1)
         if self.query is not None and command == self.query:
-            return self.spectrum()
+            return [Acquire(self.spectrum)]
         prefix = self.integration_prefix
         if prefix and command.startswith(prefix):
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -32,7 +33,20 @@ class Disconnect:
     """Drop the pty pair and bring up a new one behind the same path."""
 
 
-Action = Send | Silence | Disconnect
+@dataclass(frozen=True)
+class Acquire:
+    """A requested spectrum: ``render()`` reads the detector out and gives the actions that
+    deliver it (a frame :class:`Send`, a :class:`Disconnect`, or nothing for a stall).
+
+    A paced emulator renders it just before the frame's slot, as a spectrometer reads out
+    at the end of its exposure, so the rendering work does not land while the client is
+    still busy with the previous frame.
+    """
+
+    render: Callable[[], list[Action]]
+
+
+Action = Send | Silence | Disconnect | Acquire
 
 
 @dataclass

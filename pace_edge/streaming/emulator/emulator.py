@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..protocols import obp
 from ..protocols.ascii_lines import LineFormat
 from .ascii_responder import AsciiResponder
-from .device import Action, DeviceState, Disconnect, EmulatorStats, Send, Silence
+from .device import Acquire, Action, DeviceState, Disconnect, EmulatorStats, Send, Silence
 from .faults import FaultDraw, check_protocol, parse_faults
 from .obp_responder import ObpResponder
 from .pty_link import PtyLink
@@ -31,6 +31,7 @@ LINK_NAME = "pace-spectrometer"
 DEFAULTS = {"obp": {"pixels": 1024, "bits": 14}, "ascii": {"pixels": 288, "bits": 12}}
 WRITE_TIMEOUT_S = 1.0  # a reply the client does not take within this is dropped
 FREE_RUN_WRITE_S = 0.02  # free-running: a full pty loses the frame, as a UART would
+MIN_RENDER_LEAD_S = 0.001  # paced: render a frame at least this long before its slot
 
 
 def default_coefficients(pixels: int) -> list[float]:
@@ -49,7 +50,9 @@ class Emulator:
     seen from a ``laser_nm`` laser. ``faults`` is a spec string (see :mod:`.faults`).
 
     ASCII: free-running at ``rate`` Hz (default 10) unless ``query`` is set. OBP or ASCII
-    with ``query``: answers as fast as possible, or at most ``rate`` spectra per second.
+    with ``query``: answers as fast as possible, or at most ``rate`` spectra per second; then a
+    requested spectrum is rendered shortly before its slot (as a detector is read out at the
+    end of its exposure), not while the client is still busy with the previous one.
     ``baud`` paces output like a UART (10 bits per byte); None sends at pty speed.
     """
 
@@ -161,6 +164,7 @@ class Emulator:
         self._disconnect = threading.Event()
         self._wake_r, self._wake_w = -1, -1
         self._next_slot = 0.0
+        self._render_s = 0.0  # recent (decaying) maximum time to render a frame
         self._wire_free_at = 0.0
         self._silent_until = 0.0
         self.error: BaseException | None = None  # what ended the device thread, if not stop()
@@ -285,19 +289,36 @@ class Emulator:
         if due is not None and now >= max(due, self._silent_until):
             self._run(self.responder.tick(now))
 
-    def _run(self, actions: list[Action]) -> None:
+    def _run(self, actions: list[Action]) -> bool:
+        """Carry out ``actions``; False once the link was dropped or the emulator stops."""
         for action in actions:
             if self._stop.is_set():
-                return
-            if isinstance(action, Send):
-                if action.frame and self.rate and self.responder.due() is None:
+                return False
+            if isinstance(action, Acquire):
+                if self._paced():
+                    lead = min(0.5 / float(self.rate or 1.0), max(MIN_RENDER_LEAD_S,
+                                                                   4.0 * self._render_s))
+                    if self._stop.wait(max(self._next_slot - lead - time.monotonic(), 0.0)):
+                        return False
+                start = time.monotonic()
+                rendered = action.render()
+                self._render_s = max(time.monotonic() - start, 0.9 * self._render_s)
+                if not self._run(rendered):
+                    return False
+            elif isinstance(action, Send):
+                if action.frame and self._paced():
                     self._pace()
                 self._write(action.data)
             elif isinstance(action, Silence):
                 self._silent_until = time.monotonic() + action.seconds
             elif isinstance(action, Disconnect):
                 self._drop_link()
-                return
+                return False
+        return True
+
+    def _paced(self) -> bool:
+        """Requested frames are held to ``rate`` (free-running ones are timed by ``due``)."""
+        return bool(self.rate) and self.responder.due() is None
 
     def _pace(self) -> None:
         now = time.monotonic()

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ProtocolError
 from ..protocols import obp
-from .device import Action, DeviceState, Disconnect, Send
+from .device import Acquire, Action, DeviceState, Disconnect, Send
 
 
 class ObpResponder:
@@ -61,7 +61,7 @@ class ObpResponder:
     def handle(self, msg: obp.Message) -> list[Action]:
         t = msg.message_type
         if t == obp.MSG_GET_RAW_SPECTRUM:
-            return self.spectrum(msg)
+            return [Acquire(lambda: self.spectrum(msg))]
         if t == obp.MSG_GET_SERIAL:
             return [self.reply(msg, self.serial_number.encode("ascii"))]
         if t == obp.MSG_GET_WL_COEFF_COUNT:

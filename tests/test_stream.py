@@ -177,17 +177,21 @@ def test_device_axis_must_cover_the_model(runner) -> None:
             device.close()
 
 
+@pytest.mark.parametrize("schedule", ["threaded", "inline"])
 def test_cli_stream_writes_json_lines_and_summary(synthetic_export: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  schedule: str) -> None:
     out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
     with Emulator("obp", seed=4) as emu:
         code = main(["stream", "--port", emu.port, "--protocol", "obp", "--model",
                      str(synthetic_export), "--laser-nm", str(LASER_NM), "--max-frames", "15",
                      "--output", str(out), "--summary-json", str(summary), "--threads", "1",
-                     "--backend", "onnxruntime"])
+                     "--backend", "onnxruntime", "--schedule", schedule])
     assert code == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 15
+    if schedule == "inline":
+        assert all(line["batch"] == 1 for line in lines)
     s = json.loads(summary.read_text())
     assert s["received"] == 15 and s["accounted"]
     err = capsys.readouterr().err

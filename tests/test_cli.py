@@ -37,6 +37,10 @@ def test_help_lists_every_command() -> None:
         (["info", "/nonexistent/model"], "not a model bundle"),
         (["train", "--data", "DATA", "--out", "OUT", "--preprocess", "frobnicate"],
          "frobnicate"),
+        (["train", "--data", "DATA", "--out", "OUT", "--label-smoothing", "1.5"],
+         "label smoothing must be in [0, 1)"),
+        (["train", "--data", "DATA", "--out", "OUT", "--weight-decay", "-1"],
+         "weight decay must be non-negative"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(

@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"batch size (default: {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr,
                    help=f"AdamW learning rate (default: {d.lr:g})")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                   help=f"AdamW weight decay (default: {d.weight_decay:g})")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing,
+                   help="cross-entropy label smoothing in [0, 1) "
+                        f"(default: {d.label_smoothing:g})")
     p.add_argument("--val-fraction", type=fraction, default=d.val_fraction,
                    help="share of the training data held out for model selection "
                         f"(default: {d.val_fraction:g})")
@@ -80,9 +85,11 @@ def run(args: argparse.Namespace) -> int:
     writable_dir(args.out, "bundle")
     recipe = Recipe(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
         augment=args.augment, refit=args.refit, device=args.device,
     )
+    recipe.validate()
     config = preset(args.preset, num_classes=len(data.classes))
     print(f"training {args.preset} PACE on {len(data)} spectra x {data.x.shape[1]} points, "
           f"{len(data.classes)} classes ({', '.join(data.classes)})")

@@ -178,6 +178,16 @@ def test_normalize_numbers(method: str) -> None:
         np.testing.assert_allclose(area, 1, rtol=1e-12)
 
 
+def test_snv_is_bit_identical_to_numpy_mean_and_std() -> None:
+    """Bundles record SNV by name: its numbers must not drift between releases."""
+    rng = np.random.default_rng(4)
+    for n, length, scale in ((1, 900, 0.04), (5, 401, 1.0), (64, 1024, 3e4)):
+        x = rng.normal(size=(n, length)) * scale + rng.uniform(0, 5 * scale)
+        y, _ = Normalize("snv").apply(x, np.arange(length, dtype=np.float64))
+        expected = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+        np.testing.assert_array_equal(y, expected)
+
+
 @pytest.mark.parametrize("method", NORMALIZE_METHODS)
 @pytest.mark.parametrize("level", [0.0, 0.1, -3.7])
 def test_normalize_flat_spectrum_gives_zeros(method: str, level: float) -> None:

@@ -238,27 +238,30 @@ def interp_rows(target: np.ndarray, axis: np.ndarray, x: np.ndarray) -> np.ndarr
 
 def _interp_planned(plan: tuple[np.ndarray, ...], x: np.ndarray) -> np.ndarray:
     """:func:`interp_rows` with the plan of its (target, axis) pair already worked out."""
-    j, step, offset, at_left, at_right = plan
-    left, right = x[:, j], x[:, j + 1]
+    j, j1, step, offset, on_left, on_right = plan
+    left, right = x[:, j], x[:, j1]
     with np.errstate(invalid="ignore", over="ignore"):
         out = (right - left) / step * offset + left
-    out[:, at_left] = left[:, at_left]
-    out[:, at_right] = right[:, at_right]
+    if on_left.size:  # targets on an axis point (or below the axis): that point's value
+        out[:, on_left] = left[:, on_left]
+    if on_right.size:
+        out[:, on_right] = right[:, on_right]
     return out
 
 
 @functools.lru_cache(maxsize=16)
 def _interp_plan(target_bytes: bytes, axis_bytes: bytes) -> tuple[np.ndarray, ...]:
-    """Indices, steps and edge masks of :func:`interp_rows` for one (target, axis) pair.
+    """Indices, steps and exact-value positions of :func:`interp_rows` for one (target,
+    axis) pair.
 
     A spectrometer streams every spectrum on the same axis, so this is worked out once.
     """
     target = np.frombuffer(target_bytes, dtype=np.float64)
     axis = np.frombuffer(axis_bytes, dtype=np.float64)
     j = np.clip(np.searchsorted(axis, target, side="right") - 1, 0, axis.size - 2)
-    at_left = (target == axis[j]) | (target < axis[0])
-    at_right = (target == axis[j + 1]) | (target > axis[-1])
-    return j, axis[j + 1] - axis[j], target - axis[j], at_left, at_right
+    on_left = np.flatnonzero((target == axis[j]) | (target < axis[0]))
+    on_right = np.flatnonzero((target == axis[j + 1]) | (target > axis[-1]))
+    return j, j + 1, axis[j + 1] - axis[j], target - axis[j], on_left, on_right
 
 
 @dataclass(frozen=True)
@@ -343,8 +346,10 @@ class Normalize(Step):
         if m == "minmax":
             lo = x.min(axis=1, keepdims=True)
             num, den = x - lo, x.max(axis=1, keepdims=True) - lo
-        elif m == "snv":
-            num, den = x - x.mean(axis=1, keepdims=True), x.std(axis=1, keepdims=True)
+        elif m == "snv":  # x.std's own arithmetic, spelt out to share the centred values
+            n = x.shape[1]
+            num = x - np.add.reduce(x, axis=1, keepdims=True) / n
+            den = np.sqrt(np.add.reduce(num * num, axis=1, keepdims=True) / n)
         elif m == "vector":
             num, den = x, np.linalg.norm(x, axis=1, keepdims=True)
         elif m == "area":
@@ -356,6 +361,8 @@ class Normalize(Step):
 
 def _safe_divide(num: np.ndarray, den: np.ndarray, scale: np.ndarray) -> np.ndarray:
     ok = den > _TINY * scale
+    if ok.all():
+        return num / den
     out = np.zeros_like(num)
     np.divide(num, den, out=out, where=ok)
     return out

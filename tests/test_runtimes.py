@@ -213,6 +213,14 @@ def test_preprocess_is_the_manifests_pipeline(exports, raw) -> None:
         # Bound once per axis: an equal axis (a new array) reuses the bound pipeline.
         assert runner.bound_pipeline(RAW_AXIS.copy()) is runner.bound_pipeline(RAW_AXIS)
         assert runner.bound_pipeline(other) is not runner.bound_pipeline(RAW_AXIS)
+        frozen = RAW_AXIS.copy()
+        frozen.flags.writeable = False  # as a stream passes it: checked by identity
+        assert runner.bound_pipeline(frozen) is runner.bound_pipeline(frozen)
+        shifted = RAW_AXIS + 0.5  # a writeable axis is looked up by value every call
+        first = runner.bound_pipeline(shifted)
+        shifted += 0.25
+        assert runner.bound_pipeline(shifted) is not first
+        np.testing.assert_array_equal(runner.bound_pipeline(shifted).input_axis, shifted)
 
 
 def test_bad_inputs_are_data_errors(exports, raw) -> None:

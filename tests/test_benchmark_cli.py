@@ -52,7 +52,8 @@ def first_run(synthetic_bundle: Path, eval_data: Path, workdir: Path,
         rc = main(["benchmark", "--model", str(synthetic_bundle), "--targets", "onnx:fp32",
                    "--data", str(eval_data), "--batch", "1,4", "--iterations", "6",
                    "--warmup", "1", "--threads", "1", "--workdir", str(workdir),
-                   "--json", str(out / "bench.json"), "--plot", str(out / "bench.png")])
+                   "--json", str(out / "bench.json"), "--plot", str(out / "bench.png"),
+                   "--profile"])
     return {"rc": rc, "stdout": stdout.getvalue(), "out": out}
 
 
@@ -88,6 +89,23 @@ def test_json_holds_every_sample_and_the_speedup(first_run: dict, eval_data: Pat
         assert onnx["speedup"][batch] == pytest.approx(base / lat["p50_ms"])
         base_min = builds["torch:fp32"]["latency"][batch]["min_ms"]
         assert onnx["speedup_min"][batch] == pytest.approx(base_min / lat["min_ms"])
+
+
+def test_profile_says_where_the_time_goes(first_run: dict) -> None:
+    text = first_run["stdout"]
+    assert "torch:fp32: no per-layer profile (per-layer profiling is not available for the " \
+           "torch backend)" in text
+    assert "onnx:fp32, batch 1:" in text and "onnx:fp32, batch 4:" in text
+    builds = {b["build"]: b for b in
+              json.loads((first_run["out"] / "bench.json").read_text())["builds"]}
+    for batch in ("1", "4"):
+        layers = builds["onnx:fp32"]["profile"][batch]
+        ops = {layer["op"] for layer in layers}
+        assert "Conv" in ops and ("Gemm" in ops or "MatMul" in ops)
+        times = [layer["ms"] for layer in layers]
+        assert min(times) >= 0 and sum(times) > 0
+        assert times == sorted(times, reverse=True)
+    assert builds["torch:fp32"]["profile"] == {}
 
 
 def test_plot_is_a_png(first_run: dict) -> None:

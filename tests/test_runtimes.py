@@ -127,6 +127,25 @@ def test_repeated_calls_use_each_calls_own_data(exports, reference, backend: str
             np.testing.assert_array_equal(out, copy)
 
 
+@pytest.mark.parametrize("backend, conv", [("openvino", "Convolution"),
+                                           ("onnxruntime", "Conv")])
+def test_profile_lists_the_executed_layers(exports, reference, backend: str, conv: str) -> None:
+    x = reference.preprocess(raw_spectra(3, seed=2), RAW_AXIS)
+    with load_runner(exports["dynamic"], backend=backend, threads=1) as runner:
+        layers = runner.profile(x, iterations=5, warmup=1)
+        np.testing.assert_allclose(runner.infer(x), reference.infer(x), atol=1e-4)  # unharmed
+        with pytest.raises(DataError, match=r"model inputs must be \(n, 650\)"):
+            runner.profile(x[:, :-1])
+    ops = [layer.op for layer in layers]
+    assert ops.count(conv) >= 2 and all(layer.ms >= 0 for layer in layers)
+    assert [layer.ms for layer in layers] == sorted((layer.ms for layer in layers), reverse=True)
+    with load_runner(exports["4"], backend=backend) as fixed:
+        with pytest.raises(DataError, match="batches of 4"):
+            fixed.profile(x)
+    with pytest.raises(PaceEdgeError, match="not available for the torch backend"):
+        reference.profile(x)
+
+
 def test_torch_runner_on_export_runs_its_source_bundle(exports, bundle, reference, raw) -> None:
     with load_runner(exports["dynamic"], backend="torch") as runner:
         assert runner.name == "torch" and runner.artefact == bundle.resolve()

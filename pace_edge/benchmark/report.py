@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..runtimes.base import LayerTime
 from .builds import Build
 from .latency import LatencyStats
 
@@ -68,6 +69,8 @@ class BuildResult:
     latency: dict[int, LatencyStats] = field(default_factory=dict)
     runtime: dict[str, Any] = field(default_factory=dict)  # runner.describe()
     error: str = ""  # why it could not be loaded or run
+    profile: dict[int, list[LayerTime]] = field(default_factory=dict)  # per batch, slowest first
+    profile_note: str = ""  # why there is no profile
 
     @property
     def label(self) -> str:
@@ -98,6 +101,8 @@ class BuildResult:
             "runtime": self.runtime,
             "latency": {str(k): (v.to_dict() if samples else v.summary())
                         for k, v in self.latency.items()},
+            "profile": {str(k): [asdict(layer) for layer in v] for k, v in self.profile.items()},
+            "profile_note": self.profile_note,
         }
 
 
@@ -171,6 +176,22 @@ class Report:
             f"calls; threads {self.threads}; {m['cpu']} ({m['usable_cpus']} CPUs usable, "
             f"load average {m['load_average']}); speed-up = baseline p50 / build p50"
         )
+        return "\n".join(lines)
+
+    def profile_text(self, top: int = 6) -> str:
+        """Per profiled build and batch: the runtime's total, then its slowest layers."""
+        lines: list[str] = []
+        for r in self.results:
+            if r.profile_note:
+                lines.append(f"{r.label}: no per-layer profile ({r.profile_note})")
+            for batch, layers in r.profile.items():
+                total = sum(layer.ms for layer in layers)
+                lines.append(f"{r.label}, batch {batch}: {total:.3f} ms in {len(layers)} "
+                             "layers (runtime's own counters); slowest:")
+                for layer in layers[:top]:
+                    share = layer.ms / total if total else 0.0
+                    lines.append(f"  {layer.ms:8.3f} ms {share:6.1%}  {layer.op:<18} "
+                                 f"{layer.kernel:<30} {layer.name}")
         return "\n".join(lines)
 
     def to_dict(self, samples: bool = True) -> dict[str, Any]:

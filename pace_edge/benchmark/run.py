@@ -72,6 +72,7 @@ def benchmark_builds(
     calib: str | Path | None = None,
     reuse: bool = True,
     min_accuracy: float | None = None,
+    profile: bool = False,
     log: Callable[[str], None] = lambda message: None,
 ) -> Report:
     """Export (or reuse) every build, then measure accuracy on ``data`` and ``runner.infer``
@@ -79,6 +80,8 @@ def benchmark_builds(
 
     Inputs are ``data``'s first spectra, preprocessed (else standard-normal model inputs).
     Builds that cannot be exported or loaded are reported with the reason, never dropped.
+    With ``profile``, each build whose runtime has a per-layer profiler is also profiled at
+    every batch size (after the timing, so the timing is unaffected).
     """
     batches = sorted({int(b) for b in batches})
     if not batches or batches[0] < 1:
@@ -141,6 +144,16 @@ def benchmark_builds(
             for label, stats in measure_interleaved(fns, batch=batch, iterations=iterations,
                                                     warmup=warmup).items():
                 next(r for r in results if r.label == label).latency[batch] = stats
+        if profile:
+            for label, runner in runners.items():
+                result = next(r for r in results if r.label == label)
+                for batch in batches:
+                    x = model_inputs(runner.input_length, batch, rows=rows)
+                    try:
+                        result.profile[batch] = runner.profile(x, iterations=min(iterations, 50))
+                    except (PaceEdgeError, RuntimeError) as exc:
+                        result.profile_note = str(exc)
+                        break
     finally:
         for runner in runners.values():
             runner.close()

@@ -72,6 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: a temporary directory, removed afterwards)")
     p.add_argument("--no-reuse", dest="reuse", action="store_false",
                    help="export again even when --workdir holds a matching export")
+    p.add_argument("--profile", action="store_true",
+                   help="also print where the time goes: each build's slowest layers at every "
+                        "batch size, from the runtime's own per-layer counters (OpenVINO, ONNX "
+                        "Runtime)")
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
                    help="write the full results (every latency sample) as JSON")
     p.add_argument("--plot", type=Path, default=None, metavar="FILE",
@@ -100,9 +104,11 @@ def run(args: argparse.Namespace) -> int:
         report = benchmark_builds(
             args.model, specs, workdir, batches=args.batch, iterations=args.iterations,
             warmup=args.warmup, threads=args.threads, data=data, calib=args.calib,
-            reuse=args.reuse, min_accuracy=args.min_accuracy, log=log,
+            reuse=args.reuse, min_accuracy=args.min_accuracy, profile=args.profile, log=log,
         )
     print(report.table())
+    if args.profile:
+        print(report.profile_text())
     if args.json:
         print(f"wrote {report.write_json(args.json)}")
     if args.plot:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import BACKENDS, ModelSpec, Prediction, Runner, softmax
+from .base import BACKENDS, LayerTime, ModelSpec, Prediction, Runner, softmax
 from .select import Selection, select_backend
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ def _build(selection: Selection, manifest: Manifest | None, threads: int | None)
 
 __all__ = [
     "BACKENDS",
+    "LayerTime",
     "ModelSpec",
     "Prediction",
     "Runner",

@@ -104,6 +104,16 @@ class Prediction:
         return self.probabilities.max(axis=1)
 
 
+@dataclass(frozen=True)
+class LayerTime:
+    """One executed layer (node or fused primitive) of a profiled model: mean ms per call."""
+
+    name: str
+    op: str  # the graph's operation, e.g. Convolution
+    kernel: str  # what the runtime ran, e.g. brgconv_avx512_1x1_I8
+    ms: float
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float64, returned as float32."""
     z = np.asarray(logits, dtype=np.float64)
@@ -258,6 +268,29 @@ class Runner(ABC):
     def predict(self, raw: np.ndarray, axis: np.ndarray) -> Prediction:
         """:meth:`predict_proba` with the class names attached."""
         return Prediction(self.predict_proba(raw, axis), self.spec.classes)
+
+    def profile(self, inputs: np.ndarray, iterations: int = 50,
+                warmup: int = 5) -> list[LayerTime]:
+        """Per-layer time of ``infer(inputs)``, slowest first, from the runtime's own counters
+        (mean over ``iterations`` calls after ``warmup``). A :class:`PaceEdgeError` where the
+        backend has no per-layer profiler."""
+        self._check_open()
+        x = np.ascontiguousarray(np.atleast_2d(inputs), dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.input_length or not len(x):
+            raise DataError(f"model inputs must be (n, {self.input_length}), got {x.shape}")
+        if iterations < 1 or warmup < 0:
+            raise PaceEdgeError("profile needs iterations >= 1 and warmup >= 0")
+        if self.max_batch is not None and len(x) != self.max_batch:
+            raise DataError(f"this artefact takes batches of {self.max_batch}, got {len(x)}")
+        totals = self._profile(x, iterations, warmup)
+        layers = [LayerTime(name, op, kernel, ms / iterations)
+                  for (name, op, kernel), ms in totals.items()]
+        return sorted(layers, key=lambda layer: layer.ms, reverse=True)
+
+    def _profile(self, x: np.ndarray, iterations: int,
+                 warmup: int) -> dict[tuple[str, str, str], float]:
+        """Total ms per (layer, op, kernel) over ``iterations`` calls (backend hook)."""
+        raise PaceEdgeError(f"per-layer profiling is not available for the {self.name} backend")
 
     def warmup(self, n: int = 3) -> None:
         """Run ``n`` inferences of one zero spectrum (first-call allocations, JIT, autotuning)."""

@@ -196,6 +196,9 @@ def test_ascii_query_mode_and_integration_command():
             t.write(b"SPEC.INTEG 200000\nSPEC.READ?\n")
             assert LineFormat(16).parse(t.read_until(b"\n")).tolist() == [900.0] * 16
             t.write(b"WHAT?\n")
+            deadline = time.monotonic() + 5.0  # the device thread reads it in its own time
+            while emu.stats.requests < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
     assert emu.stats.requests == 4 and emu.stats.bad_requests == 1
 
 

@@ -16,7 +16,7 @@ from pace_edge.preprocess import Pipeline
 from pace_edge.train import Recipe
 from pace_edge.train.augment import augment, blur, gaussian_noise, intensity_scale, mask
 from pace_edge.train.bundle_training import train_bundle
-from pace_edge.train.trainer import fit
+from pace_edge.train.trainer import fit, smoothed_choice
 
 
 def small_data():
@@ -62,11 +62,43 @@ def test_patience_stops_early() -> None:
     assert result.epochs_run - result.best_epoch == 2
 
 
+def test_smoothed_choice_prefers_a_plateau_to_a_lucky_spike() -> None:
+    accs = [0.5, 0.6, 0.95, 0.6, 0.6, 0.85, 0.9, 0.9, 0.9, 0.85, 0.8]
+    history = [{"epoch": i + 1, "val_accuracy": a, "val_loss": 1.0 - a}
+               for i, a in enumerate(accs)]
+    assert smoothed_choice(history, 1) == (3, (0.95, pytest.approx(0.05)))
+    epoch, (acc, loss) = smoothed_choice(history, 3)
+    assert epoch == 8 and acc == pytest.approx(0.9) and loss == pytest.approx(0.1)
+    # Equal averages: the lower averaged validation loss wins.
+    flat = [{"epoch": i + 1, "val_accuracy": 0.8, "val_loss": v}
+            for i, v in enumerate([0.5, 0.4, 0.3, 0.35, 0.5])]
+    assert smoothed_choice(flat, 3)[0] == 3
+
+
+def test_select_window_sets_the_refit_length_and_history_is_kept(tmp_path: Path) -> None:
+    data = small_data()
+    recipe = Recipe(epochs=8, batch_size=16, seed=1, refit=True, select_window=5)
+    result = fit(data, preset("tiny", 3), recipe)
+    expected, (acc, _) = smoothed_choice(result.history, 5)
+    assert result.best_epoch == result.refit_epochs == expected
+    assert result.val_accuracy == pytest.approx(acc)
+    bundle, _ = train_bundle(make_synthetic(n_per_class=10, seed=0), preset("tiny", 3),
+                             Recipe(epochs=3, batch_size=16, select_window=3),
+                             Pipeline.from_spec("normalize:vector"), out=tmp_path / "b")
+    history = Bundle.load(tmp_path / "b").training["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert all(0.0 <= row["val_accuracy"] <= 1.0 for row in history)
+
+
 def test_recipe_validation() -> None:
     with pytest.raises(PaceEdgeError, match="validation fraction"):
         Recipe(val_fraction=1.0).validate()
     with pytest.raises(PaceEdgeError, match="learning rate"):
         Recipe(lr=0).validate()
+    with pytest.raises(PaceEdgeError, match="odd number of epochs"):
+        Recipe(select_window=4).validate()
+    with pytest.raises(PaceEdgeError, match="needs the refit"):
+        Recipe(select_window=5, refit=False).validate()
     with pytest.raises(PaceEdgeError, match="too few spectra"):
         data = make_synthetic(n_per_class=1, seed=0)
         fit(data, preset("tiny", 3), Recipe(epochs=1))

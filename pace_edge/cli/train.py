@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing,
                    help="cross-entropy label smoothing in [0, 1) "
                         f"(default: {d.label_smoothing:g})")
+    p.add_argument("--select-window", type=positive_int, default=d.select_window,
+                   help="choose the epoch count on a centred moving average of validation "
+                        "accuracy over this many epochs (odd; 1 = the single best epoch; "
+                        f"needs --refit) (default: {d.select_window})")
     p.add_argument("--val-fraction", type=fraction, default=d.val_fraction,
                    help="share of the training data held out for model selection "
                         f"(default: {d.val_fraction:g})")
@@ -88,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
         augment=args.augment, refit=args.refit, device=args.device,
+        select_window=args.select_window,
     )
     recipe.validate()
     config = preset(args.preset, num_classes=len(data.classes))
@@ -96,8 +101,10 @@ def run(args: argparse.Namespace) -> int:
     with EpochBar(recipe.epochs) as bar:
         bundle, result = train_bundle(data, config, recipe, pipeline, on_epoch=bar.update)
     metrics = bundle.training["metrics"]
+    averaged = (f", averaged over {recipe.select_window} epochs"
+                if recipe.select_window > 1 else "")
     print(f"selected epoch {result.best_epoch}/{result.epochs_run}: validation accuracy "
-          f"{result.val_accuracy:.2%} ({result.split['validation']} spectra), "
+          f"{result.val_accuracy:.2%} ({result.split['validation']} spectra{averaged}), "
           f"{result.seconds:.0f} s"
           + (f"; refit on all {len(data)} spectra for {result.refit_epochs} epochs"
              if result.refit_epochs else ""))

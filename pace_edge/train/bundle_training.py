@@ -41,6 +41,8 @@ def train_bundle(
                     "refit_epochs": result.refit_epochs,
                     "val_accuracy": result.val_accuracy, "val_loss": result.val_loss,
                     "seconds": round(result.seconds, 2)},
+        "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
+                    for row in result.history],
         **(extra or {}),
     }
     bundle = Bundle(

@@ -22,6 +22,7 @@ class Recipe:
     seed: int = 0
     augment: bool = True
     refit: bool = True  # retrain on all training data for the selected number of epochs
+    select_window: int = 1  # epochs in the centred moving average of validation that selects
     label_smoothing: float = 0.0
     device: str = "cpu"
 
@@ -34,6 +35,10 @@ class Recipe:
             (self.t_max >= 0, "t_max must be non-negative"),
             (0.0 < self.val_fraction < 1.0, "validation fraction must be in (0, 1)"),
             (self.patience >= 0, "patience must be non-negative"),
+            (self.select_window >= 1 and self.select_window % 2 == 1,
+             "select window must be an odd number of epochs (1 = no smoothing)"),
+            (self.select_window == 1 or self.refit,
+             "a select window above 1 needs the refit (no weights are kept per epoch)"),
             (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
             (self.device in ("cpu", "cuda"), "device must be cpu or cuda"),
         ]

@@ -151,6 +151,49 @@ def qdq(tmp_path_factory, bundle: Bundle, data: SpectralDataset, fp32_onnx: Path
     return out, info, cal
 
 
+def test_fold_unfused_weights_keeps_the_numbers(qdq, tmp_path: Path, data: SpectralDataset):
+    """Layers ONNX Runtime cannot run in INT8 get their weight stored dequantized (the same
+    float32 values); layers whose output is quantised keep their Q/DQ weight."""
+    import shutil
+
+    import onnxruntime as ort
+
+    from pace_edge.export.quantize.qdq import fold_unfused_weights
+
+    path, _, cal = qdq
+    folded_path = tmp_path / "folded.onnx"
+    shutil.copy(path, folded_path)
+    folded = fold_unfused_weights(folded_path)
+    before, after = onnx.load(path), onnx.load(folded_path)
+
+    def users(model: onnx.ModelProto) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for n in model.graph.node:
+            for name in n.input:
+                out.setdefault(name, []).append(n.op_type)
+        return out
+
+    def weight_producer(model: onnx.ModelProto) -> dict[str, str | None]:
+        producers = {o: n.op_type for n in model.graph.node for o in n.output}
+        return {n.name: producers.get(n.input[1]) for n in model.graph.node
+                if n.op_type in ("Conv", "Gemm", "MatMul")}
+
+    use = users(before)
+    unfused = {n.name for n in before.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")
+               and weight_producer(before)[n.name] == "DequantizeLinear"
+               and set(use.get(n.output[0], [])) != {"QuantizeLinear"}}
+    assert unfused and set(folded) == unfused
+    after_producer = weight_producer(after)
+    for name, producer in weight_producer(before).items():
+        assert after_producer[name] == (None if name in unfused else producer)
+    x = cal.inputs[:16].astype(np.float32)
+    logits = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+              .run(None, {"spectrum": x})[0] for p in (path, folded_path)]
+    np.testing.assert_allclose(logits[1], logits[0], rtol=0, atol=1e-4)
+    assert check_qdq(folded_path) == []
+    assert fold_unfused_weights(folded_path) == []  # nothing left to fold
+
+
 def test_qdq_graph_follows_tensorrt_rules(qdq):
     path, info, _ = qdq
     assert check_qdq(path) == []

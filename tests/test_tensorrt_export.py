@@ -138,6 +138,12 @@ def test_jetson_int8(bundle_dir: Path, calib_dir: Path, tmp_path: Path) -> None:
     assert len(cache.scales) >= 3 and all(s > 0 for s in cache.scales.values())
     quantised = {n.input[0] for n in qdq.graph.node if n.op_type == "QuantizeLinear"}
     assert set(cache.scales) - {"spectrum"} <= quantised  # float-kept layers stay out
+    # TensorRT's file keeps every quantised weight behind its DequantizeLinear (the ONNX
+    # Runtime file folds some; see fold_unfused_weights).
+    producers = {o: n for n in qdq.graph.node for o in n.output}
+    assert manifest.calibration["artefacts"]["onnx"].get("float_output_layers") is None
+    assert all(producers[n.input[1]].op_type == "DequantizeLinear"
+               for n in qdq.graph.node if n.op_type == "Conv" and n.input[1] in producers)
 
     trt = manifest.runtime["tensorrt"]
     assert trt["onnx"] == "model_int8_qdq.onnx" and trt["quantization"] == "explicit (Q/DQ)"

@@ -266,7 +266,7 @@ def int8_qdq(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetRes
     except ImportError as exc:
         raise PaceEdgeError(f"INT8 export needs pace_edge.export.quantize: {exc}") from exc
     with tempfile.TemporaryDirectory(prefix=".int8-", dir=out_dir) as tmp:
-        result = export_int8(bundle, Path(tmp), options, ("onnx",))
+        result = export_int8(bundle, Path(tmp), options, ("onnx-qdq",))
         for artefact in result.artefacts:
             name = QDQ_FILE if artefact["path"] == ONNX_FILE else artefact["path"]
             shutil.move(str(Path(tmp) / artefact["path"]), str(out_dir / name))

@@ -230,13 +230,17 @@ class _Int8:
         self.clock.lap("openvino")
         return info, (runtime, lambda x: openvino_run(xml, x))
 
-    def onnx(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray
-             ) -> tuple[dict, Runner]:
-        """ONNX QDQ with the search's float layers."""
+    def onnx(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray,
+             for_onnxruntime: bool = True) -> tuple[dict, Runner]:
+        """ONNX QDQ with the search's float layers (for ONNX Runtime, or TensorRT's parser)."""
         from ..onnx_target import ONNX_FILE, ort_graph_counts
 
         path = out_dir / ONNX_FILE
         info = self.quantizer.write(path, self.floats)
+        if for_onnxruntime:
+            from .qdq import fold_unfused_weights
+
+            info["float_output_layers"] = fold_unfused_weights(path)
         result.artefacts.append({"path": ONNX_FILE, "kind": "onnx", "precision": "int8"})
         result.executed_graph["onnxruntime-cpu"] = {"op_counts": ort_graph_counts(path)}
         result.runtime["onnxruntime"] = {"providers": ["CPUExecutionProvider"]}
@@ -266,7 +270,9 @@ class _Int8:
 
 def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
                 kinds: Sequence[str]) -> TargetResult:
-    """Write the INT8 artefacts of ``kinds`` (``onnx``, ``openvino``) into ``out_dir``."""
+    """Write the INT8 artefacts of ``kinds`` into ``out_dir``: ``openvino`` (IR), ``onnx``
+    (QDQ ONNX for ONNX Runtime) or ``onnx-qdq`` (the same for TensorRT's parser, every weight
+    kept behind its Q/DQ pair)."""
     import onnx
 
     from ..onnx_target import build_onnx, finalize
@@ -299,8 +305,9 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
             if "openvino" in kinds:
                 artefacts["openvino"], runners["model.xml"] = run.openvino(
                     out_dir, result, torch_ref, evaluation, max_drop)
-            if "onnx" in kinds:
-                artefacts["onnx"], runners["model.onnx"] = run.onnx(out_dir, result, torch_ref)
+            if "onnx" in kinds or "onnx-qdq" in kinds:
+                artefacts["onnx"], runners["model.onnx"] = run.onnx(
+                    out_dir, result, torch_ref, for_onnxruntime="onnx" in kinds)
             if evaluation is not None:
                 result.accuracy = measure_accuracy(bundle, evaluation, runners, max_drop)
                 clock.lap("accuracy")

@@ -256,6 +256,64 @@ def check_qdq(path: str | Path) -> list[str]:
     return problems
 
 
+def fold_unfused_weights(path: str | Path) -> list[str]:
+    """For ONNX Runtime: store the dequantized weights of layers it cannot run in INT8.
+
+    ONNX Runtime's CPU provider runs a QDQ Conv, Gemm or MatMul as an integer kernel only when
+    its output goes to a QuantizeLinear; otherwise it runs the float layer and dequantizes the
+    constant weight again on every call (on the paper model, the first block's pointwise conv,
+    whose residual Add the sensitivity search keeps float, spent most of a batch-1 call there).
+    For those layers the weight's DequantizeLinear is replaced by its output, the same float32
+    values ``q * scale``, so the numbers do not change. Rewrites ``path``; returns the layers.
+    (Not for TensorRT, which fuses weight Q/DQ itself and expects them: see ``qdq_rules``.)
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    init = {i.name: i for i in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    users: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    folded, dropped = [], []
+    for node in graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2:
+            continue
+        after = users.get(node.output[0], [])
+        if after and all(u.op_type == "QuantizeLinear" for u in after):
+            continue  # ONNX Runtime fuses this one into an integer kernel
+        dq = producer.get(node.input[1])
+        if (dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in init
+                or len(users.get(dq.output[0], [])) != 1):
+            continue
+        q = numpy_helper.to_array(init[dq.input[0]]).astype(np.float32)
+        scale = numpy_helper.to_array(init[dq.input[1]]).astype(np.float32)
+        zero = (numpy_helper.to_array(init[dq.input[2]]).astype(np.float32)
+                if len(dq.input) > 2 and dq.input[2] in init else np.float32(0))
+        if scale.ndim == 1 and scale.size > 1:
+            axis = next((a.i for a in dq.attribute if a.name == "axis"), 1) % q.ndim
+            shape = [1] * q.ndim
+            shape[axis] = scale.size
+            scale, zero = scale.reshape(shape), np.reshape(zero, shape if np.ndim(zero) else ())
+        weight = ((q - zero) * scale).astype(np.float32)
+        name = f"{node.name}_weight_dequantized"
+        graph.initializer.append(numpy_helper.from_array(weight, name))
+        node.input[1] = name
+        dropped.append(dq)
+        folded.append(node.name)
+    for dq in dropped:
+        graph.node.remove(dq)
+    live = {name for node in graph.node for name in node.input}
+    for tensor in [i for i in graph.initializer if i.name not in live]:
+        graph.initializer.remove(tensor)
+    if folded:
+        onnx.save_model(model, str(path))
+    return folded
+
+
 def quantize_qdq(
     fp32_onnx: Path,
     out: Path,

@@ -41,6 +41,8 @@ def test_help_lists_every_command() -> None:
          "label smoothing must be in [0, 1)"),
         (["train", "--data", "DATA", "--out", "OUT", "--weight-decay", "-1"],
          "weight decay must be non-negative"),
+        (["train", "--data", "DATA", "--out", "OUT", "--select-folds", "3", "--no-refit"],
+         "k-fold selection needs the refit"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pace_edge.data import stratified_split
+from pace_edge.data import stratified_folds, stratified_split
 from pace_edge.errors import PaceEdgeError
 
 Y = np.array([0] * 10 + [1] * 5 + [2] * 2 + [3] * 1)
@@ -45,3 +45,27 @@ def test_zero_fraction_keeps_everything_in_train() -> None:
 def test_fraction_out_of_range(fraction: float) -> None:
     with pytest.raises(PaceEdgeError, match=r"fraction must be in \[0, 1\)"):
         stratified_split(Y, fraction, seed=0)
+
+
+def test_folds_partition_the_data_and_keep_class_proportions() -> None:
+    y = np.array([0] * 12 + [1] * 7 + [2] * 5)
+    folds = stratified_folds(y, 5, seed=3)
+    assert len(folds) == 5
+    vals = np.concatenate([v for _, v in folds])
+    np.testing.assert_array_equal(np.sort(vals), np.arange(y.size))  # each spectrum once
+    for train, val in folds:
+        assert np.intersect1d(train, val).size == 0 and train.size + val.size == y.size
+        assert list(train) == sorted(train) and list(val) == sorted(val)
+        counts = np.bincount(y[val], minlength=3)
+        assert counts[0] in (2, 3) and counts[1] in (1, 2) and counts[2] == 1
+    again = stratified_folds(y, 5, seed=3)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
+    other = stratified_folds(y, 5, seed=4)
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, other, strict=True))
+
+
+def test_folds_argument_checks() -> None:
+    with pytest.raises(PaceEdgeError, match="at least 2 folds"):
+        stratified_folds(Y, 1)
+    with pytest.raises(PaceEdgeError, match="has 1 spectra, fewer than the 2 folds"):
+        stratified_folds(Y, 2)

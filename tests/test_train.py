@@ -90,6 +90,23 @@ def test_select_window_sets_the_refit_length_and_history_is_kept(tmp_path: Path)
     assert all(0.0 <= row["val_accuracy"] <= 1.0 for row in history)
 
 
+def test_k_fold_selection_chooses_on_the_mean_curve_then_refits() -> None:
+    data = small_data()
+    recipe = Recipe(epochs=4, batch_size=16, seed=2, refit=True, select_folds=3)
+    result = fit(data, preset("tiny", 3), recipe)
+    assert result.split == {"train": 60, "validation": 60, "folds": 3}
+    assert len(result.history) == 4
+    for row in result.history:
+        assert len(row["fold_val_accuracy"]) == 3
+        assert row["val_accuracy"] == pytest.approx(np.mean(row["fold_val_accuracy"]))
+    best, (acc, _) = smoothed_choice(result.history, 1)
+    assert result.best_epoch == result.refit_epochs == best
+    assert result.val_accuracy == pytest.approx(acc)
+    again = fit(data, preset("tiny", 3), recipe)  # deterministic for a seed
+    assert all(np.array_equal(u, v) for u, v in zip(weights(result.model),
+                                                       weights(again.model), strict=True))
+
+
 def test_recipe_validation() -> None:
     with pytest.raises(PaceEdgeError, match="validation fraction"):
         Recipe(val_fraction=1.0).validate()
@@ -99,6 +116,8 @@ def test_recipe_validation() -> None:
         Recipe(select_window=4).validate()
     with pytest.raises(PaceEdgeError, match="needs the refit"):
         Recipe(select_window=5, refit=False).validate()
+    with pytest.raises(PaceEdgeError, match="k-fold selection needs the refit"):
+        Recipe(select_folds=5, refit=False).validate()
     with pytest.raises(PaceEdgeError, match="too few spectra"):
         data = make_synthetic(n_per_class=1, seed=0)
         fit(data, preset("tiny", 3), Recipe(epochs=1))

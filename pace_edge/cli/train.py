@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="choose the epoch count on a centred moving average of validation "
                         "accuracy over this many epochs (odd; 1 = the single best epoch; "
                         f"needs --refit) (default: {d.select_window})")
+    p.add_argument("--select-folds", type=positive_int, default=d.select_folds,
+                   help="choose the epoch count on the mean validation curve of K stratified "
+                        "folds of the training data (K training runs, then the refit; "
+                        "--val-fraction is then unused) (default: 1, one hold-out split)")
     p.add_argument("--val-fraction", type=fraction, default=d.val_fraction,
                    help="share of the training data held out for model selection "
                         f"(default: {d.val_fraction:g})")
@@ -92,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
         augment=args.augment, refit=args.refit, device=args.device,
-        select_window=args.select_window,
+        select_window=args.select_window, select_folds=args.select_folds,
     )
     recipe.validate()
     config = preset(args.preset, num_classes=len(data.classes))
@@ -103,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
     metrics = bundle.training["metrics"]
     averaged = (f", averaged over {recipe.select_window} epochs"
                 if recipe.select_window > 1 else "")
+    held = (f"{recipe.select_folds}-fold, mean over {result.split['validation']} spectra"
+            if recipe.select_folds > 1 else f"{result.split['validation']} spectra")
     print(f"selected epoch {result.best_epoch}/{result.epochs_run}: validation accuracy "
-          f"{result.val_accuracy:.2%} ({result.split['validation']} spectra{averaged}), "
+          f"{result.val_accuracy:.2%} ({held}{averaged}), "
           f"{result.seconds:.0f} s"
           + (f"; refit on all {len(data)} spectra for {result.refit_epochs} epochs"
              if result.refit_epochs else ""))

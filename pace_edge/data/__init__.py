@@ -10,7 +10,7 @@ from .dataset import SpectralDataset
 from .load import load_dataset
 from .npy_folder import load_npy_folder, write_npy_folder
 from .spectrum_file import read_spectrum_file
-from .split import stratified_split
+from .split import stratified_folds, stratified_split
 from .synthetic import make_synthetic
 from .text_folder import load_text_folder
 from .wide_csv import load_wide_csv
@@ -23,6 +23,7 @@ __all__ = [
     "load_wide_csv",
     "make_synthetic",
     "read_spectrum_file",
+    "stratified_folds",
     "stratified_split",
     "write_npy_folder",
 ]

@@ -1,4 +1,4 @@
-"""Deterministic stratified train/validation split."""
+"""Deterministic stratified train/validation splits: one hold-out, or k folds."""
 
 from __future__ import annotations
 
@@ -39,3 +39,26 @@ def _n_val(count: int, fraction: float) -> int:
     if count < 2 or fraction == 0.0:
         return 0
     return min(max(math.floor(fraction * count + 0.5), 1), count - 1)
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` sorted ``(train_idx, val_idx)`` pairs whose validation parts partition ``y``.
+
+    Each class's items are shuffled (seeded) and dealt round-robin over the folds, so every
+    fold holds each class in proportion; every class needs at least ``k`` items.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise PaceEdgeError(f"labels must be 1-D, got shape {y.shape}")
+    if k < 2:
+        raise PaceEdgeError(f"k-fold selection needs at least 2 folds, got {k}")
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(y.size, dtype=np.int64)
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        if members.size < k:
+            raise PaceEdgeError(
+                f"class {label!r} has {members.size} spectra, fewer than the {k} folds"
+            )
+        fold_of[members] = np.arange(members.size) % k
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]

@@ -23,6 +23,7 @@ class Recipe:
     augment: bool = True
     refit: bool = True  # retrain on all training data for the selected number of epochs
     select_window: int = 1  # epochs in the centred moving average of validation that selects
+    select_folds: int = 1  # >1: choose the epoch count on the mean curve of k validation folds
     label_smoothing: float = 0.0
     device: str = "cpu"
 
@@ -39,6 +40,9 @@ class Recipe:
              "select window must be an odd number of epochs (1 = no smoothing)"),
             (self.select_window == 1 or self.refit,
              "a select window above 1 needs the refit (no weights are kept per epoch)"),
+            (self.select_folds >= 1, "select folds must be at least 1"),
+            (self.select_folds == 1 or self.refit,
+             "k-fold selection needs the refit (it only chooses the epoch count)"),
             (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
             (self.device in ("cpu", "cuda"), "device must be cpu or cuda"),
         ]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import SpectralDataset, stratified_split
+from ..data import SpectralDataset, stratified_folds, stratified_split
 from ..errors import PaceEdgeError
 from ..model import ModelConfig
 from ..model.pace import PACE
@@ -138,6 +138,8 @@ def fit(
     if recipe.device == "cuda" and not torch.cuda.is_available():
         raise PaceEdgeError("--device cuda was asked for but torch sees no CUDA device")
     device = torch.device(recipe.device)
+    if recipe.select_folds > 1:
+        return _fit_k_fold(train, config, recipe, device, on_epoch)
     train_idx, val_idx = stratified_split(train.y, recipe.val_fraction, recipe.seed)
     if len(val_idx) == 0 or len(train_idx) == 0:
         raise PaceEdgeError(
@@ -178,16 +180,7 @@ def fit(
         best_epoch, best = smoothed_choice(history, recipe.select_window)
     refit_epochs = 0
     if recipe.refit:
-        xa, ya = tensors(np.arange(len(train)))
-        # The whole cosine schedule is fitted into the chosen epoch count, so the refit model
-        # ends annealed instead of being cut off at a high learning rate.
-        refit = _Run(config, recipe, device, recipe.seed + REFIT_SEED_OFFSET, t_max=best_epoch)
-        for epoch in range(1, best_epoch + 1):
-            loss, lr = refit.epoch(xa, ya)
-            if on_epoch is not None:
-                on_epoch({"phase": "refit", "epoch": epoch, "loss": loss, "lr": lr,
-                          "epochs": best_epoch})
-        model, refit_epochs = refit.model, best_epoch
+        model, refit_epochs = _refit(train, config, recipe, device, best_epoch, on_epoch)
     return FitResult(
         model=model.cpu().eval(),
         best_epoch=best_epoch,
@@ -197,5 +190,66 @@ def fit(
         seconds=time.perf_counter() - start,
         history=history,
         split={"train": int(len(train_idx)), "validation": int(len(val_idx))},
+        refit_epochs=refit_epochs,
+    )
+
+
+def _refit(train: SpectralDataset, config: ModelConfig, recipe: Recipe, device: torch.device,
+           epochs: int, on_epoch: EpochCallback | None) -> tuple[PACE, int]:
+    """Train on all of ``train`` for ``epochs``, the whole cosine schedule fitted into them
+    (so the model ends annealed instead of being cut off at a high learning rate)."""
+    xa = torch.as_tensor(train.x, dtype=torch.float32, device=device)
+    ya = torch.as_tensor(train.y, device=device)
+    refit = _Run(config, recipe, device, recipe.seed + REFIT_SEED_OFFSET, t_max=epochs)
+    for epoch in range(1, epochs + 1):
+        loss, lr = refit.epoch(xa, ya)
+        if on_epoch is not None:
+            on_epoch({"phase": "refit", "epoch": epoch, "loss": loss, "lr": lr,
+                      "epochs": epochs})
+    return refit.model, epochs
+
+
+def _fit_k_fold(train: SpectralDataset, config: ModelConfig, recipe: Recipe,
+                device: torch.device, on_epoch: EpochCallback | None) -> FitResult:
+    """Choose the epoch count on the mean validation curve of ``select_folds`` folds (each
+    spectrum validates once), then refit on everything for that many epochs.
+
+    Every fold trains for ``epochs`` from its own seed; the choice is the epoch of highest
+    mean validation accuracy (ties: lowest mean validation loss), smoothed by
+    ``select_window`` when that is above 1.
+    """
+    k = recipe.select_folds
+    folds = stratified_folds(train.y, k, recipe.seed)
+    acc = np.zeros((k, recipe.epochs))
+    loss = np.zeros((k, recipe.epochs))
+    start = time.perf_counter()
+    for f, (train_idx, val_idx) in enumerate(folds):
+        xt = torch.as_tensor(train.x[train_idx], dtype=torch.float32, device=device)
+        yt = torch.as_tensor(train.y[train_idx], device=device)
+        xv = torch.as_tensor(train.x[val_idx], dtype=torch.float32, device=device)
+        yv = torch.as_tensor(train.y[val_idx], device=device)
+        run = _Run(config, recipe, device, recipe.seed + f)
+        for epoch in range(1, recipe.epochs + 1):
+            train_loss, lr = run.epoch(xt, yt)
+            acc[f, epoch - 1], loss[f, epoch - 1] = _evaluate(run.model, xv, yv)
+            if on_epoch is not None:
+                on_epoch({"phase": f"select fold {f + 1}/{k}", "epoch": epoch,
+                          "loss": train_loss, "val_accuracy": acc[f, epoch - 1],
+                          "val_loss": loss[f, epoch - 1], "lr": lr})
+    history = [{"epoch": e + 1, "val_accuracy": float(acc[:, e].mean()),
+                "val_loss": float(loss[:, e].mean()),
+                "fold_val_accuracy": [float(a) for a in acc[:, e]]}
+               for e in range(recipe.epochs)]
+    best_epoch, (val_acc, val_loss) = smoothed_choice(history, recipe.select_window)
+    model, refit_epochs = _refit(train, config, recipe, device, best_epoch, on_epoch)
+    return FitResult(
+        model=model.cpu().eval(),
+        best_epoch=best_epoch,
+        val_accuracy=val_acc,
+        val_loss=val_loss,
+        epochs_run=recipe.epochs,
+        seconds=time.perf_counter() - start,
+        history=history,
+        split={"train": int(len(train)), "validation": int(len(train)), "folds": k},
         refit_epochs=refit_epochs,
     )

@@ -233,7 +233,7 @@ def test_preprocess_is_the_manifests_pipeline(exports, raw) -> None:
         assert runner.bound_pipeline(RAW_AXIS.copy()) is runner.bound_pipeline(RAW_AXIS)
         assert runner.bound_pipeline(other) is not runner.bound_pipeline(RAW_AXIS)
         frozen = RAW_AXIS.copy()
-        frozen.flags.writeable = False  # as a stream passes it: checked by identity
+        frozen.flags.writeable = False  # as a stream passes it
         assert runner.bound_pipeline(frozen) is runner.bound_pipeline(frozen)
         shifted = RAW_AXIS + 0.5  # a writeable axis is looked up by value every call
         first = runner.bound_pipeline(shifted)

@@ -134,13 +134,6 @@ class Pipeline:
 
     def apply(self, x: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Preprocess ``x`` on ``axis``; returns new ``(x, axis)``, ``x`` of the input's rank."""
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim not in (1, 2):
-            raise DataError(f"spectra must be 1-D (L,) or 2-D (n, L), got shape {x.shape}")
-        if x.ndim == 2 and x.shape[0] == 0:
-            raise DataError("no spectra")
-        axis = np.asarray(axis, dtype=np.float64)
-        _check_axis(axis, x.shape[-1])
         bound = self.bind(axis)
         return bound(x), bound.axis.copy()
 

@@ -152,7 +152,6 @@ class Runner(ABC):
         self.reason = ""
         self._closed = False
         self._bound: dict[bytes, BoundPipeline] = {}
-        self._last_bound: tuple[np.ndarray, BoundPipeline] | None = None
 
     # --- what the model expects ---------------------------------------------------------------
 
@@ -189,14 +188,10 @@ class Runner(ABC):
         Bound once per distinct axis (a few are kept), so a stream from one instrument pays
         for the axis checks and interpolation plan once, not per spectrum.
         """
-        last = self._last_bound
-        if last is not None and axis is last[0]:  # the same read-only array as last time
-            return last[1]
         a = np.asarray(axis, dtype=np.float64)
         key = a.tobytes()
         bound = self._bound.get(key)
         if bound is not None:
-            self._remember(axis, bound)
             return bound
         bound = self.pipeline.bind(a)
         model, out_axis = self.axis, bound.axis
@@ -216,14 +211,7 @@ class Runner(ABC):
         if len(self._bound) >= BOUND_AXES:
             self._bound.pop(next(iter(self._bound)))
         self._bound[key] = bound
-        self._remember(axis, bound)
         return bound
-
-    def _remember(self, axis: Any, bound: BoundPipeline) -> None:
-        """Keep ``axis`` for an identity check next call, if it cannot change in place (a
-        stream passes the same read-only axis array with every spectrum)."""
-        frozen = isinstance(axis, np.ndarray) and not axis.flags.writeable
-        self._last_bound = (axis, bound) if frozen else None
 
     def infer(self, inputs: np.ndarray) -> np.ndarray:
         """Logits ``(n, classes)`` float32 of preprocessed inputs ``(n, L)``.

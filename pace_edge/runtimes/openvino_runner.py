@@ -79,7 +79,6 @@ class OpenVINORunner(Runner):
             )
         if shape[0].is_static:
             self.max_batch = self._min_batch = shape[0].get_length()
-        self._output = self._compiled.output(spec.output_name)
         self._request = self._compiled.create_infer_request()
         self._input_index = next(i for i, port in enumerate(self._compiled.inputs)
                                  if spec.input_name in port.get_names())
@@ -154,7 +153,7 @@ class OpenVINORunner(Runner):
 
     def _release(self) -> None:
         self._tensors.clear()
-        del self._request, self._output, self._compiled, self._model
+        del self._request, self._compiled, self._model
 
     def _describe(self) -> dict[str, Any]:
         compiled = self._compiled

@@ -131,8 +131,9 @@ def fit(
 
     Ties in validation accuracy go to the lower validation loss. With ``select_window`` > 1
     the epoch count is chosen on the moving average (:func:`smoothed_choice`) and the refit
-    trains for it. ``on_epoch`` receives a dict
-    with phase ("select" or "refit"), epoch, loss, val_accuracy, val_loss and lr.
+    trains for it; with ``select_folds`` > 1 it is chosen on k folds (:func:`_fit_k_fold`).
+    ``on_epoch`` receives a dict with phase ("select", "select fold i/k" or "refit"), epoch,
+    loss, lr and, while selecting, val_accuracy and val_loss.
     """
     recipe.validate()
     if recipe.device == "cuda" and not torch.cuda.is_available():

@@ -13,10 +13,7 @@ COV paper model the difference is small: logit NRMSE 0.0191 f32 vs 0.0198 bf16).
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,7 @@ import numpy as np
 
 from .calibration import Calibration
 from .layers import Layer, openvino_names, resolve
-from .qdq import CALIB_BATCH, batches
+from .qdq import CALIB_BATCH, batches, quiet
 
 COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 
@@ -34,21 +31,6 @@ def _range_estimator(method: str) -> Any:
 
     return {"minmax": Sets.MINMAX, "percentile": Sets.MEAN_QUANTILE,
             "entropy": Sets.HISTOGRAM}[method]
-
-
-@contextlib.contextmanager
-def _quiet_nncf() -> Iterator[None]:
-    """NNCF's own progress bars and info logs off; ours is the calibration bar."""
-    import nncf
-
-    logger = logging.getLogger("nncf")
-    level = logger.level
-    nncf.set_log_level(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def ignored_scope(model: Any, layers: Sequence[Layer]) -> Any:
@@ -98,7 +80,7 @@ def quantize_openvino(
         subset_size=len(calibration),
         ignored_scope=ignored_scope(model, floats),
     )
-    with _quiet_nncf():
+    with quiet("nncf"):  # NNCF's own bars and logs off; ours is the calibration bar
         if validation is not None and max_drop is not None:
             x_val, y_val = validation
             val_chunks = list(zip(batches(x_val, fixed, 64), _label_chunks(y_val, fixed, 64),

@@ -85,16 +85,17 @@ def _reader(chunks: list[np.ndarray], tick: Callable[[int], None] | None) -> Any
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence onnxruntime.quantization's pre-processing advice and calibration prints."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+def quiet(logger: str | None = None) -> Iterator[None]:
+    """Silence a quantisation library's info logs (``logger``; None: the root logger, where
+    onnxruntime.quantization logs its pre-processing advice) and its prints to stdout."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
-        root.setLevel(level)
+        log.setLevel(level)
 
 
 class QdqQuantizer:
@@ -132,7 +133,7 @@ class QdqQuantizer:
         options = {"symmetric": True, "percentile": PERCENTILE}
         if self.method == "entropy":  # ORT's default 128 bins leave entropy no choice but max
             options.update(num_bins=ENTROPY_BINS, num_quantized_bins=128)
-        with tempfile.TemporaryDirectory(prefix="pace-calib-") as tmp, _quiet():
+        with tempfile.TemporaryDirectory(prefix="pace-calib-") as tmp, quiet():
             calibrator = create_calibrator(
                 self.fp32, list(QUANTIZED_OPS),
                 augmented_model_path=str(Path(tmp) / "augmented.onnx"),
@@ -162,7 +163,7 @@ class QdqQuantizer:
                 for name in node.input if name in consts
             },
         }
-        with _quiet():
+        with quiet():
             quantize_static(
                 str(self.fp32), str(out), None,
                 quant_format=QuantFormat.QDQ,

@@ -95,3 +95,16 @@ def test_evaluate_predict_info(synthetic_bundle: Path, tmp_path: Path,
 
     assert main(["info", str(synthetic_bundle)]) == 0
     assert "weights verified" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag, expected", [([], True), (["--no-precise-bn"], False)])
+def test_train_records_precise_bn_choice(tmp_path: Path, flag: list[str],
+                                         expected: bool) -> None:
+    from pace_edge.data import make_synthetic, write_npy_folder
+
+    data = write_npy_folder(tmp_path / "data", make_synthetic(n_per_class=8, seed=2))
+    out = tmp_path / "model"
+    assert main(["train", "--data", str(data), "--out", str(out), "--preset", "tiny",
+                 "--epochs", "2", "--batch-size", "8", *flag]) == 0
+    recipe = json.loads((out / "model.json").read_text())["training"]["recipe"]
+    assert recipe["precise_bn"] is expected

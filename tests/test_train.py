@@ -16,7 +16,7 @@ from pace_edge.preprocess import Pipeline
 from pace_edge.train import Recipe
 from pace_edge.train.augment import augment, blur, gaussian_noise, intensity_scale, mask
 from pace_edge.train.bundle_training import train_bundle
-from pace_edge.train.trainer import fit, smoothed_choice
+from pace_edge.train.trainer import fit, precise_batchnorm, smoothed_choice
 
 
 def small_data():
@@ -52,6 +52,53 @@ def test_selection_keeps_best_validation_epoch_and_refit_uses_it() -> None:
     refit = fit(data, preset("tiny", 3), Recipe(epochs=6, batch_size=16, seed=0, refit=True))
     assert refit.best_epoch == result.best_epoch
     assert refit.refit_epochs == result.best_epoch
+
+
+def embed_statistics(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor,
+                                                                       torch.Tensor]:
+    """Per-channel mean and unbiased variance of the patch embedding's conv output on ``x``."""
+    with torch.no_grad():
+        z = model.embed(model.pool(x.unsqueeze(1)))
+    return z.mean(dim=(0, 2)), z.var(dim=(0, 2), unbiased=True)
+
+
+def test_precise_batchnorm_sets_statistics_of_the_given_spectra() -> None:
+    model = fit(small_data(), preset("tiny", 3),
+                Recipe(epochs=2, batch_size=16, refit=False, precise_bn=False)).model
+    x = torch.as_tensor(small_data().x, dtype=torch.float32)
+    mean, var = embed_statistics(model, x)
+    before = model.embed_bn.running_mean.clone()
+    assert not torch.allclose(before, mean, atol=1e-4)  # running stats lag the final weights
+    params = [p.detach().clone() for p in model.parameters()]
+    precise_batchnorm(model, x)
+    assert not model.training
+    torch.testing.assert_close(model.embed_bn.running_mean, mean, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.embed_bn.running_var, var, rtol=1e-4, atol=1e-5)
+    assert all(torch.equal(p, q) for p, q in zip(params, model.parameters(), strict=True))
+    # in batches: the equal-weight mean of the per-batch statistics
+    precise_batchnorm(model, x, batch_size=30)
+    halves = [embed_statistics(model, x[:30]), embed_statistics(model, x[30:])]
+    torch.testing.assert_close(model.embed_bn.running_mean,
+                               (halves[0][0] + halves[1][0]) / 2, rtol=1e-4, atol=1e-5)
+
+
+def test_precise_bn_changes_only_the_batchnorm_statistics() -> None:
+    data = small_data()
+    on = fit(data, preset("tiny", 3), Recipe(epochs=3, batch_size=16, seed=1))
+    off = fit(data, preset("tiny", 3), Recipe(epochs=3, batch_size=16, seed=1,
+                                              precise_bn=False))
+    a, b = on.model.state_dict(), off.model.state_dict()
+    stats = {k for k in a if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    assert all(torch.equal(a[k], b[k]) for k in a if k not in stats)
+    assert not torch.allclose(a["embed_bn.running_mean"], b["embed_bn.running_mean"])
+    x = torch.as_tensor(data.x, dtype=torch.float32)  # the refit's data: all of it, clean
+    torch.testing.assert_close(a["embed_bn.running_mean"], embed_statistics(on.model, x)[0],
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_recipes_of_older_bundles_did_not_use_precise_bn() -> None:
+    assert Recipe.from_dict({"epochs": 5}).precise_bn is False
+    assert Recipe.from_dict(Recipe().to_dict()) == Recipe()
 
 
 def test_patience_stops_early() -> None:

@@ -65,6 +65,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     refit.add_argument("--no-refit", dest="refit", action="store_false",
                        help="keep the best-validation model itself"
                             + ("" if d.refit else " (default)"))
+    bn = p.add_mutually_exclusive_group()
+    bn.add_argument("--precise-bn", dest="precise_bn", action="store_true",
+                    default=d.precise_bn,
+                    help="after training, recompute BatchNorm statistics on the un-augmented "
+                         "training spectra" + (" (default)" if d.precise_bn else ""))
+    bn.add_argument("--no-precise-bn", dest="precise_bn", action="store_false",
+                    help="keep the running statistics gathered during training"
+                         + ("" if d.precise_bn else " (default)"))
     p.add_argument("--preprocess", default="",
                    help="preprocessing steps, e.g. 'despike,baseline:asls,normalize:snv' "
                         "(default: none; the model axis is always recorded)")
@@ -97,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
         augment=args.augment, refit=args.refit, device=args.device,
         select_window=args.select_window, select_folds=args.select_folds,
+        precise_bn=args.precise_bn,
     )
     recipe.validate()
     config = preset(args.preset, num_classes=len(data.classes))

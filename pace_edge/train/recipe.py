@@ -25,6 +25,7 @@ class Recipe:
     select_window: int = 1  # epochs in the centred moving average of validation that selects
     select_folds: int = 1  # >1: choose the epoch count on the mean curve of k validation folds
     label_smoothing: float = 0.0
+    precise_bn: bool = True  # recompute BatchNorm statistics on the clean training spectra
     device: str = "cpu"
 
     def validate(self) -> None:
@@ -56,4 +57,6 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("precise_bn", False)  # bundles from before the option kept them
+        return cls(**values)

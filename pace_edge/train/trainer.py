@@ -3,7 +3,9 @@
 The validation split comes from the training data alone; the test data never reaches this
 module, so it cannot influence model selection. With ``recipe.refit`` the number of epochs
 chosen on validation is then used to retrain on all the training data, with the cosine
-schedule compressed into that many epochs.
+schedule compressed into that many epochs. With ``recipe.precise_bn`` the final model's
+BatchNorm statistics are then recomputed on the un-augmented training spectra
+(:func:`precise_batchnorm`).
 """
 
 from __future__ import annotations
@@ -100,6 +102,22 @@ class _Run:
         return total / len(x), lr
 
 
+@torch.no_grad()
+def precise_batchnorm(model: PACE, x: torch.Tensor, batch_size: int = 512) -> None:
+    """Replace every BatchNorm's running mean and variance by the statistics of ``model``'s
+    final weights on ``x`` (equal-weight average over batches of ``batch_size``).
+
+    During training they are an exponential average over augmented mini-batches, taken while
+    the weights were still moving; spectra at inference are neither augmented nor produced by
+    earlier weights, and the mismatch shifts every normalised activation. Leaves ``model`` in
+    eval mode.
+    """
+    torch.optim.swa_utils.update_bn(
+        (x[i : i + batch_size] for i in range(0, len(x), batch_size)), model
+    )
+    model.eval()
+
+
 def smoothed_choice(history: list[dict[str, float]], window: int) -> tuple[int, tuple[float,
                                                                                      float]]:
     """The epoch whose centred ``window``-epoch moving average of validation accuracy is
@@ -182,6 +200,8 @@ def fit(
     refit_epochs = 0
     if recipe.refit:
         model, refit_epochs = _refit(train, config, recipe, device, best_epoch, on_epoch)
+    elif recipe.precise_bn:
+        precise_batchnorm(model, xt)
     return FitResult(
         model=model.cpu().eval(),
         best_epoch=best_epoch,
@@ -207,6 +227,8 @@ def _refit(train: SpectralDataset, config: ModelConfig, recipe: Recipe, device: 
         if on_epoch is not None:
             on_epoch({"phase": "refit", "epoch": epoch, "loss": loss, "lr": lr,
                       "epochs": epochs})
+    if recipe.precise_bn:
+        precise_batchnorm(refit.model, xa)
     return refit.model, epochs
 
 

@@ -82,6 +82,20 @@ def test_precise_batchnorm_sets_statistics_of_the_given_spectra() -> None:
                                (halves[0][0] + halves[1][0]) / 2, rtol=1e-4, atol=1e-5)
 
 
+def test_precise_batchnorm_gathers_statistics_with_dropout_off() -> None:
+    from dataclasses import replace
+
+    from pace_edge.model.pace import PACE
+
+    model = PACE(replace(preset("tiny", 3), dropout=0.5))
+    x = torch.as_tensor(small_data().x, dtype=torch.float32)
+    precise_batchnorm(model, x)
+    first = model.blocks[0].dw_bn.running_mean.clone()
+    precise_batchnorm(model, x)  # random dropout masks would change the later layers' stats
+    assert torch.equal(model.blocks[0].dw_bn.running_mean, first)
+    assert model.embed_bn.momentum == 0.1 and not model.training
+
+
 def test_precise_bn_changes_only_the_batchnorm_statistics() -> None:
     data = small_data()
     on = fit(data, preset("tiny", 3), Recipe(epochs=3, batch_size=16, seed=1))

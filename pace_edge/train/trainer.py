@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..data import SpectralDataset, stratified_folds, stratified_split
 from ..errors import PaceEdgeError
@@ -109,12 +110,20 @@ def precise_batchnorm(model: PACE, x: torch.Tensor, batch_size: int = 512) -> No
 
     During training they are an exponential average over augmented mini-batches, taken while
     the weights were still moving; spectra at inference are neither augmented nor produced by
-    earlier weights, and the mismatch shifts every normalised activation. Leaves ``model`` in
-    eval mode.
+    earlier weights, and the mismatch shifts every normalised activation. Dropout stays off
+    while the statistics are gathered, as it is at inference. Leaves ``model`` in eval mode.
     """
-    torch.optim.swa_utils.update_bn(
-        (x[i : i + batch_size] for i in range(0, len(x), batch_size)), model
-    )
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+        m.train()
+    for i in range(0, len(x), batch_size):
+        model(x[i : i + batch_size])
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
     model.eval()
 
 

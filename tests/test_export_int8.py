@@ -110,6 +110,38 @@ def test_calibration_flags_need_int8(trained, tmp_path: Path, capsys) -> None:
     assert code == 2 and "--calib only apply to --precision int8" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("given, expected", [("none", []),
+                                             ("embed, blocks.0.dw", ["embed", "blocks.0.dw"])])
+def test_float_layers_override_the_measured_choice(trained, tmp_path: Path, capsys,
+                                                   given: str, expected: list[str]) -> None:
+    folder, bundle_dir = trained
+    out = tmp_path / "export"
+    code = main(["export", "--model", str(bundle_dir), "--target", "onnx", "--precision",
+                 "int8", "--calib", str(folder), "--float-layers", given, "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    cal = load_manifest(out).calibration
+    assert sorted(cal["float_layers"]) == sorted(expected)
+    assert [step["float"] for step in cal["search"]][-1] == cal["float_layers"]
+    quantized = {n.name for n in onnx.load(str(out / "model.onnx")).graph.node
+                 if n.op_type == "QuantizeLinear"}
+    assert quantized  # the rest is INT8
+
+
+def test_unknown_float_layer_is_a_user_error(trained, tmp_path: Path, capsys) -> None:
+    folder, bundle_dir = trained
+    out = tmp_path / "export"
+    code = main(["export", "--model", str(bundle_dir), "--target", "onnx", "--precision",
+                 "int8", "--calib", str(folder), "--float-layers", "blocks.9", "--out",
+                 str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "no quantisable layer 'blocks.9'" in err and "Traceback" not in err
+    assert not (out / "manifest.json").exists()
+    code = main(["export", "--model", str(bundle_dir), "--target", "onnx", "--float-layers",
+                 "none", "--out", str(tmp_path / "fp32")])
+    assert code == 2 and "--float-layers only apply to --precision int8" in (
+        capsys.readouterr().err)
+
+
 def test_int8_without_calibration_source_is_refused(synthetic_bundle: Path, tmp_path: Path,
                                                     capsys) -> None:
     code = main(["export", "--model", str(synthetic_bundle), "--target", "onnx", "--precision",

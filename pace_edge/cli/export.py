@@ -56,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib-method", choices=METHODS, default=DEFAULT_METHOD,
                    help=f"activation range estimation (default {DEFAULT_METHOD}: 99.99th "
                         "percentile of |x|; minmax: largest |x|; entropy: KL-optimal clip)")
+    q.add_argument("--float-layers", type=float_layers, default=None, metavar="LAYERS|none",
+                   help="keep exactly these layers in float instead of the measured choice: "
+                        "comma-separated keys (pool, embed, head, blocks.N, blocks.N.dw, "
+                        "blocks.N.pw, blocks.N.add); none quantises every layer, for the most "
+                        "throughput (check it with --eval) (default: chosen by sensitivity)")
     q.add_argument("--eval", type=Path, default=None, metavar="DATA",
                    help="labelled held-out data (its test split): measure the FP32 model and "
                         "every artefact on it and apply the accuracy gate")
@@ -68,6 +73,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def calib_size(text: str) -> int | None:
     """``--calib-size``: a positive whole number or ``all``."""
     return None if text == "all" else positive_int(text)
+
+
+def float_layers(text: str) -> list[str]:
+    """``--float-layers``: ``none`` or comma-separated layer keys."""
+    if text.strip().lower() == "none":
+        return []
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    if not keys:
+        raise argparse.ArgumentTypeError("give layer keys such as pool,embed or none")
+    return keys
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             "eval": evaluation,
             "max_accuracy_drop": args.max_accuracy_drop,
             "progress": True,
+            **({} if args.float_layers is None else {"float_layers": args.float_layers}),
         } if args.precision == "int8" else {},
     )
     print(f"exporting {args.model} -> {args.out} (target {args.target}, {args.precision}, "
@@ -165,7 +181,8 @@ def _check_int8_flags(args: argparse.Namespace) -> None:
         return
     given = [flag for flag, value, default in (
         ("--calib", args.calib, None), ("--calib-size", args.calib_size, DEFAULT_SIZE),
-        ("--calib-method", args.calib_method, DEFAULT_METHOD)) if value != default]
+        ("--calib-method", args.calib_method, DEFAULT_METHOD),
+        ("--float-layers", args.float_layers, None)) if value != default]
     if given:
         raise PaceEdgeError(f"{', '.join(given)} only apply to --precision int8")
 

@@ -56,7 +56,9 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        """The recipe a bundle recorded. Unknown keys are ignored; a missing ``precise_bn``
+        means a bundle from before that option, which kept the running statistics."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values.setdefault("precise_bn", False)  # bundles from before the option kept them
+        values.setdefault("precise_bn", False)
         return cls(**values)

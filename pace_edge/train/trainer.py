@@ -55,6 +55,13 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _tensors(data: SpectralDataset, idx: np.ndarray | slice,
+             device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spectra (float32) and labels of ``data[idx]`` on ``device``."""
+    x = torch.as_tensor(data.x[idx], dtype=torch.float32, device=device)
+    return x, torch.as_tensor(data.y[idx], device=device)
+
+
 def _evaluate(model: PACE, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     model.eval()
     with torch.no_grad():
@@ -106,7 +113,8 @@ class _Run:
 @torch.no_grad()
 def precise_batchnorm(model: PACE, x: torch.Tensor, batch_size: int = 512) -> None:
     """Replace every BatchNorm's running mean and variance by the statistics of ``model``'s
-    final weights on ``x`` (equal-weight average over batches of ``batch_size``).
+    final weights on ``x`` (the mean over near-equal chunks of at most ``batch_size``, so
+    every spectrum weighs about the same).
 
     During training they are an exponential average over augmented mini-batches, taken while
     the weights were still moving; spectra at inference are neither augmented nor produced by
@@ -120,8 +128,8 @@ def precise_batchnorm(model: PACE, x: torch.Tensor, batch_size: int = 512) -> No
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches below
         m.train()
-    for i in range(0, len(x), batch_size):
-        model(x[i : i + batch_size])
+    for chunk in torch.tensor_split(x, max(1, math.ceil(len(x) / batch_size))):
+        model(chunk)
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.eval()
@@ -175,12 +183,8 @@ def fit(
             f"{recipe.val_fraction:g}"
         )
 
-    def tensors(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.as_tensor(train.x[idx], dtype=torch.float32, device=device)
-        return x, torch.as_tensor(train.y[idx], device=device)
-
-    xt, yt = tensors(train_idx)
-    xv, yv = tensors(val_idx)
+    xt, yt = _tensors(train, train_idx, device)
+    xv, yv = _tensors(train, val_idx, device)
     run = _Run(config, recipe, device, recipe.seed)
     best: tuple[float, float] = (-1.0, math.inf)
     best_state: dict[str, torch.Tensor] = {}
@@ -228,8 +232,7 @@ def _refit(train: SpectralDataset, config: ModelConfig, recipe: Recipe, device: 
            epochs: int, on_epoch: EpochCallback | None) -> tuple[PACE, int]:
     """Train on all of ``train`` for ``epochs``, the whole cosine schedule fitted into them
     (so the model ends annealed instead of being cut off at a high learning rate)."""
-    xa = torch.as_tensor(train.x, dtype=torch.float32, device=device)
-    ya = torch.as_tensor(train.y, device=device)
+    xa, ya = _tensors(train, slice(None), device)
     refit = _Run(config, recipe, device, recipe.seed + REFIT_SEED_OFFSET, t_max=epochs)
     for epoch in range(1, epochs + 1):
         loss, lr = refit.epoch(xa, ya)
@@ -256,10 +259,8 @@ def _fit_k_fold(train: SpectralDataset, config: ModelConfig, recipe: Recipe,
     loss = np.zeros((k, recipe.epochs))
     start = time.perf_counter()
     for f, (train_idx, val_idx) in enumerate(folds):
-        xt = torch.as_tensor(train.x[train_idx], dtype=torch.float32, device=device)
-        yt = torch.as_tensor(train.y[train_idx], device=device)
-        xv = torch.as_tensor(train.x[val_idx], dtype=torch.float32, device=device)
-        yv = torch.as_tensor(train.y[val_idx], device=device)
+        xt, yt = _tensors(train, train_idx, device)
+        xv, yv = _tensors(train, val_idx, device)
         run = _Run(config, recipe, device, recipe.seed + f)
         for epoch in range(1, recipe.epochs + 1):
             train_loss, lr = run.epoch(xt, yt)

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from pace_edge.errors import BundleError, PaceEdgeError
-from pace_edge.integrity.digest import write_digest
 from pace_edge.export.manifest import (
     MANIFEST_FILE,
     Artefact,
@@ -22,6 +21,7 @@ from pace_edge.export.manifest import (
     load_manifest,
     write_manifest,
 )
+from pace_edge.integrity.digest import write_digest
 
 
 def sample_manifest() -> Manifest:

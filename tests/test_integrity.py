@@ -109,8 +109,14 @@ def test_edited_model_json_is_refused_everywhere(bundle_copy: Path, edit: str, c
 
     with pytest.raises(BundleError, match=expected):
         load_runner(bundle_copy)
-    code, _, err = run_cli(["predict", "--model", str(bundle_copy), str(bundle_copy)], capsys)
-    assert code == 2 and expected in err
+    for argv in (["predict", "--model", str(bundle_copy), str(bundle_copy)],
+                 ["evaluate", "--model", str(bundle_copy), "--data", str(bundle_copy)],
+                 ["export", "--model", str(bundle_copy), "--target", "onnx", "--out",
+                  str(bundle_copy.parent / "out")],
+                 ["stream", "--port", "/dev/null", "--protocol", "obp", "--model",
+                  str(bundle_copy), "--backend", "torch"]):
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and expected in err and err.count("\n") == 1, argv
 
 
 def test_bundle_without_digest_is_refused_until_sealed(bundle_copy: Path, capsys) -> None:

@@ -33,6 +33,7 @@ from pace_edge.export.manifest import (
     Manifest,
     OutputSpec,
     sign_export,
+    signature_of,
     verify_export,
     write_manifest,
 )
@@ -278,8 +279,11 @@ def test_signature_checks(tmp_path: Path, keys: dict[str, Path]) -> None:
     sign_export(export, load_private_key(keys["theirs"]))
     with pytest.raises(SignatureError, match="signed by key .*which is not one of the 1 trusted"):
         verify_export(export, trusted)
+    assert signature_of(export)["key_sha256"] != trusted.keys[0].key_sha256
     sign_export(export, load_private_key(keys["ours"]))
     assert verify_export(export, trusted).classes == ["a", "b"]
+    assert signature_of(export)["key_sha256"] == trusted.keys[0].key_sha256
+    assert signature_of(fake_export(tmp_path / "unsigned")) is None
 
     # altered after signing, even with the digest brought up to date
     path = export / MANIFEST_FILE

@@ -166,6 +166,16 @@ def is_signed(directory: str | Path) -> bool:
     return (Path(directory) / SIGNATURE_FILE).is_file()
 
 
+def signature_of(directory: str | Path) -> dict[str, Any] | None:
+    """The export's signature document (``algorithm``, ``key_sha256``, ...) for describing it,
+    or ``None`` when unsigned. Not verified: pass trusted keys to :func:`verify_export` for
+    that."""
+    from ..integrity.signing import read_signature
+
+    path = Path(directory) / SIGNATURE_FILE
+    return read_signature(path, MANIFEST_FILE) if path.is_file() else None
+
+
 def read_manifest(directory: str | Path, data: bytes | None = None) -> dict[str, Any]:
     """The parsed, format-checked ``manifest.json`` of ``directory`` (or ``data``, its bytes
     already read); neither the digest nor the files are verified."""

@@ -193,7 +193,9 @@ def sign_file(path: str | Path, key: Ed25519PrivateKey) -> Path:
     return out
 
 
-def _read_signature(sig_path: Path, signed_name: str) -> dict[str, Any]:
+def read_signature(sig_path: Path, signed_name: str) -> dict[str, Any]:
+    """The checked-for-form signature document ``sig_path`` over file ``signed_name`` (the
+    signature itself is not verified); :class:`SignatureError` if malformed."""
     try:
         document = json.loads(sig_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -224,7 +226,7 @@ def verify_signature(path: Path, data: bytes, trusted: TrustedKeys) -> TrustedKe
         raise SignatureError(f"{path.parent} is not signed ({sig_path.name} is missing) and "
                              f"only exports signed by one of the {keys} may run; sign it with "
                              "pace-edge export --sign KEY")
-    document = _read_signature(sig_path, path.name)
+    document = read_signature(sig_path, path.name)
     signer = trusted.find(document["key_sha256"])
     if signer is None:
         raise SignatureError(f"{path.parent} is signed by key {document['key_sha256'][:16]}…, "

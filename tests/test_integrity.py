@@ -408,3 +408,19 @@ def test_stream_runs_only_trusted_exports(signed_export: Path, synthetic_export:
         assert code == 2, name
         assert err.startswith("pace-edge stream: error: ") and message in err, (name, err)
         assert err.count("\n") == 1 and out == "", name
+
+
+def test_a_failed_export_is_not_signed(synthetic_bundle: Path, keys: dict[str, Path],
+                                       tmp_path: Path, capsys,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    from pace_edge.export import parity
+
+    monkeypatch.setattr(parity, "THRESHOLDS", {**parity.THRESHOLDS, "fp32": (-1.0, 1.0)})
+    out = tmp_path / "failed"
+    code, printed, err = run_cli(["export", "--model", str(synthetic_bundle), "--target", "onnx",
+                                  "--out", str(out), "--parity-samples", "16",
+                                  "--sign", str(keys["ours"])], capsys)
+    assert code == 2 and "parity check failed" in err
+    assert "not signed: the export failed its checks" in printed
+    assert (out / MANIFEST_FILE).is_file() and not (out / SIGNATURE_FILE).exists()

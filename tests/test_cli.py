@@ -94,7 +94,7 @@ def test_evaluate_predict_info(synthetic_bundle: Path, tmp_path: Path,
     assert "error" in lines[1] and "bad.txt" in lines[1]["error"]
 
     assert main(["info", str(synthetic_bundle)]) == 0
-    assert "weights verified" in capsys.readouterr().out
+    assert "weights and model.json verified" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("flag, expected", [([], True), (["--no-precise-bn"], False)])

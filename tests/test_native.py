@@ -334,16 +334,94 @@ def test_tampered_missing_and_unsupported_exports_are_refused(
     shutil.copytree(native_export, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["input"]["preprocessing"][2] = {"name": "baseline", "method": "snip", "options": {}}
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    _rewrite(copy / "manifest.json", json.dumps(manifest).encode())  # digest kept in step
     result = _stream_error(pace_stream, copy)
     assert result.returncode == 2 and "baseline method 'snip' is not implemented" in result.stderr
 
-    (copy / "manifest.json").write_text("{not json")
+    _rewrite(copy / "manifest.json", b"{not json")
     result = _stream_error(pace_stream, copy)
     assert result.returncode == 2 and "not valid JSON" in result.stderr
 
     result = subprocess.run([pace_stream, "--protocol", "usb"], capture_output=True, text=True)
     assert result.returncode == 2 and "usage: pace-stream" in result.stderr
+
+
+def _rewrite(path: Path, text: bytes) -> None:
+    """Replace a manifest and its digest, as a writer that knows the format would."""
+    from pace_edge.integrity.digest import write_digest
+
+    path.write_bytes(text)
+    write_digest(path, text)
+
+
+@pytest.mark.parametrize("edit", ["class name", "axis", "preprocessing", "missing digest"])
+def test_edited_manifests_are_refused(pace_stream: str, native_export: Path, tmp_path: Path,
+                                      edit: str) -> None:
+    copy = tmp_path / "export"
+    shutil.copytree(native_export, copy)
+    path = copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if edit == "class name":
+        manifest["classes"][0] = "renamed"
+    elif edit == "axis":
+        manifest["input"]["axis"][0] += 1.0
+    elif edit == "preprocessing":
+        manifest["input"]["preprocessing"].pop()
+    if edit == "missing digest":
+        (copy / "manifest.json.sha256").unlink()
+        expected = ("manifest.json.sha256 is missing: manifest.json is not covered by a digest; "
+                    "exports written by earlier pace-edge versions lack it; re-export")
+    else:
+        path.write_text(json.dumps(manifest, indent=2) + "\n")
+        expected = "manifest.json was edited after it was written"
+    result = _stream_error(pace_stream, copy)
+    assert result.returncode == 2 and expected in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_trusted_keys(pace_stream: str, native_export: Path, tmp_path: Path) -> None:
+    """Exports signed in Python (cryptography) are checked by pace-stream (OpenSSL)."""
+    from pace_edge.export.manifest import sign_export
+    from pace_edge.integrity.signing import generate_key_pair, load_private_key
+
+    ours, ours_pub = generate_key_pair(tmp_path / "keys", "lab")
+    theirs, _ = generate_key_pair(tmp_path / "keys", "other")
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    shutil.copy(ours_pub, trusted)
+    signed = tmp_path / "signed"
+    shutil.copytree(native_export, signed)
+    sign_export(signed, load_private_key(ours))
+    with Emulator("obp", seed=0) as emu:
+        records, summary, _ = _run_native(pace_stream, signed, emu, 5, tmp_path,
+                                          "--trusted-keys", str(trusted))
+    assert summary["received"] == 5 and all("class" in r for r in records)
+
+    foreign = tmp_path / "foreign"
+    shutil.copytree(signed, foreign)
+    sign_export(foreign, load_private_key(theirs))
+    tampered = tmp_path / "tampered"
+    shutil.copytree(signed, tampered)
+    manifest = json.loads((tampered / "manifest.json").read_text())
+    manifest["classes"][0] = "renamed"
+    _rewrite(tampered / "manifest.json", json.dumps(manifest).encode())
+    cases = {
+        native_export: "is not signed (manifest.json.sig is missing) and only exports signed by "
+                       f"one of the 1 trusted key in {trusted} may run",
+        foreign: f"which is not one of the 1 trusted key in {trusted}",
+        tampered: "the signature by trusted key lab.pub.pem does not match: manifest.json was "
+                  "altered after signing",
+    }
+    for export, expected in cases.items():
+        result = subprocess.run([pace_stream, "--port", "/dev/null", "--protocol", "obp",
+                                 "--model", str(export), "--trusted-keys", str(trusted)],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and expected in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+    result = subprocess.run([pace_stream, "--port", "/dev/null", "--protocol", "obp", "--model",
+                             str(signed), "--trusted-keys", str(tmp_path / "nowhere")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "is not a directory" in result.stderr
 
 
 def test_device_must_cover_the_model_axis(pace_stream: str, native_export: Path) -> None:

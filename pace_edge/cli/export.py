@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parity-samples", type=positive_int, default=256, metavar="N",
                    help="synthetic spectra for the parity check (default 256)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--sign", type=Path, default=None, metavar="KEY",
+                   help="sign manifest.json (which lists every file's sha256) with this Ed25519 "
+                        "private key (pace-edge keygen); devices run it with --trusted-keys")
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty --out that does not hold a previous export, "
                         "and keep an export that fails the --max-accuracy-drop gate (exit 0)")
@@ -86,14 +89,24 @@ def float_layers(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bundle import WEIGHTS_FILE, Bundle, library_versions, sha256_file
+    from ..bundle import META_FILE, WEIGHTS_FILE, Bundle, library_versions, sha256_file
     from ..data import load_dataset
     from ..export import OUTPUT_NAME, get_target, run_target
-    from ..export.manifest import Artefact, InputSpec, Manifest, OutputSpec, write_manifest
+    from ..export.manifest import (
+        SIGNATURE_FILE,
+        Artefact,
+        InputSpec,
+        Manifest,
+        OutputSpec,
+        sign_export,
+        write_manifest,
+    )
+    from ..integrity.signing import load_private_key
 
     get_target(args.target, args.precision)  # refuse unavailable targets/precisions early
     _check_int8_flags(args)
     bundle = Bundle.load(args.model)
+    signing_key = load_private_key(args.sign) if args.sign else None
     evaluation = load_dataset(args.eval, split="test") if args.eval else None
     old_files = _check_out(args.out, args.force)
     options = ExportOptions(
@@ -140,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             source={
                 "bundle": str(Path(args.model).resolve()),
                 "weights_sha256": sha256_file(Path(args.model) / WEIGHTS_FILE),
+                "metadata_sha256": sha256_file(Path(args.model) / META_FILE),
                 "model": bundle.config.to_dict(),
             },
             opset=result.opset,
@@ -152,12 +166,19 @@ def run(args: argparse.Namespace) -> int:
                                       *(("nncf",) if args.precision == "int8" else ())),
         )
         write_manifest(stage, manifest)
+        gate_ok = not manifest.accuracy or manifest.accuracy["passed"] or args.force
+        if signing_key is not None and manifest.parity_passed and gate_ok:
+            sign_export(stage, signing_key)  # a failed export is never signed
         (stage / REPORT_FILE).write_text(render_report(manifest))
         _publish(stage, args.out, old_files)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     print(summary_table(manifest))
-    print(f"wrote {args.out / 'manifest.json'} and {args.out / REPORT_FILE}")
+    signed = (args.out / SIGNATURE_FILE).is_file()
+    print(f"wrote {args.out / 'manifest.json'} and {args.out / REPORT_FILE}"
+          + (f", signed with {args.sign}" if signed else ""))
+    if signing_key is not None and not signed:
+        print("not signed: the export failed its checks")
     failed = [row for row in manifest.parity if not row["passed"]]
     if failed:
         from ..export.parity import ParityResult
@@ -189,7 +210,7 @@ def _check_int8_flags(args: argparse.Namespace) -> None:
 
 def _check_out(out: Path, force: bool) -> list[str]:
     """Create ``out`` or check it may be written; return the previous export's file names."""
-    from ..export.manifest import MANIFEST_FILE, read_manifest
+    from ..export.manifest import INTEGRITY_FILES, MANIFEST_FILE, read_manifest
 
     writable_dir(out, "export")
     if not any(out.iterdir()):
@@ -203,7 +224,7 @@ def _check_out(out: Path, force: bool) -> list[str]:
             f"{out} is not empty and holds no previous export; choose another --out or --force"
         ) from None
     names = {Path(a["path"]).parts[0] for a in old.get("artefacts", []) if a.get("path")}
-    return sorted(names | {MANIFEST_FILE, REPORT_FILE})
+    return sorted(names | {MANIFEST_FILE, *INTEGRITY_FILES, REPORT_FILE})
 
 
 def _publish(stage: Path, out: Path, old_files: list[str]) -> None:

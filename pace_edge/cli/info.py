@@ -6,19 +6,24 @@ import argparse
 import json
 from pathlib import Path
 
-HELP = "verify a model bundle and describe it"
+HELP = "verify a model bundle (weights and model.json digests) and describe it"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help=HELP, description=HELP + ".")
     p.add_argument("model", type=Path, help="model bundle directory")
     p.add_argument("--json", action="store_true", help="print model.json after verifying it")
+    p.add_argument("--seal", action="store_true",
+                   help="record the digest (model.json.sha256) of a bundle written before "
+                        "pace-edge covered model.json by one; check model.json first")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bundle import META_FILE, Bundle
+    from ..bundle import META_FILE, Bundle, seal_bundle
 
+    if args.seal:
+        print(f"recorded {seal_bundle(args.model)}")
     bundle = Bundle.load(args.model)
     if args.json:
         print((Path(args.model) / META_FILE).read_text().rstrip())
@@ -26,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     c = bundle.config
     params = sum(int(v.size) for v in bundle.weights.values())
     m = bundle.training.get("metrics", {})
-    print(f"bundle {args.model} (weights verified)")
+    print(f"bundle {args.model} (weights and model.json verified)")
     print(f"  model      PACE dim={c.dim} depth={c.depth} kernel={c.kernel} patch={c.patch} "
           f"pool_dim={c.pool_dim}, {params:,} parameters")
     print(f"  classes    {', '.join(bundle.classes)}")

@@ -16,6 +16,7 @@ from . import (
     evaluate,
     export,
     info,
+    keygen,
     predict,
     simulate,
     stream,
@@ -23,7 +24,7 @@ from . import (
 )
 
 COMMANDS = (demo, train, evaluate, predict, info, export, build_engine, simulate, stream,
-            benchmark)
+            benchmark, keygen)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto",
                    help="auto, onnxruntime, openvino, tensorrt or torch (default: auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="inference threads")
+    p.add_argument("--trusted-keys", type=Path, default=None, metavar="DIR",
+                   help="run only an export signed (pace-edge export --sign) by one of the "
+                        "Ed25519 public keys (*.pem) in DIR; refuse unsigned or foreign ones")
     p.add_argument("--baud", type=positive_int, default=None,
                    help="baud rate (default: 9600 for obp, as Ocean STS ships; 115200 for ascii)")
     p.add_argument("--timeout", type=float, default=3.0,
@@ -118,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"pace-edge stream: {message}", file=sys.stderr, flush=True)
 
     dark = _load_dark(args.dark)
-    runner = load_runner(args.model, backend=args.backend, threads=args.threads)
+    runner = load_runner(args.model, backend=args.backend, threads=args.threads,
+                         trusted_keys=args.trusted_keys)
     log(f"backend {runner.name} ({runner.precision}): {runner.reason}")
     runner.warmup()
     out = sys.stdout if args.output == "-" else open(args.output, "a", encoding="utf-8")  # noqa: SIM115

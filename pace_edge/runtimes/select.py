@@ -124,8 +124,9 @@ def select_backend(
     source: str | Path | Manifest, backend: str = "auto", precision: str | None = None
 ) -> Selection:
     """Check or choose the backend for an export (a verified :class:`Manifest`, or its
-    directory, verified here) or a bundle directory; :class:`PaceEdgeError` saying precisely
-    why when the choice cannot run here."""
+    directory, verified here: the manifest against its digest, then every file's sha256) or a
+    bundle directory; :class:`PaceEdgeError` saying precisely why when the choice cannot run
+    here. Signatures are checked by :func:`~pace_edge.runtimes.load_runner` (``trusted_keys``)."""
     from ..export.manifest import MANIFEST_FILE, Manifest, load_manifest
 
     backend = normalize_backend(backend)

@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "pace/errors.hpp"
 #include "pace/hash.hpp"
@@ -36,7 +37,44 @@ void check_relative(const std::string& manifest_path, const std::string& name) {
         throw BundleError(manifest_path + ": artefact path '" + name + "' leaves the export");
 }
 
+std::string base_name(const std::string& path) {
+    const size_t slash = path.find_last_of('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool is_hex64(const std::string& s) {
+    if (s.size() != 64) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
+constexpr const char* kReexportHint =
+    "exports written by earlier pace-edge versions lack it; re-export the bundle with "
+    "pace-edge export";
+
 }  // namespace
+
+void verify_digest(const std::string& path, std::string_view data, const std::string& missing_hint) {
+    const std::string sidecar = path + ".sha256";
+    const std::string name = base_name(path);
+    if (!is_file(sidecar))
+        throw BundleError(sidecar + " is missing: " + name + " is not covered by a digest; " +
+                          missing_hint);
+    std::ifstream in(sidecar, std::ios::binary);
+    std::vector<std::string> fields;
+    for (std::string field; in >> field;) fields.push_back(field);
+    if (in.bad()) throw BundleError(sidecar + ": unreadable digest");
+    if (fields.size() != 2 || !is_hex64(fields[0]))
+        throw BundleError(sidecar + ": malformed digest (expected '<sha256>  " + name + "')");
+    const std::string listed = fields[1].empty() || fields[1][0] != '*' ? fields[1] : fields[1].substr(1);
+    if (listed != name) throw BundleError(sidecar + ": digest of '" + fields[1] + "', not of " + name);
+    const std::string actual = sha256_hex(data);
+    if (actual != fields[0])
+        throw BundleError(path + ": sha256 " + actual.substr(0, 12) + "… does not match " +
+                          base_name(sidecar) + " (" + fields[0].substr(0, 12) + "…): " + name +
+                          " was edited after it was written");
+}
 
 const Artefact* Manifest::find_artefact(const std::string& kind) const {
     for (const Artefact& a : artefacts)
@@ -126,7 +164,7 @@ Manifest parse_manifest(const std::string& text, const std::string& directory) {
     return m;
 }
 
-Manifest load_manifest(const std::string& directory) {
+Manifest load_manifest(const std::string& directory, const TrustedKeys* trusted) {
     const std::string path = join(directory, kManifestFile);
     if (!is_file(path))
         throw BundleError(directory + ": not an export directory (" + kManifestFile + " is missing)");
@@ -134,7 +172,10 @@ Manifest load_manifest(const std::string& directory) {
     std::stringstream text;
     text << in.rdbuf();
     if (!in) throw BundleError(path + ": cannot be read");
-    Manifest m = parse_manifest(text.str(), directory);
+    const std::string bytes = text.str();
+    verify_digest(path, bytes, kReexportHint);
+    if (trusted != nullptr) verify_signature(path, bytes, *trusted);
+    Manifest m = parse_manifest(bytes, directory);
     for (const Artefact& a : m.artefacts) {
         const std::string file = join(directory, a.path);
         if (!is_file(file))

@@ -1,5 +1,6 @@
-// manifest.json: read, format-checked, artefacts re-hashed; tampered, missing, escaping and
-// malformed exports are refused with a BundleError that says what is wrong.
+// manifest.json: checked against its digest, read, format-checked, artefacts re-hashed;
+// edited, tampered, missing, escaping and malformed exports are refused with a BundleError that
+// says what is wrong.
 #include <unistd.h>
 
 #include <cstdlib>
@@ -27,6 +28,18 @@ void write(const std::string& path, const std::string& text) {
     std::ofstream(path, std::ios::binary) << text;
 }
 
+// manifest.json and its digest, as pace_edge.export.manifest.write_manifest writes them.
+void write_manifest(const std::string& dir, const std::string& text) {
+    write(dir + "/manifest.json", text);
+    write(dir + "/manifest.json.sha256", pace::sha256_hex(text) + "  manifest.json\n");
+}
+
+void replace(std::string& text, const std::string& from, const std::string& to) {
+    const size_t at = text.find(from);
+    if (at == std::string::npos) throw std::runtime_error("test text lacks " + from);
+    text.replace(at, from.size(), to);
+}
+
 std::string manifest_text(const std::string& sha, const std::string& path = "model.bin",
                           const std::string& extra = "") {
     return R"({"format": "pace-edge-export", "format_version": 1, "target": "openvino",
@@ -45,7 +58,7 @@ struct Export {
     std::string dir = temp_dir();
     Export() {
         write(dir + "/model.bin", "hello");
-        write(dir + "/manifest.json", manifest_text(pace::sha256_hex("hello")));
+        write_manifest(dir, manifest_text(pace::sha256_hex("hello")));
     }
     ~Export() { std::system(("rm -rf '" + dir + "'").c_str()); }
 };
@@ -76,27 +89,75 @@ TEST(missing_and_escaping_artefacts_are_refused) {
     Export e;
     ::unlink((e.dir + "/model.bin").c_str());
     CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "artefact model.bin listed in the manifest is missing");
-    write(e.dir + "/manifest.json", manifest_text("00", "../model.bin"));
+    write_manifest(e.dir, manifest_text("00", "../model.bin"));
     CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "artefact path '../model.bin' leaves the export");
-    write(e.dir + "/manifest.json", manifest_text("00", "/etc/passwd"));
+    write_manifest(e.dir, manifest_text("00", "/etc/passwd"));
     CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "leaves the export");
 }
 
 TEST(wrong_or_missing_manifests_are_refused) {
     Export e;
     CHECK_THROWS(pace::load_manifest(e.dir + "/nope"), BundleError, "not an export directory (manifest.json is missing)");
-    write(e.dir + "/manifest.json", "{\"format\": ");
+    write_manifest(e.dir, "{\"format\": ");
     CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "manifest.json: not valid JSON");
-    write(e.dir + "/manifest.json", R"({"format": "something-else"})");
+    write_manifest(e.dir, R"({"format": "something-else"})");
     CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "not a pace-edge export manifest");
-    write(e.dir + "/manifest.json", R"({"format": "pace-edge-export", "format_version": 2})");
+    write_manifest(e.dir, R"({"format": "pace-edge-export", "format_version": 2})");
     CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "export format 2 is newer than this runtime understands (1)");
-    write(e.dir + "/manifest.json", R"({"format": "pace-edge-export", "format_version": 1, "target": "x"})");
+    write_manifest(e.dir, R"({"format": "pace-edge-export", "format_version": 1, "target": "x"})");
     CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "malformed manifest (missing field 'precision')");
     std::string text = manifest_text(pace::sha256_hex("hello"));
     text.replace(text.find("\"classes\": 2"), 12, "\"classes\": 3");
-    write(e.dir + "/manifest.json", text);
+    write_manifest(e.dir, text);
     CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "output classes 3 does not match the 2 class names");
+}
+
+TEST(edited_metadata_is_refused) {
+    // A class name, the axis, a preprocessing step, a runtime setting: each edit is refused
+    // like an edited weight file, and the message names the digest file.
+    const std::string good = manifest_text(pace::sha256_hex("hello"));
+    for (auto [from, to] : {std::pair<std::string, std::string>{"\"b\"]", "\"B\"]"},
+                            {"[1.0, 2.0, 3.0]", "[1.0, 2.0, 3.5]"},
+                            {"\"snv\"", "\"minmax\""},
+                            {"\"f32\"", "\"f16\""}}) {
+        Export e;
+        std::string edited = good;
+        replace(edited, from, to);
+        write(e.dir + "/manifest.json", edited);
+        CHECK_THROWS(pace::load_manifest(e.dir), BundleError,
+                     "/manifest.json: sha256 " + pace::sha256_hex(edited).substr(0, 12) +
+                         "… does not match manifest.json.sha256 (" + pace::sha256_hex(good).substr(0, 12) +
+                         "…): manifest.json was edited after it was written");
+    }
+}
+
+TEST(a_manifest_without_its_digest_is_refused) {
+    Export e;
+    ::unlink((e.dir + "/manifest.json.sha256").c_str());
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError,
+                 "manifest.json.sha256 is missing: manifest.json is not covered by a digest; exports "
+                 "written by earlier pace-edge versions lack it; re-export the bundle with pace-edge export");
+    write(e.dir + "/manifest.json.sha256", "not-a-digest  manifest.json\n");
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "malformed digest");
+    write(e.dir + "/manifest.json.sha256",
+          pace::sha256_hex(manifest_text(pace::sha256_hex("hello"))) + "  other.json\n");
+    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "digest of 'other.json', not of manifest.json");
+    // sha256sum's binary-mode marker is accepted
+    write(e.dir + "/manifest.json.sha256",
+          pace::sha256_hex(manifest_text(pace::sha256_hex("hello"))) + " *manifest.json\n");
+    CHECK(pace::load_manifest(e.dir).classes.size() == 2);
+}
+
+TEST(strict_json_nulls_are_read) {
+    // pace-edge writes strict JSON: a non-finite figure (a broken artefact's parity) is null.
+    Export e;
+    write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
+                                        R"(, "parity": [{"artefact": "model.bin", "max_abs_diff": null,
+                                              "agreement": null, "passed": false}],
+                                            "calibration": null, "accuracy": null)"));
+    const pace::Manifest m = pace::load_manifest(e.dir);
+    CHECK(m.raw.at("parity").as_array()[0].at("max_abs_diff").is_null());
+    CHECK(m.raw.at("calibration").is_null() && m.num_classes == 2);
 }
 
 TEST(plan_files_are_found_and_checked) {

@@ -36,7 +36,7 @@ const char* kUsage =
     "                   [--timeout S] [--laser-nm NM] [--integration-ms MS] [--average N]\n"
     "                   [--dark FILE] [--pixels N] [--query CMD] [--wavelength-coeffs C0,C1,...]\n"
     "                   [--max-count X] [--max-batch N] [--output FILE|-] [--summary-json FILE]\n"
-    "                   [--max-frames N]\n";
+    "                   [--max-frames N] [--trusted-keys DIR]\n";
 
 const char* kHelp =
     "\nClassify spectra from a spectrometer on a serial port, one JSON line each (the native\n"
@@ -61,6 +61,8 @@ const char* kHelp =
     "  --output FILE          JSON-lines file (appended), or - for stdout (default)\n"
     "  --summary-json FILE    also write the exit summary as JSON here\n"
     "  --max-frames N         stop after this many frames (default: until stopped)\n"
+    "  --trusted-keys DIR     run only an export signed (pace-edge export --sign) by one of the\n"
+    "                         Ed25519 public keys (*.pem) in DIR; refuse unsigned or foreign ones\n"
     "  --version              print the version\n";
 
 struct Options {
@@ -79,7 +81,7 @@ struct UsageError {
 const std::vector<std::string> kOptions = {
     "port", "protocol", "model", "backend", "threads", "baud", "timeout", "laser-nm",
     "integration-ms", "average", "dark", "pixels", "query", "wavelength-coeffs", "max-count",
-    "max-batch", "output", "summary-json", "max-frames"};
+    "max-batch", "output", "summary-json", "max-frames", "trusted-keys"};
 
 Options parse_args(int argc, char** argv) {
     Options o;
@@ -142,7 +144,9 @@ int run(const Options& args) {
     Vec dark;
     if (args.has("dark")) dark = load_dark(args.get("dark"));
 
-    Manifest manifest = load_manifest(args.get("model"));
+    std::optional<TrustedKeys> trusted;
+    if (args.has("trusted-keys")) trusted = load_trusted_keys(args.get("trusted-keys"));
+    Manifest manifest = load_manifest(args.get("model"), trusted ? &*trusted : nullptr);
     Model model;
     try {
         model.pipeline = Pipeline::from_json(manifest.preprocessing);

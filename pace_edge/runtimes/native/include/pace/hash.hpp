@@ -1,41 +1,47 @@
-// Compact SHA-256 (FIPS 180-4) and MD5 (RFC 1321): artefact verification and OBP checksums.
+// SHA-256 and MD5 through OpenSSL's EVP interface: artefact and manifest verification, OBP
+// checksums.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
+
 namespace pace {
 
-class Sha256 {
+// An incremental message digest (EVP_DigestInit_ex / Update / Final_ex). N: digest bytes.
+template <size_t N>
+class EvpDigest {
 public:
-    Sha256();
     void update(const void* data, size_t n);
-    std::array<std::uint8_t, 32> digest();  // finalises; the object must not be reused
+    std::array<std::uint8_t, N> digest();  // finalises; the object must not be reused
+
+protected:
+    explicit EvpDigest(const char* algorithm);
 
 private:
-    void block(const std::uint8_t* p);
-    std::uint32_t h_[8];
-    std::uint8_t buf_[64];
-    size_t used_ = 0;
-    std::uint64_t total_ = 0;
+    struct Free {
+        void operator()(evp_md_ctx_st* ctx) const;
+    };
+    std::unique_ptr<evp_md_ctx_st, Free> ctx_;
 };
 
-class Md5 {
+class Sha256 : public EvpDigest<32> {
 public:
-    Md5();
-    void update(const void* data, size_t n);
-    std::array<std::uint8_t, 16> digest();  // finalises; the object must not be reused
-
-private:
-    void block(const std::uint8_t* p);
-    std::uint32_t h_[4];
-    std::uint8_t buf_[64];
-    size_t used_ = 0;
-    std::uint64_t total_ = 0;
+    Sha256() : EvpDigest("SHA256") {}
 };
+
+class Md5 : public EvpDigest<16> {
+public:
+    Md5() : EvpDigest("MD5") {}
+};
+
+extern template class EvpDigest<32>;
+extern template class EvpDigest<16>;
 
 std::string to_hex(const std::uint8_t* data, size_t n);
 std::string sha256_hex(std::string_view data);

@@ -1,12 +1,15 @@
-// An export directory's manifest.json (pace_edge.export.manifest): read, format-checked,
-// and every listed artefact re-hashed; anything missing or altered is a BundleError.
+// An export directory's manifest.json (pace_edge.export.manifest): checked against its digest
+// (manifest.json.sha256) and optionally its Ed25519 signature, format-checked, and every
+// listed artefact re-hashed; anything missing or altered is a BundleError.
 #pragma once
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pace/json.hpp"
+#include "pace/signature.hpp"
 
 namespace pace {
 
@@ -44,8 +47,15 @@ constexpr const char* kManifestFile = "manifest.json";
 constexpr const char* kManifestFormat = "pace-edge-export";
 constexpr int kManifestFormatVersion = 1;
 
-// Read and check `directory`/manifest.json and verify every artefact's sha256.
-Manifest load_manifest(const std::string& directory);
+// Read `directory`/manifest.json once, check those bytes against manifest.json.sha256 and,
+// with `trusted`, their signature (manifest.json.sig) by one of those keys; then parse and
+// verify every artefact's sha256.
+Manifest load_manifest(const std::string& directory, const TrustedKeys* trusted = nullptr);
+
+// Check `data` (the bytes read from `path`) against `path`.sha256 (sha256sum format);
+// BundleError when the digest file is missing (`missing_hint` says what to do), malformed,
+// or records another sha256.
+void verify_digest(const std::string& path, std::string_view data, const std::string& missing_hint);
 
 // Parse a manifest document (no file checks): for tests and tools.
 Manifest parse_manifest(const std::string& text, const std::string& directory);

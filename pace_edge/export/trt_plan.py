@@ -52,6 +52,7 @@ class PlanHeader:
     input_name: str = "spectrum"
     input_length: int = 0
     builder_flags: list[str] = field(default_factory=list)
+    cleared_flags: list[str] = field(default_factory=list)  # e.g. ["TF32"]
     workspace_mb: int | None = None
     engine_sha256: str = ""
     engine_bytes: int = 0
@@ -100,8 +101,8 @@ def _read_prefix(f: Any, path: Path) -> PlanHeader:
     prefix = f.read(_PREFIX.size)
     if len(prefix) < _PREFIX.size or prefix[:8] != MAGIC:
         raise BundleError(
-            f"{path}: not a pace-edge TensorRT plan (no {MAGIC[:7].decode()} header; a raw "
-            "engine from trtexec must be rebuilt with `pace-edge build-engine`)"
+            f"{path}: not a pace-edge TensorRT plan (no {MAGIC[:7].decode()} header); build it "
+            "with `pace-edge build-engine` or `pace-stream --build-engine`"
         )
     _, version, length = _PREFIX.unpack(prefix)
     if version > FORMAT_VERSION:

@@ -19,6 +19,9 @@
 #include "pace/json.hpp"
 #include "pace/manifest.hpp"
 #include "pace/stream.hpp"
+#ifdef PACE_WITH_TENSORRT
+#include "pace/trt_build.hpp"
+#endif
 
 #ifndef PACE_VERSION
 #define PACE_VERSION "0.1.0"
@@ -36,7 +39,8 @@ const char* kUsage =
     "                   [--timeout S] [--laser-nm NM] [--integration-ms MS] [--average N]\n"
     "                   [--dark FILE] [--pixels N] [--query CMD] [--wavelength-coeffs C0,C1,...]\n"
     "                   [--max-count X] [--max-batch N] [--output FILE|-] [--summary-json FILE]\n"
-    "                   [--max-frames N]\n";
+    "                   [--max-frames N]\n"
+    "       pace-stream --build-engine --model EXPORT_DIR [--precision fp32|fp16|int8]\n";
 
 const char* kHelp =
     "\nClassify spectra from a spectrometer on a serial port, one JSON line each (the native\n"
@@ -61,7 +65,11 @@ const char* kHelp =
     "  --output FILE          JSON-lines file (appended), or - for stdout (default)\n"
     "  --summary-json FILE    also write the exit summary as JSON here\n"
     "  --max-frames N         stop after this many frames (default: until stopped)\n"
-    "  --version              print the version\n";
+    "  --version              print the version\n\n"
+    "  --build-engine         build the export's TensorRT plan on this GPU (TensorRT C++ API),\n"
+    "                         check it against the ONNX Runtime logits saved in the export and\n"
+    "                         list it in the manifest; exits 2 when it fails the check\n"
+    "  --precision P          with --build-engine: fp32, fp16 or int8 (default: the export's)\n";
 
 struct Options {
     std::map<std::string, std::string> values;
@@ -79,13 +87,13 @@ struct UsageError {
 const std::vector<std::string> kOptions = {
     "port", "protocol", "model", "backend", "threads", "baud", "timeout", "laser-nm",
     "integration-ms", "average", "dark", "pixels", "query", "wavelength-coeffs", "max-count",
-    "max-batch", "output", "summary-json", "max-frames"};
+    "max-batch", "output", "summary-json", "max-frames", "precision"};
 
 Options parse_args(int argc, char** argv) {
     Options o;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
-        if (arg == "-h" || arg == "--help" || arg == "--version") {
+        if (arg == "-h" || arg == "--help" || arg == "--version" || arg == "--build-engine") {
             o.values[arg] = "";
             continue;
         }
@@ -106,6 +114,14 @@ Options parse_args(int argc, char** argv) {
         o.values[key] = value;
     }
     if (o.has("-h") || o.has("--help") || o.has("--version")) return o;
+    if (o.has("--build-engine")) {
+        if (!o.has("model")) throw UsageError{"--build-engine needs --model EXPORT_DIR"};
+        const std::string p = o.get("precision");
+        if (!p.empty() && p != "fp32" && p != "fp16" && p != "int8")
+            throw UsageError{"argument --precision: invalid choice: '" + p + "' (choose from 'fp32', 'fp16', 'int8')"};
+        return o;
+    }
+    if (o.has("precision")) throw UsageError{"--precision only applies to --build-engine"};
     std::string missing;
     for (const char* k : {"port", "protocol", "model"})
         if (!o.has(k)) missing += std::string(missing.empty() ? "" : ", ") + "--" + k;
@@ -255,6 +271,16 @@ int run(const Options& args) {
 
 }  // namespace
 
+int build_engine(const Options& args) {
+#ifdef PACE_WITH_TENSORRT
+    return pace::build_checked_plan(args.get("model"), args.get("precision"));
+#else
+    (void)args;
+    throw pace::Error("this pace-stream is built without TensorRT; rebuild it with -DPACE_WITH_TENSORRT=ON "
+                      "on the device (or run pace-edge build-engine there)");
+#endif
+}
+
 int main(int argc, char** argv) {
     Options args;
     try {
@@ -275,6 +301,7 @@ int main(int argc, char** argv) {
     }
     std::signal(SIGPIPE, SIG_IGN);  // a closed output pipe is a write error, handled in emit
     try {
+        if (args.has("--build-engine")) return build_engine(args);
         return run(args);
     } catch (const UsageError& e) {
         std::fprintf(stderr, "%space-stream: error: %s\n", kUsage, e.message.c_str());

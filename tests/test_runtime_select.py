@@ -184,7 +184,7 @@ def test_unknown_backend(x86: Path) -> None:
 def test_precision_picks_among_artefacts(tmp_path: Path, available: set[str]) -> None:
     export = make_export(tmp_path / "jetson", [
         ("model.onnx", "onnx", "fp32"), ("model_int8_qdq.onnx", "onnx-qdq", "int8"),
-        ("calibration.cache", "tensorrt-calibration-cache", "int8"),
+        ("engine_check_spectra.f32", "engine-check-spectra", "fp32"),
     ], precision="int8")
     assert select_backend(export).artefact.path == "model_int8_qdq.onnx"  # the export's own
     assert select_backend(export, precision="fp32").artefact.path == "model.onnx"

@@ -155,9 +155,12 @@ int build_checked_plan(const std::string& export_dir, const std::string& precisi
     write_plan(staged, engine, h);
 
     std::vector<float> logits;
-    {
+    try {
         std::unique_ptr<Backend> backend = make_tensorrt_backend(m, staged, 0);
         logits = backend->infer(data.spectra.data(), data.count);
+    } catch (...) {
+        std::remove(staged.c_str());  // a plan that cannot run is not kept
+        throw;
     }
     const CheckResult result = compare_logits(data.reference, logits, data.classes, tolerance);
     std::cerr << "pace-stream: engine check against " << r.source << " on " << data.reference_runtime << ": "

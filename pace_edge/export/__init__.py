@@ -31,9 +31,9 @@ MIN_OPSET = 20  # the first opset with a native Gelu operator
 INPUT_NAME = "spectrum"
 OUTPUT_NAME = "logits"
 # The TensorRT release the tensorrt/jetson targets are written for (JetPack 6 ships 10.3) and the
-# highest ONNX opset each release's ONNX parser imports (onnx-tensorrt's docs/operators.md of the
-# matching release branch: "TensorRT 10.x supports operators in the inclusive range of opset 9
-# to opset N").
+# highest ONNX opset its ONNX parser imports: onnx-tensorrt's docs/operators.md reads "TensorRT
+# 10.0 supports operators in the inclusive range of opset 9 to opset 20" on its 10.0-GA and
+# 10.1-GA branches; 10.3 is taken to be the same (later 10.x releases raised it).
 TENSORRT_VERSION = "10.3"
 TENSORRT_MAX_OPSET = {"10.3": 20}
 

@@ -47,6 +47,7 @@ from pace_edge.export.trt_verify import (  # noqa: E402
     EngineCheckData,
     check_engine,
     reference_file,
+    tolerance_record,
     write_f32,
 )
 
@@ -154,7 +155,8 @@ def make_export(root: Path, batch: int | str = "dynamic", qdq: bool = False,
             artefacts.append(Artefact(reference_file(source), "engine-check-logits", "fp32"))
             refs[source] = {"file": reference_file(source), "runtime": "onnxruntime"}
         settings["engine_check"] = {"spectra": SPECTRA_FILE, "count": N, "length": L,
-                                    "classes": 3, "references": refs}
+                                    "classes": 3, "references": refs,
+                                    "tolerances": tolerance_record()}
     manifest = Manifest(
         target="jetson" if qdq else "tensorrt", precision=precision, artefacts=artefacts,
         input=InputSpec("spectrum", L, batch, list(np.linspace(0, 1, L)), []),

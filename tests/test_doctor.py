@@ -25,12 +25,11 @@ flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni avx512_bf16
 processor\t: 1
 model name\t: AMD EPYC 9R14
 """
-ORIN_CPUINFO = """processor\t: 0
-BogoMIPS\t: 62.50
-Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp
-CPU part\t: 0xd42
-processor\t: 1
-"""
+ORIN_CPUINFO = (
+    "processor\t: 0\nBogoMIPS\t: 62.50\n"
+    "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm "
+    "lrcpc dcpop asimddp\nCPU part\t: 0xd42\nprocessor\t: 1\n"
+)
 
 
 def test_cpu_info_reads_x86_flags_and_arm_features() -> None:

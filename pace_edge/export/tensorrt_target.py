@@ -41,7 +41,7 @@ from .trt_build import (
     builder_flags,
 )
 from .trt_plan import PLAN_FILE
-from .trt_verify import SPECTRA_FILE, TOLERANCES, reference_file, write_f32
+from .trt_verify import SPECTRA_FILE, reference_file, tolerance_record, write_f32
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -112,8 +112,7 @@ def engine_check(bundle: Bundle, out_dir: Path, options: ExportOptions,
         "classes": len(bundle.classes),
         "dtype": "float32 little-endian, row-major",
         "references": references,
-        "tolerances": {p: {"max_abs": t.max_abs, "min_agreement": t.min_agreement}
-                       for p, t in TOLERANCES.items()},
+        "tolerances": tolerance_record(),
     }
     return artefacts, record
 

@@ -48,6 +48,12 @@ TOLERANCES: dict[str, Tolerance] = {
 }
 
 
+def tolerance_record() -> dict[str, dict[str, float | None]]:
+    """:data:`TOLERANCES` as the manifest records them (``pace-stream`` reads them there)."""
+    return {p: {"max_abs": t.max_abs, "min_agreement": t.min_agreement}
+            for p, t in TOLERANCES.items()}
+
+
 class EngineCheckFailed(PaceEdgeError):
     """The built plan does not reproduce ONNX Runtime's logits within its tolerance."""
 
@@ -144,5 +150,6 @@ __all__ = [
     "load_check_data",
     "read_f32",
     "reference_file",
+    "tolerance_record",
     "write_f32",
 ]

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "pace/dark_file.hpp"
+#include "pace/engine_check.hpp"
 #include "pace/errors.hpp"
 #include "pace/inference.hpp"
 #include "pace/json.hpp"
@@ -272,10 +273,17 @@ int run(const Options& args) {
 }  // namespace
 
 int build_engine(const Options& args) {
+    {  // the export, what to build and its engine-check data, checked before TensorRT is needed
+        const pace::Manifest m = pace::load_manifest(args.get("model"));
+        const pace::PlanRequest r = pace::plan_request(m, args.get("precision"));
+        const pace::CheckData d = pace::load_check_data(m, r.source);
+        pace::tolerance_for(m, r.precision);
+        std::fprintf(stderr, "pace-stream: %s: %s plan from %s, engine check on %zu spectra\n",
+                     args.get("model").c_str(), r.precision.c_str(), r.source.c_str(), d.count);
+    }
 #ifdef PACE_WITH_TENSORRT
     return pace::build_checked_plan(args.get("model"), args.get("precision"));
 #else
-    (void)args;
     throw pace::Error("this pace-stream is built without TensorRT; rebuild it with -DPACE_WITH_TENSORRT=ON "
                       "on the device (or run pace-edge build-engine there)");
 #endif

@@ -35,7 +35,12 @@ MAX_HEADER = 1 << 20
 
 
 class PlanMismatch(PaceEdgeError):
-    """A plan built for another TensorRT version or GPU than the one it is loaded on."""
+    """A plan built for another TensorRT version or GPU, or from another ONNX file; ``reason``
+    says what differs (the message adds how to rebuild it)."""
+
+    def __init__(self, reason: str, hint: str = "rebuild it here with `pace-edge build-engine`"):
+        super().__init__(f"{reason}; {hint}")
+        self.reason = reason
 
 
 @dataclass
@@ -166,8 +171,7 @@ def check_compatible(
     if gpu_name is not None and gpu_name != header.gpu_name:
         problems.append(f"built on {header.gpu_name!r}, this GPU is {gpu_name!r}")
     if problems:
-        raise PlanMismatch("TensorRT plan does not match this machine: " + "; ".join(problems)
-                           + "; rebuild it here with `pace-edge build-engine`")
+        raise PlanMismatch("TensorRT plan does not match this machine: " + "; ".join(problems))
 
 
 def check_plan(
@@ -186,8 +190,7 @@ def check_source(header: PlanHeader, onnx_sha256: str) -> None:
     if header.source_onnx_sha256 != onnx_sha256:
         raise PlanMismatch(
             f"TensorRT plan was built from {header.source_onnx} with sha256 "
-            f"{header.source_onnx_sha256[:12]}…, not from this export's ({onnx_sha256[:12]}…); "
-            "rebuild it with `pace-edge build-engine`"
+            f"{header.source_onnx_sha256[:12]}…, not from this export's ({onnx_sha256[:12]}…)"
         )
 
 

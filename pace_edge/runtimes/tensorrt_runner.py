@@ -127,9 +127,10 @@ def checked_plan(manifest: Manifest, path: Path, trt_version: str, gpu: str, cc:
         trt_plan.check_source(header, _source_onnx(manifest, header, path).sha256)
         trt_plan.check_compatible(header, trt_version, gpu_name=gpu, compute_capability=cc)
     except trt_plan.PlanMismatch as exc:
-        reason = str(exc).split("; rebuild it")[0]
-        raise trt_plan.PlanMismatch(f"{path}: {reason}; the runner does not rewrite an export: "
-                                    f"rebuild it with {rebuild_command(root)}") from None
+        raise trt_plan.PlanMismatch(
+            f"{path}: {exc.reason}",
+            f"the runner does not rewrite an export: rebuild it with {rebuild_command(root)}",
+        ) from None
     check = (manifest.runtime.get("tensorrt", {}).get("plan") or {}).get("check") or {}
     if check.get("passed") is not True:
         raise BundleError(f"{path}: the manifest records no passed engine check for this plan; "

@@ -34,6 +34,11 @@ DEVICE_MODULES = [
     "pace_edge.streaming.pipeline",
     "pace_edge.export.manifest",
     "pace_edge.export.trt_plan",
+    "pace_edge.export.trt_verify",
+    "pace_edge.export.trt_build",
+    "pace_edge.device_check",
+    "pace_edge.cli.build_engine",
+    "pace_edge.cli.doctor",
     "pace_edge.preprocess",
     "pace_edge.bundle",
 ]

@@ -76,14 +76,12 @@ def x86(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def with_plan(tmp_path: Path) -> Path:
-    """A TensorRT export on which build-engine has written ``model.plan`` beside the manifest."""
-    directory = make_export(
+    """A TensorRT export on which build-engine has written and listed ``model.plan``."""
+    return make_export(
         tmp_path / "trt", [("model.onnx", "onnx", "fp32"), ("model.xml", "openvino-xml", "fp32"),
-                           ("build_engine.sh", "tensorrt-build-script", "fp16")],
+                           (PLAN_FILE, "tensorrt-plan", "fp16")],
         runtime={"tensorrt": {"plan_file": PLAN_FILE, "precision": "fp16"}},
     )
-    (directory / PLAN_FILE).write_bytes(b"PACETRT\0 not read while choosing")
-    return directory
 
 
 # --- auto ---------------------------------------------------------------------------------------
@@ -137,6 +135,10 @@ def test_no_plan_without_the_file(tmp_path: Path, available: set[str]) -> None:
                          runtime={"tensorrt": {"plan_file": PLAN_FILE, "precision": "fp16"}})
     assert select_backend(export).backend == "onnxruntime"  # build-engine has not run yet
     assert select.artefact_summary(load_manifest(export)) == "onnx fp32"
+    # a plan the manifest does not list (unchecked, e.g. copied in by hand) is never run
+    (export / PLAN_FILE).write_bytes(b"PACETRT\0 never read")
+    assert select_backend(export).backend == "onnxruntime"
+    assert select.KINDS["tensorrt"] == ("tensorrt-plan",)
 
 
 # --- explicit backends ----------------------------------------------------------------------------
@@ -182,7 +184,7 @@ def test_unknown_backend(x86: Path) -> None:
 def test_precision_picks_among_artefacts(tmp_path: Path, available: set[str]) -> None:
     export = make_export(tmp_path / "jetson", [
         ("model.onnx", "onnx", "fp32"), ("model_int8_qdq.onnx", "onnx-qdq", "int8"),
-        ("calibration.cache", "tensorrt-calibration-cache", "int8"),
+        ("engine_check_spectra.f32", "engine-check-spectra", "fp32"),
     ], precision="int8")
     assert select_backend(export).artefact.path == "model_int8_qdq.onnx"  # the export's own
     assert select_backend(export, precision="fp32").artefact.path == "model.onnx"

@@ -34,12 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, type=Path, help="model bundle directory")
     p.add_argument("--target", required=True, choices=list(TARGETS),
                    help="; ".join(f"{s.name}: {s.help}" for s in TARGETS.values()))
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="numeric precision of the artefacts (default fp32)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="numeric precision of the artefacts (default fp32; jetson: fp16, or "
+                        "int8 when --calib is given)")
     p.add_argument("--batch", type=batch_size, default="dynamic", metavar="N|dynamic",
                    help="fixed batch size, or dynamic (default)")
-    p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET,
-                   help=f"ONNX opset (default {DEFAULT_OPSET}, the first with a native Gelu)")
+    p.add_argument("--opset", type=positive_int, default=None,
+                   help=f"ONNX opset (default {DEFAULT_OPSET}, the first with a native Gelu; "
+                        "tensorrt/jetson: capped at what their TensorRT version parses)")
     p.add_argument("--parity-samples", type=positive_int, default=256, metavar="N",
                    help="synthetic spectra for the parity check (default 256)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
@@ -103,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..integrity.signing import load_private_key
 
-    get_target(args.target, args.precision)  # refuse unavailable targets/precisions early
+    args.precision = default_precision(args)
+    spec = get_target(args.target, args.precision)  # refuse unavailable targets/precisions early
+    args.opset = spec.opset(args.opset)
     _check_int8_flags(args)
     bundle = Bundle.load(args.model)
     signing_key = load_private_key(args.sign) if args.sign else None
@@ -194,6 +198,23 @@ def run(args: argparse.Namespace) -> int:
                                 "the export is written but marked failed (--force accepts it)")
         print(f"warning: accuracy gate failed ({detail}); accepted because of --force")
     return 0
+
+
+def default_precision(args: argparse.Namespace) -> str:
+    """``--precision`` as given, else fp32; for ``jetson`` fp16, or int8 when ``--calib`` is
+    given (INT8 is explicit Q/DQ, calibrated on those spectra). Says what it chose and how to
+    get the other."""
+    if args.precision is not None:
+        return args.precision
+    if args.target != "jetson":
+        return "fp32"
+    if args.calib is not None:
+        print(f"jetson: INT8 (Q/DQ, FP16 fallback) calibrated on {args.calib}; "
+              "--precision fp16 for an FP16 engine instead")
+        return "int8"
+    print("jetson: FP16 (no --calib given); --calib DATA (training spectra) for an INT8 Q/DQ "
+          "engine, --precision fp32 for FP32")
+    return "fp16"
 
 
 def _check_int8_flags(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ from . import (
     benchmark,
     build_engine,
     demo,
+    doctor,
     evaluate,
     export,
     info,
@@ -24,7 +25,7 @@ from . import (
 )
 
 COMMANDS = (demo, train, evaluate, predict, info, export, build_engine, simulate, stream,
-            benchmark, keygen)
+            benchmark, keygen, doctor)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

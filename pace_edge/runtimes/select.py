@@ -2,11 +2,10 @@
 
 ``auto`` on an export picks the best backend that can run one of its artefacts here:
 
-1. ``tensorrt``: a TensorRT plan is present, the ``tensorrt`` package is installed and an
-   NVIDIA GPU is visible (through cuda-python, which the TensorRT runner uses for device
-   memory). ``pace-edge build-engine`` writes the plan on the device, beside the manifest (the
-   file named by ``runtime.tensorrt.plan_file``, ``model.plan``); a plan listed in the manifest
-   (kind ``tensorrt-plan``) counts too;
+1. ``tensorrt``: the manifest lists a TensorRT plan (kind ``tensorrt-plan``, which ``pace-edge
+   build-engine`` or ``pace-stream --build-engine`` add on the device once the plan passes its
+   engine check), the ``tensorrt`` package is installed and an NVIDIA GPU is visible (through
+   cuda-python, which the TensorRT runner uses for device memory);
 2. ``openvino``: an OpenVINO IR (``openvino-xml``) is listed and ``openvino`` is installed;
 3. ``onnxruntime``: an ONNX model (``onnx``, or ``onnx-qdq`` for INT8) is listed and
    ``onnxruntime`` is installed.
@@ -20,11 +19,10 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import PaceEdgeError
-from ..export.trt_plan import PLAN_FILE
 from .base import BACKENDS
 
 if TYPE_CHECKING:
@@ -36,7 +34,7 @@ ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "ov": "openvino", "trt":
 KINDS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("onnx", "onnx-qdq"),
     "openvino": ("openvino-xml",),
-    "tensorrt": ("tensorrt-plan", "tensorrt-engine"),
+    "tensorrt": ("tensorrt-plan",),
 }
 WHAT = {"onnxruntime": "ONNX model", "openvino": "OpenVINO IR", "tensorrt": "TensorRT plan"}
 PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt",
@@ -76,23 +74,11 @@ def gpu_status() -> tuple[bool, str]:
 
 
 def runnable_artefacts(manifest: Manifest) -> list[tuple[str, Artefact]]:
-    """``(backend, artefact)`` for every artefact of the export some backend runs, including
-    a TensorRT plan built beside the manifest (not hashed by it: the plan's header carries its
-    engine's sha256 and its source ONNX's, which the TensorRT runner checks)."""
-    from ..export.manifest import Artefact
-
-    found = [(backend, a) for a in manifest.artefacts
-             for backend, kinds in KINDS.items() if a.kind in kinds]
-    settings = manifest.runtime.get("tensorrt") or {}
-    name = str(settings.get("plan_file", PLAN_FILE))
-    rel = PurePosixPath(name)
-    listed = {a.path for _, a in found}
-    root = manifest.path or Path(".")
-    if (name not in listed and not rel.is_absolute() and ".." not in rel.parts
-            and (root / rel).is_file()):
-        precision = str(settings.get("precision", manifest.precision))
-        found.append(("tensorrt", Artefact(name, KINDS["tensorrt"][0], precision)))
-    return found
+    """``(backend, artefact)`` for every artefact of the export some backend runs. A TensorRT
+    plan counts only once listed (hashed) by the manifest, which the builders do after its
+    engine check; an unlisted ``model.plan`` beside it is not run."""
+    return [(backend, a) for a in manifest.artefacts
+            for backend, kinds in KINDS.items() if a.kind in kinds]
 
 
 def artefact_summary(manifest: Manifest) -> str:

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 
+#include "pace/engine_check.hpp"
 #include "pace/errors.hpp"
 #include "pace/numeric.hpp"
 #include "pace/trt_plan.hpp"
@@ -98,7 +99,7 @@ std::unique_ptr<Backend> make_backend(const Manifest& m, const std::string& requ
         } else if (has("openvino") && xml) {
             backend = "openvino";
             reason = "auto: OpenVINO IR " + xml->path + " (" + xml->precision + ") in the export";
-            if (has("tensorrt")) reason += "; no TensorRT plan (run pace-edge build-engine)";
+            if (has("tensorrt")) reason += "; no TensorRT plan (run pace-stream --build-engine)";
         } else {
             throw Error(m.directory + ": nothing this pace-stream can run (it runs " +
                         (has("tensorrt") ? std::string("a TensorRT plan") : std::string("")) +
@@ -113,8 +114,12 @@ std::unique_ptr<Backend> make_backend(const Manifest& m, const std::string& requ
 #ifdef PACE_WITH_TENSORRT
     if (backend == "tensorrt") {
         if (!plan) {
-            throw Error(m.directory + ": no TensorRT plan in the export; run pace-edge "
-                        "build-engine on the device");
+            throw Error(m.directory + ": no TensorRT plan in the export; run pace-stream "
+                        "--build-engine --model " + m.directory + " (or pace-edge build-engine) on the device");
+        }
+        if (!plan_check_passed(m)) {
+            throw BundleError(*plan + ": the manifest records no passed engine check for this plan; "
+                              "build it with pace-stream --build-engine --model " + m.directory);
         }
         if (requested_auto && has("openvino") && xml) {
             try {

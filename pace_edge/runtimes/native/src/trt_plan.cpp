@@ -1,9 +1,8 @@
 #include "pace/trt_plan.hpp"
 
-#include <sys/stat.h>
-
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -50,24 +49,57 @@ std::vector<int> release(const std::string& version) {
     return out;
 }
 
-bool is_file(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-bool safe_relative(const std::string& name) {
-    if (name.empty() || name.front() == '/') return false;
-    size_t i = 0;
-    while (i <= name.size()) {
-        size_t j = name.find('/', i);
-        if (name.substr(i, j == std::string::npos ? j : j - i) == "..") return false;
-        if (j == std::string::npos) break;
-        i = j + 1;
-    }
-    return true;
-}
-
 }  // namespace
+
+void write_plan(const std::string& path, const std::vector<char>& engine, PlanHeader& h) {
+    if (engine.empty()) throw Error("refusing to write an empty TensorRT engine");
+    h.engine_sha256 = sha256_hex(std::string_view(engine.data(), engine.size()));
+    h.engine_bytes = (long long)engine.size();
+    auto str = [](const std::string& s) { return json::Value::string(s); };
+    auto integer = [](long long v) { return json::Value::number(double(v), true); };
+    auto list = [&](const std::vector<std::string>& v) {
+        json::Array a;
+        for (const auto& s : v) a.push_back(str(s));
+        return json::Value::array(std::move(a));
+    };
+    json::Object batch;
+    json::set(batch, "max", integer(h.max_batch));
+    json::set(batch, "min", integer(h.min_batch));
+    json::set(batch, "opt", integer(h.opt_batch));
+    json::Object o;
+    json::set(o, "batch", json::Value::object(std::move(batch)));
+    json::set(o, "builder_flags", list(h.builder_flags));
+    json::set(o, "cleared_flags", list(h.cleared_flags));
+    json::set(o, "compute_capability", str(h.compute_capability));
+    json::set(o, "created", str(h.created));
+    json::set(o, "engine_bytes", integer(h.engine_bytes));
+    json::set(o, "engine_sha256", str(h.engine_sha256));
+    json::set(o, "gpu_name", str(h.gpu_name));
+    json::set(o, "input_length", integer(h.input_length));
+    json::set(o, "input_name", str(h.input_name));
+    json::set(o, "pace_edge", str("pace-stream"));
+    json::set(o, "precision", str(h.precision));
+    json::set(o, "source_onnx", str(h.source_onnx));
+    json::set(o, "source_onnx_sha256", str(h.source_onnx_sha256));
+    json::set(o, "tensorrt_version", str(h.tensorrt_version));
+    json::set(o, "workspace_mb", integer(h.workspace_mb));
+    const std::string blob = json::Value::object(std::move(o)).dump();
+    unsigned char prefix[16];
+    std::memcpy(prefix, kMagic, 8);
+    const std::uint32_t fields[2] = {std::uint32_t(kPlanFormatVersion), std::uint32_t(blob.size())};
+    for (int f = 0; f < 2; ++f)
+        for (int b = 0; b < 4; ++b) prefix[8 + 4 * f + b] = (unsigned char)(fields[f] >> (8 * b) & 0xff);
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out.write(reinterpret_cast<const char*>(prefix), sizeof prefix);
+        out.write(blob.data(), std::streamsize(blob.size()));
+        out.write(engine.data(), std::streamsize(engine.size()));
+        if (!out) throw Error(tmp + ": cannot write plan (" + std::strerror(errno) + ")");
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+        throw Error(path + ": cannot write plan (" + std::strerror(errno) + ")");
+}
 
 Plan read_plan(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -75,8 +107,8 @@ Plan read_plan(const std::string& path) {
     unsigned char prefix[16];
     in.read(reinterpret_cast<char*>(prefix), sizeof prefix);
     if (in.gcount() < 16 || std::memcmp(prefix, kMagic, 8) != 0) {
-        throw BundleError(path + ": not a pace-edge TensorRT plan (no PACETRT header; a raw "
-                          "engine from trtexec must be rebuilt with `pace-edge build-engine`)");
+        throw BundleError(path + ": not a pace-edge TensorRT plan (no PACETRT header); build it "
+                          "with `pace-stream --build-engine` or `pace-edge build-engine`");
     }
     const std::uint32_t version = u32(prefix + 8), length = u32(prefix + 12);
     if (version > kPlanFormatVersion) {
@@ -144,7 +176,8 @@ void check_plan_compatible(const PlanHeader& h, const std::string& tensorrt_vers
     if (gpu_name != h.gpu_name) add("built on '" + h.gpu_name + "', this GPU is '" + gpu_name + "'");
     if (!problems.empty()) {
         throw Error("TensorRT plan does not match this machine: " + problems +
-                    "; rebuild it here with `pace-edge build-engine`");
+                    "; pace-stream does not rewrite an export: rebuild it here with "
+                    "`pace-stream --build-engine --model DIR` or `pace-edge build-engine --export DIR`");
     }
 }
 
@@ -152,12 +185,7 @@ std::optional<std::string> find_plan(const Manifest& m) {
     const std::string dir = m.directory.empty() || m.directory.back() == '/' ? m.directory
                                                                             : m.directory + "/";
     for (const Artefact& a : m.artefacts)
-        if (a.kind == "tensorrt-plan" || a.kind == "tensorrt-engine") return dir + a.path;
-    std::string name = "model.plan";
-    if (const json::Value* trt = m.runtime.find("tensorrt")) {
-        if (const json::Value* f = trt->find("plan_file"); f && f->is_string()) name = f->as_string();
-    }
-    if (safe_relative(name) && is_file(dir + name)) return dir + name;
+        if (a.kind == "tensorrt-plan") return dir + a.path;
     return std::nullopt;
 }
 

@@ -14,11 +14,15 @@
 #include <vector>
 
 #include "pace/dark_file.hpp"
+#include "pace/engine_check.hpp"
 #include "pace/errors.hpp"
 #include "pace/inference.hpp"
 #include "pace/json.hpp"
 #include "pace/manifest.hpp"
 #include "pace/stream.hpp"
+#ifdef PACE_WITH_TENSORRT
+#include "pace/trt_build.hpp"
+#endif
 
 #ifndef PACE_VERSION
 #define PACE_VERSION "0.1.0"
@@ -36,7 +40,8 @@ const char* kUsage =
     "                   [--timeout S] [--laser-nm NM] [--integration-ms MS] [--average N]\n"
     "                   [--dark FILE] [--pixels N] [--query CMD] [--wavelength-coeffs C0,C1,...]\n"
     "                   [--max-count X] [--max-batch N] [--output FILE|-] [--summary-json FILE]\n"
-    "                   [--max-frames N] [--trusted-keys DIR]\n";
+    "                   [--max-frames N] [--trusted-keys DIR]\n"
+    "       pace-stream --build-engine --model EXPORT_DIR [--precision fp32|fp16|int8]\n";
 
 const char* kHelp =
     "\nClassify spectra from a spectrometer on a serial port, one JSON line each (the native\n"
@@ -63,7 +68,11 @@ const char* kHelp =
     "  --max-frames N         stop after this many frames (default: until stopped)\n"
     "  --trusted-keys DIR     run only an export signed (pace-edge export --sign) by one of the\n"
     "                         Ed25519 public keys (*.pem) in DIR; refuse unsigned or foreign ones\n"
-    "  --version              print the version\n";
+    "  --version              print the version\n\n"
+    "  --build-engine         build the export's TensorRT plan on this GPU (TensorRT C++ API),\n"
+    "                         check it against the ONNX Runtime logits saved in the export and\n"
+    "                         list it in the manifest; exits 2 when it fails the check\n"
+    "  --precision P          with --build-engine: fp32, fp16 or int8 (default: the export's)\n";
 
 struct Options {
     std::map<std::string, std::string> values;
@@ -81,13 +90,13 @@ struct UsageError {
 const std::vector<std::string> kOptions = {
     "port", "protocol", "model", "backend", "threads", "baud", "timeout", "laser-nm",
     "integration-ms", "average", "dark", "pixels", "query", "wavelength-coeffs", "max-count",
-    "max-batch", "output", "summary-json", "max-frames", "trusted-keys"};
+    "max-batch", "output", "summary-json", "max-frames", "trusted-keys", "precision"};
 
 Options parse_args(int argc, char** argv) {
     Options o;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
-        if (arg == "-h" || arg == "--help" || arg == "--version") {
+        if (arg == "-h" || arg == "--help" || arg == "--version" || arg == "--build-engine") {
             o.values[arg] = "";
             continue;
         }
@@ -108,6 +117,14 @@ Options parse_args(int argc, char** argv) {
         o.values[key] = value;
     }
     if (o.has("-h") || o.has("--help") || o.has("--version")) return o;
+    if (o.has("--build-engine")) {
+        if (!o.has("model")) throw UsageError{"--build-engine needs --model EXPORT_DIR"};
+        const std::string p = o.get("precision");
+        if (!p.empty() && p != "fp32" && p != "fp16" && p != "int8")
+            throw UsageError{"argument --precision: invalid choice: '" + p + "' (choose from 'fp32', 'fp16', 'int8')"};
+        return o;
+    }
+    if (o.has("precision")) throw UsageError{"--precision only applies to --build-engine"};
     std::string missing;
     for (const char* k : {"port", "protocol", "model"})
         if (!o.has(k)) missing += std::string(missing.empty() ? "" : ", ") + "--" + k;
@@ -259,6 +276,23 @@ int run(const Options& args) {
 
 }  // namespace
 
+int build_engine(const Options& args) {
+    {  // the export, what to build and its engine-check data, checked before TensorRT is needed
+        const pace::Manifest m = pace::load_manifest(args.get("model"));
+        const pace::PlanRequest r = pace::plan_request(m, args.get("precision"));
+        const pace::CheckData d = pace::load_check_data(m, r.source);
+        pace::tolerance_for(m, r.precision);
+        std::fprintf(stderr, "pace-stream: %s: %s plan from %s, engine check on %zu spectra\n",
+                     args.get("model").c_str(), r.precision.c_str(), r.source.c_str(), d.count);
+    }
+#ifdef PACE_WITH_TENSORRT
+    return pace::build_checked_plan(args.get("model"), args.get("precision"));
+#else
+    throw pace::Error("this pace-stream is built without TensorRT; rebuild it with -DPACE_WITH_TENSORRT=ON "
+                      "on the device (or run pace-edge build-engine there)");
+#endif
+}
+
 int main(int argc, char** argv) {
     Options args;
     try {
@@ -279,6 +313,7 @@ int main(int argc, char** argv) {
     }
     std::signal(SIGPIPE, SIG_IGN);  // a closed output pipe is a write error, handled in emit
     try {
+        if (args.has("--build-engine")) return build_engine(args);
         return run(args);
     } catch (const UsageError& e) {
         std::fprintf(stderr, "%space-stream: error: %s\n", kUsage, e.message.c_str());

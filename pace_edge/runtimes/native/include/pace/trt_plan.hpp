@@ -27,12 +27,21 @@ struct PlanHeader {
     long long input_length = 0;
     std::string engine_sha256;
     long long engine_bytes = 0;
+    long long min_batch = 0, opt_batch = 0, max_batch = 0;  // the optimisation profile
+    std::vector<std::string> builder_flags;  // e.g. {"INT8", "FP16"}
+    std::vector<std::string> cleared_flags;  // e.g. {"TF32"}
+    long long workspace_mb = 0;
+    std::string created;
 };
 
 struct Plan {
     PlanHeader header;
     std::vector<char> engine;
 };
+
+// Write `engine` behind `header` (its engine sha256 and size filled in here) to `path`, through
+// a temporary file renamed into place; the same bytes pace_edge.export.trt_plan.write_plan writes.
+void write_plan(const std::string& path, const std::vector<char>& engine, PlanHeader& header);
 
 // Header and engine of a plan file, the engine checked against its size and sha256
 // (BundleError for anything missing, corrupt or altered).
@@ -46,8 +55,8 @@ void check_plan_source(const PlanHeader& header, const Manifest& manifest, const
 void check_plan_compatible(const PlanHeader& header, const std::string& tensorrt_version,
                            const std::string& gpu_name, const std::string& compute_capability);
 
-// The plan of an export: a listed tensorrt-plan / tensorrt-engine artefact, else the file
-// named by runtime.tensorrt.plan_file (default model.plan) beside the manifest, if present.
+// The plan of an export: its listed (hashed) tensorrt-plan artefact, which only the builders
+// add, after the plan's engine check; an unlisted file beside the manifest is never run.
 std::optional<std::string> find_plan(const Manifest& manifest);
 
 }  // namespace pace

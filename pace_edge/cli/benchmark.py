@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {report.plot(args.plot)}")
     requested = [r for r in report.results if r.label != report.baseline]
     if requested and not any(r.latency for r in requested):
-        detail = "; ".join(f"{r.label}: {r.status}" + (f" ({' '.join(r.reason.split())})" if r.reason else "")
+        detail = "; ".join(f"{r.label}: {r.status}"
+                           + (f" ({' '.join(r.reason.split())})" if r.reason else "")
                            for r in requested)
         raise QualityGateFailed(f"no build could be measured: {detail}")
     below = report.below_min_accuracy()

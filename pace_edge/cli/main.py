@@ -46,8 +46,19 @@ EXTRAS_BY_COMMAND = {("export", "torch"): "export", ("benchmark", "torch"): "tra
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (``pace-edge CMD: error: …``) instead of the usage text."""
 
+    commands: dict[str, argparse.ArgumentParser] = {}
+
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        """As argparse, but an unknown argument is reported by the sub-command's parser."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            where = self.commands.get(getattr(parsed, "command", None) or "", self)
+            where.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
 
 def _case_insensitive(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for module in COMMANDS:
         module.register(sub)
+    parser.commands = dict(sub.choices)
     _case_insensitive(parser)
     return parser
 

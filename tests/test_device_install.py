@@ -138,6 +138,7 @@ def test_predict_and_evaluate_run_an_export_without_torch(export: Path, labelled
         (["evaluate", "--model", "BUNDLE", "--data", "DATA"], "pip install 'pace-edge[train]'"),
         (["evaluate", "--model", "EXPORT", "--data", "DATA", "--confusion-png", "OUT/c.png"],
          "pip install 'pace-edge[train]'"),
+        (["benchmark", "--model", "BUNDLE"], "pip install 'pace-edge[export]'"),
     ],
 )
 def test_commands_needing_a_missing_extra_say_which(export: Path, labelled: Path,

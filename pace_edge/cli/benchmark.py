@@ -87,7 +87,14 @@ def run(args: argparse.Namespace) -> int:
     from ..benchmark import benchmark_builds, parse_builds
     from ..bundle import Bundle
     from ..data import load_dataset
+    from ..runtimes.select import package_available
 
+    missing = [name for name in ("torch", "onnx") if not package_available(name)]
+    if missing:
+        raise PaceEdgeError(
+            f"benchmark exports the bundle and times it against PyTorch, which needs "
+            f"{' and '.join(missing)} (not installed): pip install 'pace-edge[export]'; on a "
+            "device, time a stream instead (pace-edge stream prints latency percentiles)")
     specs = parse_builds(args.targets)
     if args.min_accuracy is not None and args.data is None:
         raise PaceEdgeError("--min-accuracy needs --data (labelled spectra to measure it on)")

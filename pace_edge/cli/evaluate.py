@@ -26,9 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
+    from ..errors import PaceEdgeError
     from ..evaluate import save_confusion_png
+    from ..runtimes.select import package_available
     from .scoring import score_runner
 
+    if args.confusion_png and not package_available("matplotlib"):
+        raise PaceEdgeError("--confusion-png needs the matplotlib package, which is not "
+                            "installed: pip install 'pace-edge[train]'")
     with open_model(args.model, args.backend) as runner:
         data = load_dataset(args.data, split="test")
         metrics = score_runner(runner, data)

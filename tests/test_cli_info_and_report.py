@@ -64,11 +64,15 @@ def test_latency_plot_has_a_legend() -> None:
                  for name, scale in (("torch:fp32", 1.0), ("x86:int8", 0.2))}
     fig = latency_figure(per_build)
     panels = [ax for ax in fig.axes if ax.get_title()]
-    assert len(panels) == 2
-    for ax in panels:
-        legend = ax.get_legend()
-        assert legend is not None
-        assert [t.get_text() for t in legend.get_texts()] == list(LEGEND)
+    assert [ax.get_title() for ax in panels] == ["batch 1", "batch 64"]
+    legend = panels[0].get_legend()  # one legend, beside the top panel
+    assert legend is not None and panels[1].get_legend() is None
+    assert [t.get_text() for t in legend.get_texts()] == list(LEGEND)
+    # the legend sits beside the panel, not over its boxes
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = legend.get_window_extent(renderer)
+    assert box.x0 >= panels[0].get_window_extent(renderer).x1
 
 
 OUTPUT_FLAG = re.compile(r"--(?:out|workdir|model|export|build-dir|json|plot) ([\w./$-]+)"

@@ -259,7 +259,8 @@ def latency_figure(per_build: dict[str, dict[int, LatencyStats]],
 
     batches = sorted({b for lat in per_build.values() for b in lat})
     n = max(len(batches), 1)
-    fig, axes = plt.subplots(n, 1, figsize=(max(6.0, 0.7 * len(per_build) + 2.0), 3.4 * n + 0.8),
+    fig, axes = plt.subplots(n, 1, figsize=(max(6.0, 0.7 * len(per_build) + 2.0) + 1.8,
+                                            3.4 * n + 0.8),
                              squeeze=False)
     for ax, batch in zip(axes[:, 0], batches or [0], strict=False):
         labels = [name for name, lat in per_build.items() if batch in lat]
@@ -269,7 +270,9 @@ def latency_figure(per_build: dict[str, dict[int, LatencyStats]],
                                flierprops={"markersize": 2, "alpha": 0.4})
             handles = [parts[key][0] for key in ("medians", "means", "boxes", "whiskers",
                                                  "fliers")]
-            ax.legend(handles, LEGEND, fontsize=7, loc="upper left", framealpha=0.8)
+            if ax is axes[0, 0]:  # once, beside the top panel, clear of the data
+                ax.legend(handles, LEGEND, fontsize=7, loc="upper left",
+                          bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
             ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right",
                           fontsize=8)
             ax.set_yscale("log")

@@ -41,7 +41,7 @@ EXTRAS = {
     "nncf": "openvino",
 }
 # torch is also in the export extra: the export command names that one.
-EXTRAS_BY_COMMAND = {("export", "torch"): "export", ("benchmark", "torch"): "train"}
+EXTRAS_BY_COMMAND = {("export", "torch"): "export"}
 
 
 class Parser(argparse.ArgumentParser):

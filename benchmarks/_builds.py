@@ -204,6 +204,16 @@ class BenchSession:
                                            iterations=iterations, warmup=0)
         return self._baselines[key]
 
+    def baseline_for(self, preset: str, batch: int, backend: str, precision: str,
+                     samples_ms: np.ndarray) -> LatencyStats:
+        """The baseline a row is compared with. The eager FP32 row *is* the baseline: its own
+        samples become the session's baseline at ``batch`` (so it reads 1.00× and the rows
+        after it compare with the figures it shows); other rows get :meth:`baseline`."""
+        if backend == "torch" and precision == "fp32":
+            self._baselines[(preset, batch)] = LatencyStats(
+                batch, 0, np.asarray(samples_ms, dtype=np.float64))
+        return self.baseline(preset, batch)
+
     def settle(self, fn: Callable[[], Any]) -> None:
         """Untimed calls: at least :attr:`warmup` and :attr:`settle_s` seconds, so the previous
         benchmark's runtime threads (PyTorch's OpenMP pool spins) are idle before timing."""

@@ -225,7 +225,12 @@ def test_cli_export_end_to_end(tmp_path: Path, bundle_dir: Path, capsys) -> None
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "manifest.json.sha256",
                                                      "model.onnx", "report.md"]
 
-    # a previous export may be overwritten without --force
+    # a previous export is kept without --force, and replaced with it
+    before = (out / "manifest.json").read_bytes()
+    assert cli(argv) == 2
+    assert "already holds an export" in capsys.readouterr().err
+    assert (out / "manifest.json").read_bytes() == before
+    argv.append("--force")
     assert cli(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "manifest.json.sha256",
                                                      "model.onnx", "report.md"]
@@ -236,7 +241,7 @@ def test_cli_export_end_to_end(tmp_path: Path, bundle_dir: Path, capsys) -> None
     strict = {**parity.THRESHOLDS, "fp32": (-1.0, 1.0)}  # no result can pass
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(parity, "THRESHOLDS", strict)
-        assert cli(argv) == 2
+        assert cli(argv) == 1  # a failed check, not a user error
     assert "parity check failed (model.onnx on onnxruntime-cpu" in capsys.readouterr().err
     assert not load_manifest(out).parity_passed
 

@@ -1,4 +1,5 @@
-"""``pace-edge evaluate``: accuracy, per-class scores and confusion matrix of a bundle."""
+"""``pace-edge evaluate``: accuracy, per-class scores and confusion matrix of an export (on
+ONNX Runtime / OpenVINO, no torch needed) or a bundle (on PyTorch)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import argparse
 import json
 from pathlib import Path
 
-HELP = "score a model bundle on labelled spectra"
+from .common import add_model_arguments, open_model
+
+HELP = "score an export or a model bundle on labelled spectra"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help=HELP, description=HELP + ".")
-    p.add_argument("--model", required=True, type=Path, help="model bundle directory")
+    add_model_arguments(p)
     p.add_argument("--data", required=True, type=Path,
                    help="labelled spectra (a cov-style folder's test split, a wide CSV, or a "
                         "folder per class)")
@@ -22,21 +25,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bundle import Bundle
     from ..data import load_dataset
+    from ..errors import PaceEdgeError
     from ..evaluate import save_confusion_png
-    from .scoring import score_bundle
+    from ..runtimes.select import package_available
+    from .scoring import score_runner
 
-    bundle = Bundle.load(args.model)
-    data = load_dataset(args.data, split="test")
-    metrics = score_bundle(bundle, data)
+    if args.confusion_png and not package_available("matplotlib"):
+        raise PaceEdgeError("--confusion-png needs the matplotlib package, which is not "
+                            "installed: pip install 'pace-edge[train]'")
+    with open_model(args.model, args.backend) as runner:
+        data = load_dataset(args.data, split="test")
+        metrics = score_runner(runner, data)
+        backend = f"{runner.name} {runner.precision}"
     if args.confusion_png:
         save_confusion_png(metrics, str(args.confusion_png), title=f"{data.source}")
     if args.json:
-        print(json.dumps({"model": str(args.model), "data": data.source, **metrics.to_dict()},
-                         indent=2))
+        print(json.dumps({"model": str(args.model), "backend": backend, "data": data.source,
+                          **metrics.to_dict()}, indent=2))
     else:
-        print(f"model {args.model} on {data.source}")
+        print(f"model {args.model} ({backend}) on {data.source}")
         print(metrics.to_text())
         if args.confusion_png:
             print(f"\nconfusion matrix written to {args.confusion_png}")

@@ -2,6 +2,8 @@
 
 The target writes into a staging folder inside ``--out``; only a finished export (artefacts,
 ``manifest.json``, ``report.md``) replaces what was there, so a crash leaves the old export.
+An ``--out`` that already holds an export (or any other files) is refused without ``--force``.
+Exit status 1 when the export is written but fails its parity check or accuracy gate.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ..export.quantize.accuracy import DEFAULT_MAX_DROP
 from ..export.quantize.calibration import DEFAULT_SIZE
 from ..export.quantize.pipeline import DEFAULT_METHOD
 from ..export.quantize.qdq import METHODS
-from .common import positive_int, writable_dir
+from .common import QualityGateFailed, positive_int, writable_dir
 
 HELP = "export a model bundle for a runtime (ONNX, OpenVINO, ...) and check its parity"
 REPORT_FILE = "report.md"
@@ -49,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sign manifest.json (which lists every file's sha256) with this Ed25519 "
                         "private key (pace-edge keygen); devices run it with --trusted-keys")
     p.add_argument("--force", action="store_true",
-                   help="write into a non-empty --out that does not hold a previous export, "
-                        "and keep an export that fails the --max-accuracy-drop gate (exit 0)")
+                   help="replace the export already in --out (its files only), write into a "
+                        "non-empty --out that does not hold a previous export, and keep an "
+                        "export that fails the --max-accuracy-drop gate (exit 0)")
     q = p.add_argument_group("INT8 calibration and accuracy gate")
     q.add_argument("--calib", type=Path, default=None, metavar="DATA",
                    help="training spectra to calibrate INT8 with (their train split; default: "
@@ -188,14 +191,15 @@ def run(args: argparse.Namespace) -> int:
         from ..export.parity import ParityResult
 
         detail = "; ".join(ParityResult(**_parity_fields(r)).describe() for r in failed)
-        raise PaceEdgeError(f"parity check failed ({detail}); the export is marked failed")
+        raise QualityGateFailed(f"parity check failed ({detail}); the export is marked failed")
     if manifest.accuracy and not manifest.accuracy["passed"]:
         from ..export.quantize.accuracy import describe_failures
 
         detail = describe_failures(manifest.accuracy)
         if not args.force:
-            raise PaceEdgeError(f"accuracy gate failed on {manifest.accuracy['data']}: {detail}; "
-                                "the export is written but marked failed (--force accepts it)")
+            raise QualityGateFailed(
+                f"accuracy gate failed on {manifest.accuracy['data']}: {detail}; the export "
+                "is written but marked failed (--force accepts it)")
         print(f"warning: accuracy gate failed ({detail}); accepted because of --force")
     return 0
 
@@ -244,8 +248,15 @@ def _check_out(out: Path, force: bool) -> list[str]:
         raise PaceEdgeError(
             f"{out} is not empty and holds no previous export; choose another --out or --force"
         ) from None
-    names = {Path(a["path"]).parts[0] for a in old.get("artefacts", []) if a.get("path")}
-    return sorted(names | {MANIFEST_FILE, *INTEGRITY_FILES, REPORT_FILE})
+    names = sorted({Path(a["path"]).parts[0] for a in old.get("artefacts", []) if a.get("path")}
+                   | {MANIFEST_FILE, *INTEGRITY_FILES, REPORT_FILE})
+    what = f"target {old.get('target')}, {old.get('precision')}"
+    if not force:
+        raise PaceEdgeError(
+            f"{out} already holds an export ({what}); --force replaces it, or choose another "
+            "--out")
+    print(f"replacing the export in {out} ({what}): {', '.join(names)}")
+    return names
 
 
 def _publish(stage: Path, out: Path, old_files: list[str]) -> None:

@@ -9,6 +9,8 @@ time raises :class:`TransportTimeout`, a vanished port raises :class:`TransportC
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,24 @@ LINK_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, *_T
 POLL_S = 0.02  # read slice: deadlines are honoured to about this much
 DEFAULT_BAUD = 115200  # line-oriented micro-spectrometers (Arduino sketches)
 OBP_DEFAULT_BAUD = 9600  # Ocean STS and other OBP devices over RS-232
+
+
+def open_error(url: str, exc: BaseException) -> str:
+    """One line saying why ``url`` could not be opened (pyserial repeats the path), with a
+    hint for the usual causes."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"cannot open {url}: permission denied; add your user to the dialout group "
+                "(sudo usermod -aG dialout $USER, then log in again) or check the device's "
+                "permissions")
+    if code == errno.ENOENT:
+        return (f"cannot open {url}: no such port; is the device connected? (list ports with "
+                "python -m serial.tools.list_ports)")
+    if code == errno.EBUSY:
+        return f"cannot open {url}: the port is busy (another program has it open)"
+    if isinstance(code, int) and code > 0:
+        return f"cannot open {url}: {os.strerror(code)}"
+    return f"cannot open {url}: {' '.join(str(exc).split())}"
 
 
 class Transport:
@@ -77,7 +97,7 @@ class Transport:
         except ValueError as exc:  # unknown URL scheme, bad baud rate / framing
             raise ConfigError(f"cannot open {url}: {exc}") from exc
         except LINK_ERRORS as exc:
-            raise TransportClosed(f"cannot open {url}: {exc}") from exc
+            raise TransportClosed(open_error(url, exc)) from exc
         return cls(port, timeout, name=url)
 
     # -- reading ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pace_edge.cli.main import COMMANDS, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND_NAMES = ["demo", "train", "evaluate", "predict", "info", "export", "build-engine",
-                 "build-native", "simulate", "stream", "benchmark"]
+                 "build-native", "simulate", "stream", "benchmark", "keygen", "doctor"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -97,6 +97,8 @@ def test_unknown_choice_is_one_line_and_choices_ignore_case(
         (["stream", "--port", "/dev/null", "--protocol", "obp", "--model", "MISSING"],
          "MISSING"),
         (["benchmark", "--model", "MISSING"], "MISSING"),
+        (["keygen", "--out", "FILE"], "exists and is not a directory"),
+        (["doctor", "--export", "MISSING"], "MISSING"),
     ],
     ids=COMMAND_NAMES,
 )

@@ -276,7 +276,7 @@ def test_transport_reads_with_deadlines_over_a_pty():
     import os
     import tty
 
-    from pace_edge.streaming.transport import Transport
+    from pace_edge.streaming.transport import Deadline, Transport
 
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -289,8 +289,14 @@ def test_transport_reads_with_deadlines_over_a_pty():
             assert t.read_exact(5) == b"abcde"  # what arrived before the timeout is kept
             assert t.read_until(b"\n") == b"\n"
             with pytest.raises(TransportTimeout):
-                t.read_until(b"\n", deadline=time.monotonic() + 0.1)
+                t.read_until(b"\n", deadline=Deadline(0.1))
             assert t.read_some() == b"rest"
+            os.write(master, b"late")
+            time.sleep(0.05)
+            # a reader that comes back after its deadline still gets what the device sent
+            assert t.read_some(Deadline(0)) == b"late"
+            with pytest.raises(TransportTimeout):
+                t.read_some(Deadline(0))
             t.write(b"ping")
             assert os.read(master, 4) == b"ping"
             os.close(master)

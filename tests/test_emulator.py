@@ -26,7 +26,7 @@ from pace_edge.streaming.emulator.faults import FaultDraw
 from pace_edge.streaming.errors import ConfigError, LineError, PixelCountError, TransportClosed
 from pace_edge.streaming.protocols import obp
 from pace_edge.streaming.protocols.ascii_lines import LineFormat
-from pace_edge.streaming.transport import Transport
+from pace_edge.streaming.transport import Deadline, Transport
 
 
 class ConstantSource:
@@ -230,7 +230,7 @@ def test_disconnect_re_points_the_same_path():
         t = Transport.open(emu.port, timeout=1.0)
         emu.disconnect()
         with pytest.raises(TransportClosed):
-            t.read_some(time.monotonic() + 2.0)
+            t.read_some(Deadline(2.0))
         t.close()
         end = time.monotonic() + 3.0
         while not os.path.exists(emu.port) and time.monotonic() < end:

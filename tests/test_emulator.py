@@ -287,7 +287,7 @@ def test_cli_serves_for_a_duration_and_summarises(capsys):
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2
     assert out[0].endswith("/pace-spectrometer") and not os.path.exists(out[0])
-    assert out[1].startswith("served ") and " frames (" in out[1]
+    assert out[1].startswith("served ") and " frames served (" in out[1]
 
 
 def test_cli_with_a_dataset(tmp_path, capsys):

@@ -345,3 +345,41 @@ def test_link_path_is_stable_and_never_clobbers_a_file(tmp_path):
     assert link.read_text() == "precious"
     with pytest.raises(ConfigError, match="not started"):
         _ = Emulator("obp").port
+
+
+def test_baud_trickles_bytes_and_waits_for_the_exposure():
+    """At 9600 baud a 1024-pixel reply (2,112 bytes) arrives over about 2.2 s, byte by byte,
+    and only after the 1 s integration time."""
+    with Emulator("obp", baud=9600, integration_us=1_000_000) as emu:
+        with Transport.open(emu.port, 9600, timeout=5.0) as t:
+            t.write(obp.encode(obp.Message(obp.MSG_GET_RAW_SPECTRUM)))
+            t0 = time.monotonic()
+            arrivals: list[tuple[float, int]] = []
+            got = 0
+            while got < 2112:
+                chunk = t.read_some(Deadline(5.0))
+                got += len(chunk)
+                arrivals.append((time.monotonic() - t0, got))
+    first, last = arrivals[0][0], arrivals[-1][0]
+    assert got == 2112
+    assert 1.0 <= first < 1.3  # exposure first (the request itself is 64 bytes: 67 ms)
+    assert last - first == pytest.approx(2111 * 10 / 9600, abs=0.15)
+    assert len(arrivals) > 50  # many small pieces, not one frame at once
+    halfway = next(t for t, n in arrivals if n >= 1056)
+    assert halfway - first == pytest.approx(1056 * 10 / 9600, abs=0.15)
+    assert emu.stats.served == 1
+
+
+def test_served_count_excludes_free_running_silence_and_lost_frames():
+    with Emulator("ascii", rate=200, faults="stall=0.3", stall_s=0.01, seed=3) as emu:
+        assert emu.wait_frames(40)
+        stats = emu.stats
+    assert stats.silent == stats.faults["stall"] > 0
+    assert stats.served == stats.frames - stats.silent - stats.lost
+
+
+def test_ascii_identify_command_answers_the_serial():
+    with Emulator("ascii", query="?", serial_number="C12880-77") as emu:
+        with Transport.open(emu.port, timeout=1.0) as t:
+            t.write(b"ID?\n")
+            assert t.read_until(b"\n").strip() == b"C12880-77"

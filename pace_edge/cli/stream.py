@@ -59,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ascii: command the device answers with one identification line "
                         "(e.g. 'ID?'), checked on every reconnect (obp reads the serial "
                         "number)")
+    p.add_argument("--integration-command", default=None,
+                   help="ascii: command that sets the integration time, with {us}, {ms} or "
+                        "{s} for the value (e.g. 'SPEC.INTEG {us}'; needed by --integration-ms)")
     p.add_argument("--allow-device-change", action="store_true",
                    help="keep streaming when a reconnect finds another device (other serial "
                         "number / identification line); default: stop with the reason")
@@ -93,6 +96,8 @@ def _driver_options(args: argparse.Namespace) -> dict[str, Any]:
             options["max_count"] = args.max_count
         if args.identify:
             options["identify"] = args.identify
+        if args.integration_command:
+            options["integration_command"] = args.integration_command
         if args.wavelength_coeffs:
             try:
                 coeffs = [float(c) for c in args.wavelength_coeffs.split(",")]
@@ -102,9 +107,10 @@ def _driver_options(args: argparse.Namespace) -> dict[str, Any]:
                     f"{args.wavelength_coeffs!r}"
                 ) from None
             options["wavelength_coefficients"] = coeffs
-    elif args.query or args.wavelength_coeffs or args.max_count or args.identify:
-        raise PaceEdgeError("--query, --wavelength-coeffs, --max-count and --identify are for "
-                            "--protocol ascii")
+    elif (args.query or args.wavelength_coeffs or args.max_count or args.identify
+          or args.integration_command):
+        raise PaceEdgeError("--query, --wavelength-coeffs, --max-count, --identify and "
+                            "--integration-command are for --protocol ascii")
     return options
 
 

@@ -398,7 +398,11 @@ class StreamClassifier:
             try:
                 mean = self._averager.add(counts)
             except (DataError, PaceEdgeError) as exc:
-                self._reject(item, "average", str(exc))
+                # the open average cannot be finished: its frames and this one are rejected
+                partial = self._averager.count
+                self._averager.reset()
+                self.stats.averaging -= partial
+                self._reject(item, "average", str(exc), partial + 1)
                 return None
             self.stats.averaging += 1
             if mean is None:

@@ -288,4 +288,55 @@ TEST(disconnect_is_transport_closed_and_reconnect_gives_up_cleanly) {
     CHECK_THROWS(pace::SerialPort(path, 12345, 1.0), pace::ConfigError, "unsupported baud rate 12345");
 }
 
+namespace {
+
+// Logits for 2 classes; every third row (over the whole run) is NaN.
+class NanEveryThird : public pace::Backend {
+public:
+    explicit NanEveryThird(size_t length) : Backend("fake", "fp32", length, 2) {}
+    std::string describe() const override { return "fake"; }
+
+protected:
+    std::vector<float> run(const float*, size_t rows) override {
+        std::vector<float> out;
+        for (size_t r = 0; r < rows; ++r) {
+            const bool bad = ++calls_ % 3 == 0;
+            out.push_back(bad ? std::nanf("") : 1.0f);
+            out.push_back(0.0f);
+        }
+        return out;
+    }
+
+private:
+    size_t calls_ = 0;
+};
+
+}  // namespace
+
+TEST(non_finite_outputs_are_rejected_and_the_stop_flag_is_atomic) {
+    FakeDevice dev;
+    dev.serve_obp(sts([](const obp::Message& req, int k) { return reply_to(req, counts(1000 + k)); }));
+    pace::ObpSpectrometer s(dev.path(), obp_options());
+    s.open();
+    pace::Model model;
+    model.pipeline = pace::Pipeline::from_json(pace::json::Value::array({}));
+    model.axis = *s.wavelengths();
+    model.classes = {"a", "b"};
+    model.backend = std::make_unique<NanEveryThird>(model.axis.size());
+    pace::StreamConfig config;
+    config.max_frames = 9;
+    config.max_batch = 1;
+    std::vector<std::string> lines;
+    std::atomic<bool> stop{false};
+    pace::StreamClassifier stream(s, model, config,
+                                  [&](const pace::json::Value& v) { lines.push_back(v.dump()); },
+                                  [](const std::string&) {}, &stop);
+    const pace::StreamStats& stats = stream.run();
+    CHECK(stats.received == 9 && stats.classified == 6 && stats.accounted());
+    CHECK(stats.rejected.at("non_finite_output") == 3);
+    CHECK(lines.size() == 9);
+    for (const std::string& line : lines)  // no NaN / Infinity values (the detail text names them)
+        CHECK(line.find(":NaN") == std::string::npos && line.find("Infinity") == std::string::npos);
+}
+
 TEST_MAIN()

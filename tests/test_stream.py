@@ -463,3 +463,41 @@ def test_stream_refuses_another_device_after_a_reconnect(runner, tmp_path: Path)
         else:
             assert stats.stop_reason is None and stats.device_changes == 1
             assert served_b > 0 and any("'STS-A' -> 'STS-B'" in m for m in logs)
+
+
+def test_cli_streams_an_sts_at_9600_baud_with_one_second_integration(
+        synthetic_export: Path, tmp_path: Path) -> None:
+    """The issue's measurement: 2,112-byte replies after a 1 s exposure on a 9600-baud line,
+    default options: every frame classified (was: every frame 'truncated_frame')."""
+    summary = tmp_path / "s.json"
+    with Emulator("obp", baud=9600, integration_us=1_000_000, seed=5) as emu:
+        code = main(["stream", "--port", emu.port, "--protocol", "obp", "--model",
+                     str(synthetic_export), "--laser-nm", str(LASER_NM), "--integration-ms",
+                     "1000", "--max-frames", "2", "--output", str(tmp_path / "o.jsonl"),
+                     "--summary-json", str(summary), "--backend", "onnxruntime",
+                     "--threads", "1"])
+        served = emu.stats.served
+    s = json.loads(summary.read_text())
+    assert code == 0 and s["received"] == s["classified"] == served == 2 and not s["rejected"]
+
+
+def test_cli_exits_1_when_another_device_answers(synthetic_export: Path, tmp_path: Path) -> None:
+    link = tmp_path / "sts"
+    first = Emulator("obp", link_path=link, serial_number="STS-A", rate=50)
+    first.start()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pace_edge.cli.main", "stream", "--port", str(link),
+         "--protocol", "obp", "--model", str(synthetic_export), "--laser-nm", "785",
+         "--timeout", "0.3", "--backend", "onnxruntime", "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and json.loads(proc.stdout.readline())["class"]
+        first.stop()
+        with Emulator("obp", link_path=link, serial_number="STS-B", rate=50):
+            _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "stopped: " in err and "identity 'STS-B', expected 'STS-A'" in err
+    assert "Traceback" not in err

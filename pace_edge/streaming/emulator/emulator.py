@@ -55,11 +55,12 @@ class Emulator:
     with ``query``: answers as fast as possible, or at most ``rate`` spectra per second; then a
     requested spectrum is rendered shortly before its slot (as a detector is read out at the
     end of its exposure), not while the client is still busy with the previous one.
-    ``baud`` makes it behave like the wire: output trickles out at a UART's rate (8N1: 10
-    bits a byte, sent in slices of :data:`TRICKLE_S`), and a requested spectrum is only
-    answered once the integration time has passed since the request (the detector exposes
-    first). None sends at pty speed and answers at once. ``serial_number`` is what OBP's
-    "get serial number" and ASCII's ``identify_command`` answer.
+    ``baud`` makes it behave like the wire: a request counts as received once its last byte
+    would have arrived, output trickles out at a UART's rate (8N1: 10 bits a byte, sent in
+    slices of :data:`TRICKLE_S`), and a requested spectrum is only answered once the
+    integration time has passed since the request (the detector exposes first). None sends at
+    pty speed and answers at once. ``serial_number`` is what OBP's "get serial number" and
+    ASCII's ``identify_command`` answer.
     """
 
     def __init__(
@@ -295,7 +296,9 @@ class Emulator:
                     raise
                 data = b""
             if data:
-                self._requested_at = time.monotonic()
+                # with ``baud``, a request is complete once its last byte would have arrived
+                self._requested_at = time.monotonic() + (
+                    len(data) * 10.0 / self.baud if self.baud else 0.0)
                 self._run(self.responder.on_input(data))
         due = self.responder.due()
         now = time.monotonic()
@@ -357,7 +360,7 @@ class Emulator:
         if not self.baud:
             return self._write_now(data)
         byte_s = 10.0 / self.baud
-        start = max(time.monotonic(), self._wire_free_at)
+        start = max(time.monotonic(), self._wire_free_at, self._requested_at)
         step = max(1, int(TRICKLE_S / byte_s))
         sent = 0
         for i in range(0, len(data), step):

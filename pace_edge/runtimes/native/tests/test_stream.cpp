@@ -339,4 +339,56 @@ TEST(non_finite_outputs_are_rejected_and_the_stop_flag_is_atomic) {
         CHECK(line.find(":NaN") == std::string::npos && line.find("Infinity") == std::string::npos);
 }
 
+namespace {
+
+// Two-class logits after a pause: a model slower than the device.
+class Slow : public pace::Backend {
+public:
+    explicit Slow(size_t length) : Backend("slow", "fp32", length, 2) {}
+    std::string describe() const override { return "slow"; }
+
+protected:
+    std::vector<float> run(const float*, size_t rows) override {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        return std::vector<float>(rows * 2, 0.5f);
+    }
+};
+
+}  // namespace
+
+TEST(free_running_overrun_is_counted_never_a_timeout) {
+    FakeDevice dev;
+    pace::AsciiOptions o;
+    o.pixels = 3;
+    o.timeout_s = 0.5;
+    o.wavelength_coefficients = Vec{500.0, 1.0};
+    pace::AsciiSpectrometer s(dev.path(), o);
+    s.open();
+    std::string lines = "9,9,9,\n";  // dropped: the first line after opening may be cut
+    for (int i = 0; i < 100; ++i) lines += "1,2,3,\n";
+    dev.send(lines);
+    pace::Model model;
+    model.pipeline = pace::Pipeline::from_json(pace::json::Value::array({}));
+    model.axis = *s.wavelengths();
+    model.classes = {"a", "b"};
+    model.backend = std::make_unique<Slow>(model.axis.size());
+    pace::StreamConfig config;
+    config.max_frames = 100;
+    config.max_batch = 1;
+    config.queue_size = 2;
+    size_t overrun_frames = 0;
+    pace::StreamClassifier stream(
+        s, model, config,
+        [&](const pace::json::Value& v) {
+            if (v.dump().find("\"rejected\":\"overrun\"") != std::string::npos)
+                overrun_frames += size_t(v.at("frames").as_integer());
+        },
+        [](const std::string&) {}, nullptr);
+    const pace::StreamStats& stats = stream.run();
+    CHECK(stats.received == 100 && s.stats.frames == 100 && stats.accounted());
+    CHECK(stats.rejected.size() == 1 && stats.rejected.at("overrun") > 0);
+    CHECK(overrun_frames == stats.rejected.at("overrun"));
+    CHECK(stats.classified + stats.rejected.at("overrun") == 100);
+}
+
 TEST_MAIN()

@@ -2,7 +2,8 @@
 
 Prints the device path to open (one line), and on stderr the ``pace-edge stream`` command that
 talks to it; serves spectra until SIGINT/SIGTERM or ``--duration``, then prints a one-line
-summary of what it served.
+summary of what it served (``served N frames ...``: the count a client that read everything has
+received).
 """
 
 from __future__ import annotations
@@ -53,7 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pixels per spectrum (default: 1024 obp, 288 ascii)")
     p.add_argument("--seed", type=int, default=0, help="seed for spectra and faults (default: 0)")
     p.add_argument("--baud", type=positive_int,
-                   help="pace output like a UART at this baud rate (default: pty speed)")
+                   help="behave like the wire at this baud rate: bytes trickle out as a UART "
+                        "sends them (10 bits a byte, 8N1) and a spectrum request is answered "
+                        "only after the integration time (default: pty speed, at once)")
+    p.add_argument("--integration-ms", type=positive_float, default=100.0,
+                   help="the device's integration time until a client sets one (default: 100)")
+    p.add_argument("--serial", default=None,
+                   help="serial number the device reports (OBP 'get serial', ASCII 'ID?'; "
+                        "default: EMU-STS-0001 / EMU-C12880-0001)")
     p.add_argument("--duration", type=positive_float,
                    help="stop after this many seconds (default: until Ctrl-C / SIGTERM)")
     p.add_argument("--query", default=None,
@@ -117,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         checksum=args.checksum,
         query=args.query,
         link_path=args.link,
+        integration_us=int(round(args.integration_ms * 1000)),
+        serial_number=args.serial,
     )
     stop = threading.Event()
 

@@ -35,8 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "Ed25519 public keys (*.pem) in DIR; refuse unsigned or foreign ones")
     p.add_argument("--baud", type=positive_int, default=None,
                    help="baud rate (default: 9600 for obp, as Ocean STS ships; 115200 for ascii)")
-    p.add_argument("--timeout", type=float, default=3.0,
-                   help="seconds to wait for one spectrum (default: 3)")
+    p.add_argument("--timeout", type=float, default=1.0,
+                   help="slack in seconds: a reply may start this long after its wire time "
+                        "plus the integration time (x scans), and the line may then fall "
+                        "silent at most this long; the rest of a deadline follows from "
+                        "--baud, the frame size and --integration-ms (default: 1)")
     p.add_argument("--laser-nm", type=float, default=None,
                    help="excitation wavelength: converts the device's wavelengths to Raman "
                         "shift (cm-1)")
@@ -55,6 +58,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ascii: wavelength polynomial c0,c1,c2,... (nm, λ(p) = Σ cᵢ pⁱ)")
     p.add_argument("--max-count", type=float, default=None,
                    help="ADC full scale, to reject saturated spectra (ascii)")
+    p.add_argument("--identify", default=None,
+                   help="ascii: command the device answers with one identification line "
+                        "(e.g. 'ID?'), checked on every reconnect (obp reads the serial "
+                        "number)")
+    p.add_argument("--integration-command", default=None,
+                   help="ascii: command that sets the integration time, with {us}, {ms} or "
+                        "{s} for the value (e.g. 'SPEC.INTEG {us}'; needed by --integration-ms)")
+    p.add_argument("--allow-device-change", action="store_true",
+                   help="keep streaming when a reconnect finds another device (other serial "
+                        "number / identification line); default: stop with the reason")
     p.add_argument("--max-batch", type=positive_int, default=64,
                    help="largest micro-batch when frames queue up (default: 64)")
     p.add_argument("--schedule", choices=("threaded", "inline"), default="threaded",
@@ -73,7 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _driver_options(args: argparse.Namespace) -> dict[str, Any]:
     from ..errors import PaceEdgeError
 
-    options: dict[str, Any] = {"timeout": args.timeout}
+    options: dict[str, Any] = {"timeout": args.timeout,
+                               "allow_device_change": args.allow_device_change}
     if args.baud:
         options["baudrate"] = args.baud
     if args.pixels:
@@ -83,6 +97,10 @@ def _driver_options(args: argparse.Namespace) -> dict[str, Any]:
             options["query"] = args.query
         if args.max_count:
             options["max_count"] = args.max_count
+        if args.identify:
+            options["identify"] = args.identify
+        if args.integration_command:
+            options["integration_command"] = args.integration_command
         if args.wavelength_coeffs:
             try:
                 coeffs = [float(c) for c in args.wavelength_coeffs.split(",")]
@@ -92,8 +110,10 @@ def _driver_options(args: argparse.Namespace) -> dict[str, Any]:
                     f"{args.wavelength_coeffs!r}"
                 ) from None
             options["wavelength_coefficients"] = coeffs
-    elif args.query or args.wavelength_coeffs or args.max_count:
-        raise PaceEdgeError("--query, --wavelength-coeffs and --max-count are for --protocol ascii")
+    elif (args.query or args.wavelength_coeffs or args.max_count or args.identify
+          or args.integration_command):
+        raise PaceEdgeError("--query, --wavelength-coeffs, --max-count, --identify and "
+                            "--integration-command are for --protocol ascii")
     return options
 
 
@@ -137,8 +157,8 @@ def run(args: argparse.Namespace) -> int:
         previous = {s: signal.signal(s, lambda *_: stream.stop())
                     for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            log(f"streaming from {args.port} ({args.protocol}, serial "
-                f"{device.serial_number or 'unknown'}, {device.pixels} px)")
+            log(f"streaming from {args.port} ({args.protocol}, identity "
+                f"{device.identity or 'unknown'}, {device.pixels} px, {device.baudrate} baud)")
             stats = stream.run()
         finally:
             for s, handler in previous.items():
@@ -151,4 +171,4 @@ def run(args: argparse.Namespace) -> int:
     print(stats.summary_text(), file=sys.stderr, flush=True)
     if args.summary_json:
         args.summary_json.write_text(json.dumps(stats.summary(), indent=2) + "\n")
-    return 0
+    return 1 if stats.stop_reason else 0

@@ -30,7 +30,7 @@ std::string format_command(const std::string& templ, long long us) {
 }  // namespace
 
 AsciiSpectrometer::AsciiSpectrometer(const std::string& port, const AsciiOptions& o)
-    : Spectrometer(port, o.baud, o.timeout_s),
+    : Spectrometer(port, o.baud, o.timeout_s, o.allow_device_change),
       options_(o),
       format_(o.pixels, ascii::separator_of(o.separator)),
       splitter_(o.max_line) {
@@ -43,9 +43,50 @@ void AsciiSpectrometer::set_integration_time_us(long long us) {
         throw ConfigError(port_ + ": no integration_command configured for this ASCII device");
     if (us <= 0) throw ConfigError("integration time must be positive, got " + std::to_string(us) + " µs");
     transport().write(format_command(*options_.integration_command, us) + options_.command_eol);
+    integration_us_ = us;
 }
 
-void AsciiSpectrometer::handshake() { resync(); }
+void AsciiSpectrometer::handshake() {
+    resync();
+    if (integration_us_ > 0 && opened_once_) set_integration_time_us(integration_us_);  // reconnect
+}
+
+std::optional<std::string> AsciiSpectrometer::read_identity() {
+    if (!options_.identify) return options_.serial_number;
+    SerialPort& t = transport();
+    const std::string command = *options_.identify + options_.command_eol;
+    ReplyClock clock(reply_timing(command.size(), 64, 0.0));
+    t.write(command);
+    while (true) {
+        while (next_ < pending_.size()) {
+            const ascii::Item item = std::move(pending_[next_++]);
+            const auto* line = std::get_if<std::string>(&item);
+            if (line == nullptr) continue;
+            std::string text = *line;
+            const auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+            while (!text.empty() && space(text.back())) text.pop_back();
+            size_t start = 0;
+            while (start < text.size() && space(text[start])) ++start;
+            text = text.substr(start);
+            if (text.empty() || format_.cells(*line).size() > std::max<size_t>(2, pixels() / 2)) continue;
+            resync();
+            return text;
+        }
+        pending_.clear();
+        next_ = 0;
+        std::vector<std::uint8_t> chunk;
+        try {
+            chunk = t.read_some(clock.deadline());
+        } catch (const TransportError& e) {
+            if (e.kind() != ErrorKind::TransportTimeout) throw;
+            throw transport_timeout(port_ + ": no answer to the identify command '" +
+                                    *options_.identify + "' (" + clock.describe() + ")");
+        }
+        clock.got(chunk.size());
+        for (auto& it : splitter_.feed(reinterpret_cast<const char*>(chunk.data()), chunk.size()))
+            pending_.push_back(std::move(it));
+    }
+}
 
 void AsciiSpectrometer::resync() {
     transport().reset_input();
@@ -73,11 +114,16 @@ bool AsciiSpectrometer::skip(const std::string& line) {
 
 std::pair<Vec, size_t> AsciiSpectrometer::read_counts() {
     SerialPort& t = transport();
+    const size_t line_bytes = pixels() * 6 + 2;  // up to 5 digits and a separator a pixel
+    std::optional<ReplyClock> clock;
     if (options_.query) {
         resync();
-        t.write(*options_.query + options_.command_eol);
+        const std::string command = *options_.query + options_.command_eol;
+        clock.emplace(reply_timing(command.size(), line_bytes, work_seconds()));
+        t.write(command);
+    } else {
+        clock.emplace(reply_timing(0, line_bytes, work_seconds()));
     }
-    const Deadline deadline = t.deadline();
     while (true) {
         while (next_ < pending_.size()) {
             const ascii::Item item = std::move(pending_[next_++]);
@@ -92,17 +138,19 @@ std::pair<Vec, size_t> AsciiSpectrometer::read_counts() {
         }
         std::vector<std::uint8_t> chunk;
         try {
-            chunk = t.read_some(deadline);
+            chunk = t.read_some(clock->deadline());
         } catch (const TransportError& e) {
-            if (e.kind() == ErrorKind::TransportTimeout && splitter_.pending()) {
+            if (e.kind() != ErrorKind::TransportTimeout) throw;
+            if (splitter_.pending()) {
                 const size_t cut = splitter_.pending();
                 splitter_.reset();
                 drop_next_line_ = !options_.query.has_value();  // its end may still come
-                throw ProtocolError(ErrorKind::TruncatedFrame,
-                                    "line cut after " + std::to_string(cut) + " bytes");
+                throw ProtocolError(ErrorKind::TruncatedFrame, "line cut after " + std::to_string(cut) +
+                                                                   " bytes (" + clock->describe() + ")");
             }
-            throw;
+            throw transport_timeout(port_ + ": " + clock->describe());
         }
+        clock->got(chunk.size());
         stats.bytes_in += chunk.size();
         auto items = splitter_.feed(reinterpret_cast<const char*>(chunk.data()), chunk.size());
         for (auto& item : items) pending_.push_back(std::move(item));

@@ -14,6 +14,7 @@ const char* kind_name(ErrorKind kind) {
         case ErrorKind::NonFiniteValue: return "NonFiniteValue";
         case ErrorKind::LineTooLong: return "LineTooLong";
         case ErrorKind::DeviceError: return "DeviceError";
+        case ErrorKind::DeviceChanged: return "DeviceChanged";
         case ErrorKind::ConfigError: return "ConfigError";
     }
     return "StreamError";

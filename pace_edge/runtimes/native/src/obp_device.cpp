@@ -7,7 +7,7 @@
 namespace pace {
 
 ObpSpectrometer::ObpSpectrometer(const std::string& port, const ObpOptions& o)
-    : Spectrometer(port, o.baud, o.timeout_s),
+    : Spectrometer(port, o.baud, o.timeout_s, o.allow_device_change),
       pixels_(o.pixels),
       bits_(o.bits),
       checksum_(o.checksum == "md5" ? obp::kChecksumMd5 : obp::kChecksumNone),
@@ -29,12 +29,23 @@ void ObpSpectrometer::set_integration_time_us(long long us) {
     obp::Bytes data(4);
     for (int i = 0; i < 4; ++i) data[size_t(i)] = std::uint8_t(std::uint64_t(us) >> (8 * i));
     request(obp::kMsgSetIntegrationTime, data, true);
+    integration_us_ = us;
+}
+
+size_t ObpSpectrometer::spectrum_reply_bytes() const {
+    const size_t size = 2 * pixels_;
+    return obp::kMinFrame + (size > obp::kImmediateSize ? size : 0);
 }
 
 void ObpSpectrometer::reset() { request(obp::kMsgReset, {}, true); }
 
 void ObpSpectrometer::handshake() {
     parser_.reset();
+    if (integration_us_ > 0 && opened_once_) {  // a reconnect: restore the integration time
+        obp::Bytes data(4);
+        for (int i = 0; i < 4; ++i) data[size_t(i)] = std::uint8_t(std::uint64_t(integration_us_) >> (8 * i));
+        request(obp::kMsgSetIntegrationTime, data, true);
+    }
     serial_ = read_serial_number();
     if (read_calibration_) {
         try {
@@ -46,7 +57,8 @@ void ObpSpectrometer::handshake() {
 }
 
 std::pair<Vec, size_t> ObpSpectrometer::read_counts() {
-    const obp::Message reply = request(obp::kMsgGetRawSpectrum);
+    const obp::Message reply =
+        request(obp::kMsgGetRawSpectrum, {}, false, spectrum_reply_bytes(), work_seconds());
     const obp::Bytes& data = reply.data();
     if (data.size() != 2 * pixels_) {
         throw ProtocolError(ErrorKind::PixelCountError,
@@ -90,7 +102,8 @@ Vec ObpSpectrometer::read_coefficients() {
     return out;
 }
 
-obp::Message ObpSpectrometer::request(std::uint32_t type, const obp::Bytes& data, bool ack) {
+obp::Message ObpSpectrometer::request(std::uint32_t type, const obp::Bytes& data, bool ack,
+                                      size_t reply_bytes, double work_s) {
     SerialPort& t = transport();
     regarding_ = regarding_ % 0xFFFFFFFFu + 1;
     const std::uint32_t rid = regarding_;
@@ -98,21 +111,23 @@ obp::Message ObpSpectrometer::request(std::uint32_t type, const obp::Bytes& data
     msg.flags = ack ? obp::kFlagAckRequested : 0;
     msg.regarding = rid;
     msg.checksum_type = checksum_;
-    t.write(obp::encode(msg));
-    const Deadline deadline = t.deadline();
+    const obp::Bytes wire = obp::encode(msg);
+    ReplyClock clock(reply_timing(wire.size(), reply_bytes, work_s));
+    t.write(wire);
     while (true) {
         std::vector<std::uint8_t> chunk;
         try {
-            chunk = t.read_some(deadline);
+            chunk = t.read_some(clock.deadline());
         } catch (const TransportError& e) {
             if (e.kind() != ErrorKind::TransportTimeout) throw;
             const auto items = parser_.expire();
             if (const obp::Message* reply = match(items, type, rid)) return *reply;
             for (const obp::Item& item : items)
                 if (auto* f = std::get_if<ProtocolFault>(&item); f && f->kind == ErrorKind::TruncatedFrame)
-                    f->raise();
-            throw;
+                    throw ProtocolError(ErrorKind::TruncatedFrame, f->message + " (" + clock.describe() + ")");
+            throw transport_timeout(port_ + ": " + clock.describe());
         }
+        clock.got(chunk.size());
         stats.bytes_in += chunk.size();
         const auto items = parser_.feed(chunk);
         if (const obp::Message* reply = match(items, type, rid)) return *reply;

@@ -54,8 +54,6 @@ int remaining_ms(Deadline deadline) {
 
 std::string errno_text() { return std::strerror(errno); }
 
-constexpr int kPollSliceMs = 50;     // how often a blocked read looks at the stop flag
-constexpr int kStopGraceMs = 250;    // how long a read in flight may still finish after a stop
 
 }  // namespace
 
@@ -110,14 +108,12 @@ std::vector<std::uint8_t> SerialPort::read_some(Deadline deadline, size_t max_by
     }
     if (fd_ < 0) throw transport_closed(path_ + ": not open");
     std::vector<std::uint8_t> out(max_bytes);
+    bool last_look = false;
     while (true) {
-        // Wait in short slices so that a stop request is seen even when the signal went to
-        // another thread. After a stop, data still arriving within the grace period (the
-        // reply to a request already sent) is read; then the read gives up.
-        const bool stopping = stop_flag_ != nullptr && *stop_flag_;
-        if (stopping && Clock::now() >= stop_grace_end()) throw Interrupted();
+        // Block for the time left; once it is gone, look once more without waiting, so that
+        // only a device that really said nothing makes a timeout.
         pollfd p{fd_, POLLIN, 0};
-        const int ready = ::poll(&p, 1, std::min(remaining_ms(deadline), kPollSliceMs));
+        const int ready = ::poll(&p, 1, last_look ? 0 : remaining_ms(deadline));
         if (ready < 0 && errno != EINTR) throw transport_closed(path_ + ": read failed: " + errno_text());
         if (ready > 0) {
             const ssize_t n = ::read(fd_, out.data(), max_bytes);
@@ -133,13 +129,9 @@ std::vector<std::uint8_t> SerialPort::read_some(Deadline deadline, size_t max_by
             if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
                 throw transport_closed(path_ + ": read failed: device disconnected");
         }
-        if (Clock::now() >= deadline) throw transport_timeout(path_ + ": no data within the timeout");
+        if (last_look) throw transport_timeout(path_ + ": no data within the timeout");
+        if (ready <= 0 && Clock::now() >= deadline) last_look = true;
     }
-}
-
-Deadline SerialPort::stop_grace_end() {
-    if (stop_seen_ == Deadline{}) stop_seen_ = Clock::now();
-    return stop_seen_ + std::chrono::milliseconds(kStopGraceMs);
 }
 
 void SerialPort::unread(const std::vector<std::uint8_t>& data) {

@@ -136,6 +136,9 @@ json::Value StreamStats::summary(long rss_kib) const {
     out.emplace_back("rejected_total", integer(long(rejected_total())));
     out.emplace_back("reconnects", integer(long(reconnects.load())));
     out.emplace_back("batches", integer(long(batches)));
+    out.emplace_back("silences", integer(long(silences)));
+    out.emplace_back("device_changes", integer(long(device_changes)));
+    out.emplace_back("stop_reason", stop_reason.empty() ? json::Value() : json::Value::string(stop_reason));
     out.emplace_back("accounted", json::Value::boolean(accounted()));
     out.emplace_back("latency_ms", json::Value::object(latency_ms));
     out.emplace_back("peak_rss_mib", real(std::round(double(rss_kib) / 1024.0 * 10) / 10));
@@ -153,6 +156,9 @@ std::string StreamStats::summary_text(long rss_kib) const {
                   received, classified, frames_classified, rejected_total(),
                   reasons.empty() ? "none" : reasons.c_str(), reconnects.load());
     std::string out = buf;
+    if (silences) out += "\ndevice silent past its deadline " + std::to_string(silences) + " times";
+    if (device_changes) out += "\naccepted " + std::to_string(device_changes) + " change(s) of device";
+    if (!stop_reason.empty()) out += "\nstopped: " + stop_reason;
     for (const char* key : kLatencyKeys) {
         auto it = latency.find(key);
         if (it == latency.end() || it->second.empty()) continue;
@@ -176,19 +182,26 @@ struct StreamClassifier::Item {
     bool sentinel = false;
 };
 
-// A bounded queue: put() waits while full (giving up when stopping), the sentinel always fits.
+// A bounded queue: put() waits while full (until stopping: then it takes the item anyway,
+// nothing read is lost), try_put() never waits; the sentinel always fits.
 class StreamClassifier::Queue {
 public:
     explicit Queue(size_t capacity) : capacity_(capacity) {}
 
     void put(Item item, const std::function<bool()>& stopping) {
         std::unique_lock<std::mutex> lock(mutex_);
-        while (!item.sentinel && items_.size() >= capacity_) {
-            if (stopping()) return;  // Python's _put gives up the same way
+        while (!item.sentinel && items_.size() >= capacity_ && !stopping())
             not_full_.wait_for(lock, std::chrono::milliseconds(100));
-        }
         items_.push_back(std::move(item));
         not_empty_.notify_one();
+    }
+
+    bool try_put(Item& item) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (items_.size() >= capacity_) return false;
+        items_.push_back(std::move(item));
+        not_empty_.notify_one();
+        return true;
     }
 
     std::optional<Item> get(std::chrono::milliseconds timeout) {
@@ -218,7 +231,7 @@ private:
 };
 
 StreamClassifier::StreamClassifier(Spectrometer& device, const Model& model, StreamConfig config,
-                                   Emit emit, Log log, const volatile std::sig_atomic_t* stop_flag)
+                                   Emit emit, Log log, const std::atomic<bool>* stop_flag)
     : device_(device),
       model_(model),
       config_(std::move(config)),
@@ -251,7 +264,7 @@ StreamClassifier::StreamClassifier(Spectrometer& device, const Model& model, Str
 }
 
 bool StreamClassifier::stopping() const {
-    return stop_ || (stop_flag_ != nullptr && *stop_flag_);
+    return stop_ || (stop_flag_ != nullptr && stop_flag_->load());
 }
 
 void StreamClassifier::reader(Queue& queue) {
@@ -276,8 +289,13 @@ void StreamClassifier::reader(Queue& queue) {
         }
         item.read_s = seconds_since(start);
         item.done_ns = monotonic_ns();
-        ++reads;
-        queue.put(std::move(item), stopping);
+        const bool silence = item.error == "TransportTimeout" && device_.free_running();
+        if (!silence) ++reads;  // a free-running device's silence is not a frame
+        if (device_.free_running() && !item.sentinel && !silence) {
+            if (!queue.try_put(item)) ++overruns_;  // it cannot wait: the frame is lost, counted
+        } else {
+            queue.put(std::move(item), stopping);
+        }
         if (closed) {
             if (!reconnect(backoff)) break;
         } else {
@@ -298,13 +316,24 @@ bool StreamClassifier::reconnect(double& backoff) {
                                               std::chrono::duration<double>(backoff));
         while (Clock::now() < until && !stopping()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
         if (stopping()) break;
+        const size_t changes = device_.device_changes.size();
         try {
             device_.reconnect(backoff);
             ++stats_.reconnects;
+            for (size_t i = changes; i < device_.device_changes.size(); ++i) {
+                ++stats_.device_changes;
+                log_("device changed on reconnect: '" + device_.device_changes[i].first + "' -> '" +
+                     device_.device_changes[i].second + "' (accepted: --allow-device-change)");
+            }
             log_("device reconnected");
             backoff = config_.reconnect_initial_s;
             return true;
         } catch (const Interrupted&) {
+            break;
+        } catch (const DeviceChanged& e) {
+            log_(std::string("stopping: ") + e.what());
+            stats_.stop_reason = e.what();
+            stop_ = true;
             break;
         } catch (const StreamError& e) {
             log_(std::string("reconnect failed: ") + e.what());
@@ -334,6 +363,7 @@ StreamStats& StreamClassifier::run() {
         while (!finished) {
             std::optional<Item> first = queue.get(std::chrono::milliseconds(200));
             if (!first) {
+                fold_overruns();
                 if (stopping() && reader_done) break;
                 continue;
             }
@@ -364,17 +394,33 @@ StreamStats& StreamClassifier::run() {
     std::vector<Item> leftovers;  // read but not processed when stopping
     while (std::optional<Item> item = queue.try_get())
         if (!item->sentinel) leftovers.push_back(std::move(*item));
-    if (!leftovers.empty()) process(leftovers);
+    process(leftovers);
     if (reader_error) std::rethrow_exception(reader_error);
     return stats_;
 }
 
-void StreamClassifier::reject(const Item& item, const std::string& reason, const std::string& detail) {
-    ++stats_.rejected[reason];
+void StreamClassifier::fold_overruns() {
+    const size_t n = overruns_.exchange(0);
+    if (n == 0) return;
+    stats_.received += n;
+    stats_.rejected["overrun"] += n;
+    json::Object record;
+    record.emplace_back("time", real(wall_time()));
+    record.emplace_back("seq", json::Value());
+    record.emplace_back("rejected", json::Value::string("overrun"));
+    record.emplace_back("frames", integer(long(n)));
+    record.emplace_back("detail", json::Value::string(std::to_string(n) + " frame(s) lost: the backlog was full"));
+    emit_(json::Value::object(std::move(record)));
+}
+
+void StreamClassifier::reject(const Item& item, const std::string& reason, const std::string& detail,
+                              size_t n_frames) {
+    stats_.rejected[reason] += n_frames;
     json::Object record;
     record.emplace_back("time", real(wall_time()));
     record.emplace_back("seq", item.frame ? integer(long(item.frame->sequence)) : json::Value());
     record.emplace_back("rejected", json::Value::string(reason));
+    if (n_frames > 1) record.emplace_back("frames", integer(long(n_frames)));
     if (!detail.empty()) record.emplace_back("detail", json::Value::string(detail));
     emit_(json::Value::object(std::move(record)));
 }
@@ -387,25 +433,40 @@ std::optional<std::pair<std::vector<float>, size_t>> StreamClassifier::prepare(c
     }
     Vec counts = frame.counts;
     size_t n_frames = 1;
+    if (averager_) {
+        std::optional<Vec> mean;
+        try {
+            mean = averager_->add(counts);
+        } catch (const Error& e) {
+            // the open average cannot be finished: its frames and this one are rejected
+            const size_t partial = averager_->count();
+            averager_->reset();
+            stats_.averaging -= partial;
+            reject(item, "average", e.what(), partial + 1);
+            return std::nullopt;
+        }
+        ++stats_.averaging;
+        if (!mean) return std::nullopt;
+        counts = std::move(*mean);
+        n_frames = config_.average;
+        stats_.averaging -= n_frames;
+    }
+    std::vector<float> input;
     try {
-        if (averager_) {
-            ++stats_.averaging;
-            std::optional<Vec> mean = averager_->add(counts);
-            if (!mean) return std::nullopt;
-            counts = std::move(*mean);
-            n_frames = config_.average;
-            stats_.averaging -= n_frames;
-        }
         auto [intensity, axis] = axis_->apply(counts, config_.dark);
-        return std::make_pair(model_.preprocess(std::move(intensity), std::move(axis)), n_frames);
+        input = model_.preprocess(std::move(intensity), std::move(axis));
     } catch (const Error& e) {
-        if (n_frames > 1) stats_.rejected["preprocess"] += n_frames - 1;
-        if (averager_ && n_frames == 1) {  // the averager refused this frame: it is not waiting
-            --stats_.averaging;
-        }
-        reject(item, "preprocess", e.what());
+        reject(item, "preprocess", e.what(), n_frames);  // an average shares its fate
         return std::nullopt;
     }
+    for (float v : input) {
+        if (!std::isfinite(v)) {
+            reject(item, "non_finite_input",
+                   "preprocessing gave NaN or inf (e.g. a flat spectrum normalised)", n_frames);
+            return std::nullopt;
+        }
+    }
+    return std::make_pair(std::move(input), n_frames);
 }
 
 void StreamClassifier::process(std::vector<Item>& items) {
@@ -415,8 +476,14 @@ void StreamClassifier::process(std::vector<Item>& items) {
         size_t frames;
         double prep_s;
     };
+    fold_overruns();
     std::vector<Ready> ready;
     for (const Item& item : items) {
+        if (item.error == "TransportTimeout" && device_.free_running()) {
+            ++stats_.silences;  // no frame came: nothing was received
+            log_("device silent: " + item.message);
+            continue;
+        }
         ++stats_.received;
         if (!item.error.empty()) {
             reject(item, snake_case(item.error), item.message);
@@ -432,10 +499,28 @@ void StreamClassifier::process(std::vector<Item>& items) {
     inputs.reserve(ready.size() * length);
     for (const Ready& r : ready) inputs.insert(inputs.end(), r.input.begin(), r.input.end());
     const auto t0 = Clock::now();
-    const std::vector<float> logits = model_.backend->infer(inputs.data(), ready.size());
+    std::vector<float> logits = model_.backend->infer(inputs.data(), ready.size());
     const double infer_s = seconds_since(t0);
-    const std::vector<double> proba = softmax(logits, ready.size(), classes);
     ++stats_.batches;
+    {  // rows with NaN/inf are rejected; the rest go on
+        std::vector<Ready> kept;
+        std::vector<float> kept_logits;
+        for (size_t r = 0; r < ready.size(); ++r) {
+            const float* row = logits.data() + r * classes;
+            if (std::all_of(row, row + classes, [](float v) { return std::isfinite(v); })) {
+                kept.push_back(std::move(ready[r]));
+                kept_logits.insert(kept_logits.end(), row, row + classes);
+            } else {
+                reject(*ready[r].item, "non_finite_output", "the model gave NaN or inf", ready[r].frames);
+            }
+        }
+        if (kept.size() != ready.size()) {
+            ready = std::move(kept);
+            logits = std::move(kept_logits);
+        }
+    }
+    if (ready.empty()) return;
+    const std::vector<double> proba = softmax(logits, ready.size(), classes);
     for (size_t r = 0; r < ready.size(); ++r) {
         const double* p = proba.data() + r * classes;
         const size_t best = size_t(std::max_element(p, p + classes) - p);

@@ -288,4 +288,107 @@ TEST(disconnect_is_transport_closed_and_reconnect_gives_up_cleanly) {
     CHECK_THROWS(pace::SerialPort(path, 12345, 1.0), pace::ConfigError, "unsupported baud rate 12345");
 }
 
+namespace {
+
+// Logits for 2 classes; every third row (over the whole run) is NaN.
+class NanEveryThird : public pace::Backend {
+public:
+    explicit NanEveryThird(size_t length) : Backend("fake", "fp32", length, 2) {}
+    std::string describe() const override { return "fake"; }
+
+protected:
+    std::vector<float> run(const float*, size_t rows) override {
+        std::vector<float> out;
+        for (size_t r = 0; r < rows; ++r) {
+            const bool bad = ++calls_ % 3 == 0;
+            out.push_back(bad ? std::nanf("") : 1.0f);
+            out.push_back(0.0f);
+        }
+        return out;
+    }
+
+private:
+    size_t calls_ = 0;
+};
+
+}  // namespace
+
+TEST(non_finite_outputs_are_rejected_and_the_stop_flag_is_atomic) {
+    FakeDevice dev;
+    dev.serve_obp(sts([](const obp::Message& req, int k) { return reply_to(req, counts(1000 + k)); }));
+    pace::ObpSpectrometer s(dev.path(), obp_options());
+    s.open();
+    pace::Model model;
+    model.pipeline = pace::Pipeline::from_json(pace::json::Value::array({}));
+    model.axis = *s.wavelengths();
+    model.classes = {"a", "b"};
+    model.backend = std::make_unique<NanEveryThird>(model.axis.size());
+    pace::StreamConfig config;
+    config.max_frames = 9;
+    config.max_batch = 1;
+    std::vector<std::string> lines;
+    std::atomic<bool> stop{false};
+    pace::StreamClassifier stream(s, model, config,
+                                  [&](const pace::json::Value& v) { lines.push_back(v.dump()); },
+                                  [](const std::string&) {}, &stop);
+    const pace::StreamStats& stats = stream.run();
+    CHECK(stats.received == 9 && stats.classified == 6 && stats.accounted());
+    CHECK(stats.rejected.at("non_finite_output") == 3);
+    CHECK(lines.size() == 9);
+    for (const std::string& line : lines)  // no NaN / Infinity values (the detail text names them)
+        CHECK(line.find(":NaN") == std::string::npos && line.find("Infinity") == std::string::npos);
+}
+
+namespace {
+
+// Two-class logits after a pause: a model slower than the device.
+class Slow : public pace::Backend {
+public:
+    explicit Slow(size_t length) : Backend("slow", "fp32", length, 2) {}
+    std::string describe() const override { return "slow"; }
+
+protected:
+    std::vector<float> run(const float*, size_t rows) override {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        return std::vector<float>(rows * 2, 0.5f);
+    }
+};
+
+}  // namespace
+
+TEST(free_running_overrun_is_counted_never_a_timeout) {
+    FakeDevice dev;
+    pace::AsciiOptions o;
+    o.pixels = 3;
+    o.timeout_s = 0.5;
+    o.wavelength_coefficients = Vec{500.0, 1.0};
+    pace::AsciiSpectrometer s(dev.path(), o);
+    s.open();
+    std::string lines = "9,9,9,\n";  // dropped: the first line after opening may be cut
+    for (int i = 0; i < 100; ++i) lines += "1,2,3,\n";
+    dev.send(lines);
+    pace::Model model;
+    model.pipeline = pace::Pipeline::from_json(pace::json::Value::array({}));
+    model.axis = *s.wavelengths();
+    model.classes = {"a", "b"};
+    model.backend = std::make_unique<Slow>(model.axis.size());
+    pace::StreamConfig config;
+    config.max_frames = 100;
+    config.max_batch = 1;
+    config.queue_size = 2;
+    size_t overrun_frames = 0;
+    pace::StreamClassifier stream(
+        s, model, config,
+        [&](const pace::json::Value& v) {
+            if (v.dump().find("\"rejected\":\"overrun\"") != std::string::npos)
+                overrun_frames += size_t(v.at("frames").as_integer());
+        },
+        [](const std::string&) {}, nullptr);
+    const pace::StreamStats& stats = stream.run();
+    CHECK(stats.received == 100 && s.stats.frames == 100 && stats.accounted());
+    CHECK(stats.rejected.size() == 1 && stats.rejected.at("overrun") > 0);
+    CHECK(overrun_frames == stats.rejected.at("overrun"));
+    CHECK(stats.classified + stats.rejected.at("overrun") == 100);
+}
+
 TEST_MAIN()

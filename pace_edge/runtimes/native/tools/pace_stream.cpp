@@ -1,6 +1,7 @@
 // pace-stream: classify spectra from a spectrometer on a serial port without Python.
 // Same options and JSON-lines output as `pace-edge stream` (OpenVINO / TensorRT backends).
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
@@ -30,9 +31,12 @@
 
 namespace {
 
-volatile std::sig_atomic_t g_stop = 0;
+// Set by the signal handler, read by the reader thread and the main loop: an atomic, which
+// is async-signal-safe to store to because it is lock-free.
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the stop flag must be lock-free");
 
-extern "C" void on_signal(int) { g_stop = 1; }
+extern "C" void on_signal(int) { g_stop.store(true); }
 
 const char* kUsage =
     "usage: pace-stream --port PORT --protocol {obp,ascii} --model EXPORT_DIR\n"
@@ -40,7 +44,8 @@ const char* kUsage =
     "                   [--timeout S] [--laser-nm NM] [--integration-ms MS] [--average N]\n"
     "                   [--dark FILE] [--pixels N] [--query CMD] [--wavelength-coeffs C0,C1,...]\n"
     "                   [--max-count X] [--max-batch N] [--output FILE|-] [--summary-json FILE]\n"
-    "                   [--max-frames N] [--trusted-keys DIR]\n"
+    "                   [--max-frames N] [--identify CMD] [--integration-command T]\n"
+    "                   [--allow-device-change] [--trusted-keys DIR]\n"
     "       pace-stream --build-engine --model EXPORT_DIR [--precision fp32|fp16|int8]\n";
 
 const char* kHelp =
@@ -53,7 +58,10 @@ const char* kHelp =
     "  --backend B            auto, openvino or tensorrt (default: auto)\n"
     "  --threads N            inference threads (OpenVINO)\n"
     "  --baud N               baud rate (default: 9600 for obp, 115200 for ascii)\n"
-    "  --timeout S            seconds to wait for one spectrum (default: 3)\n"
+    "  --timeout S            slack in seconds: a reply may start this long after its wire\n"
+    "                         time plus the integration time (x scans), and the line may then\n"
+    "                         fall silent at most this long; the rest of a deadline follows\n"
+    "                         from --baud, the frame size and --integration-ms (default: 1)\n"
     "  --laser-nm NM          excitation wavelength: device wavelengths to Raman shift (cm-1)\n"
     "  --integration-ms MS    set the integration time before streaming\n"
     "  --average N            scans to average into one spectrum (default: 1)\n"
@@ -66,6 +74,11 @@ const char* kHelp =
     "  --output FILE          JSON-lines file (appended), or - for stdout (default)\n"
     "  --summary-json FILE    also write the exit summary as JSON here\n"
     "  --max-frames N         stop after this many frames (default: until stopped)\n"
+    "  --identify CMD         ascii: command answered by one identification line (e.g. ID?),\n"
+    "                         checked on every reconnect (obp reads the serial number)\n"
+    "  --integration-command T  ascii: sets the integration time, {us}/{ms}/{s} for the value\n"
+    "  --allow-device-change  keep streaming when a reconnect finds another device\n"
+    "                         (default: stop with the reason, exit status 1)\n"
     "  --trusted-keys DIR     run only an export signed (pace-edge export --sign) by one of the\n"
     "                         Ed25519 public keys (*.pem) in DIR; refuse unsigned or foreign ones\n"
     "  --version              print the version\n\n"
@@ -90,7 +103,9 @@ struct UsageError {
 const std::vector<std::string> kOptions = {
     "port", "protocol", "model", "backend", "threads", "baud", "timeout", "laser-nm",
     "integration-ms", "average", "dark", "pixels", "query", "wavelength-coeffs", "max-count",
-    "max-batch", "output", "summary-json", "max-frames", "trusted-keys", "precision"};
+    "max-batch", "output", "summary-json", "max-frames", "identify", "integration-command",
+    "allow-device-change", "trusted-keys", "precision"};
+const std::vector<std::string> kFlags = {"allow-device-change"};
 
 Options parse_args(int argc, char** argv) {
     Options o;
@@ -110,7 +125,9 @@ Options parse_args(int argc, char** argv) {
         }
         if (std::find(kOptions.begin(), kOptions.end(), key) == kOptions.end())
             throw UsageError{"unrecognized argument: " + arg};
-        if (!inline_value) {
+        const bool flag = std::find(kFlags.begin(), kFlags.end(), key) != kFlags.end();
+        if (flag && inline_value) throw UsageError{"argument --" + key + ": ignored explicit argument '" + value + "'"};
+        if (!inline_value && !flag) {
             if (i + 1 >= argc) throw UsageError{"argument --" + key + ": expected one argument"};
             value = argv[++i];
         }
@@ -182,11 +199,14 @@ int run(const Options& args) {
 
     ObpOptions obp;
     AsciiOptions ascii;
-    obp.timeout_s = ascii.timeout_s = args.has("timeout") ? number(args, "timeout") : 3.0;
+    obp.timeout_s = ascii.timeout_s = args.has("timeout") ? number(args, "timeout") : 1.0;
+    obp.allow_device_change = ascii.allow_device_change = args.has("allow-device-change");
     if (args.has("baud")) obp.baud = ascii.baud = int(positive_int(args, "baud"));
     if (args.has("pixels")) obp.pixels = ascii.pixels = size_t(positive_int(args, "pixels"));
     if (protocol == "ascii") {
         if (args.has("query") && !args.get("query").empty()) ascii.query = args.get("query");
+        if (!args.get("identify").empty()) ascii.identify = args.get("identify");
+        if (!args.get("integration-command").empty()) ascii.integration_command = args.get("integration-command");
         if (args.has("max-count") && number(args, "max-count") != 0) ascii.max_count = number(args, "max-count");
         if (args.has("wavelength-coeffs") && !args.get("wavelength-coeffs").empty()) {
             Vec coeffs;
@@ -205,8 +225,10 @@ int run(const Options& args) {
             ascii.wavelength_coefficients = coeffs;
         }
     } else if (!args.get("query").empty() || !args.get("wavelength-coeffs").empty() ||
+               !args.get("identify").empty() || !args.get("integration-command").empty() ||
                (args.has("max-count") && number(args, "max-count") != 0)) {
-        throw Error("--query, --wavelength-coeffs and --max-count are for --protocol ascii");
+        throw Error("--query, --wavelength-coeffs, --max-count, --identify and --integration-command "
+                    "are for --protocol ascii");
     }
 
     StreamConfig config;
@@ -239,7 +261,7 @@ int run(const Options& args) {
         const std::string line = record.dump() + "\n";
         if (std::fwrite(line.data(), 1, line.size(), out) != line.size() || std::fflush(out) != 0) {
             log_line(std::string("cannot write the output (") + std::strerror(errno) + "); stopping");
-            g_stop = 1;  // e.g. the reader of a pipe went away: stop as on SIGTERM
+            g_stop.store(true);  // e.g. the reader of a pipe went away: stop as on SIGTERM
         }
     };
     StreamClassifier stream(*device, model, config, emit, log_line, &g_stop);
@@ -249,9 +271,9 @@ int run(const Options& args) {
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, &old_int);
     sigaction(SIGTERM, &action, &old_term);
-    SerialPort::set_stop_flag(&g_stop);
-    log_line("streaming from " + args.get("port") + " (" + protocol + ", serial " +
-        device->serial_number().value_or("unknown") + ", " + std::to_string(device->pixels()) + " px)");
+    log_line("streaming from " + args.get("port") + " (" + protocol + ", identity " +
+        device->identity().value_or("unknown") + ", " + std::to_string(device->pixels()) + " px, " +
+        std::to_string(device->baud()) + " baud)");
     StreamStats* stats = nullptr;
     try {
         stats = &stream.run();
@@ -271,7 +293,7 @@ int run(const Options& args) {
         f << stats->summary(rss).dump(2) << "\n";
         if (!f) throw Error("cannot write --summary-json " + args.get("summary-json"));
     }
-    return 0;
+    return stats->stop_reason.empty() ? 0 : 1;
 }
 
 }  // namespace

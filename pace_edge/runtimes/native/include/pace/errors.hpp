@@ -61,6 +61,7 @@ enum class ErrorKind {
     NonFiniteValue,
     LineTooLong,
     DeviceError,
+    DeviceChanged,
     ConfigError,
 };
 
@@ -95,6 +96,16 @@ public:
           message_type(message_type) {}
     int error_number;
     std::uint32_t message_type;
+};
+
+// After a reconnect another device (other serial number / identification line) answers.
+class DeviceChanged : public StreamError {
+public:
+    DeviceChanged(const std::string& message, std::string expected, std::string found)
+        : StreamError(ErrorKind::DeviceChanged, message),
+          expected(std::move(expected)),
+          found(std::move(found)) {}
+    std::string expected, found;
 };
 
 class ConfigError : public StreamError {

@@ -1,10 +1,11 @@
 // A serial port over POSIX termios (raw 8N1, no flow control) with deadline-based reads
 // and typed errors, like pace_edge.streaming.transport.Transport: running out of time is
-// TransportTimeout, a vanished or broken port is TransportClosed.
+// TransportTimeout, a vanished or broken port is TransportClosed. A deadline only counts as
+// missed when, after it passed, nothing is waiting: a reader that was late (a busy CPU) still
+// gets the bytes the device sent in time.
 #pragma once
 
 #include <chrono>
-#include <csignal>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -39,18 +40,16 @@ public:
     void close();
     bool is_open() const { return fd_ >= 0; }
 
-    // A flag a signal handler sets: once it is set, a read still waiting for data after a
-    // short grace period (0.25 s) throws Interrupted instead of waiting out its deadline.
-    static void set_stop_flag(const volatile std::sig_atomic_t* flag) { stop_flag_ = flag; }
-
 private:
     std::string path_;
     double timeout_s_;
     int fd_ = -1;
     std::vector<std::uint8_t> pending_;
-    Deadline stop_grace_end();
-    Deadline stop_seen_{};
-    static inline const volatile std::sig_atomic_t* stop_flag_ = nullptr;
 };
+
+// Seconds a UART at `baud` takes for `nbytes` (8N1: 10 bits a byte).
+inline double wire_seconds(size_t nbytes, int baud, double bits_per_byte = 10.0) {
+    return double(nbytes) * bits_per_byte / double(baud);
+}
 
 }  // namespace pace

@@ -30,6 +30,30 @@ struct RawFrame {
     bool saturated() const;    // any pixel at the ADC full scale (unknown full scale: false)
 };
 
+// When a reply is due: first byte within first_byte_s of the request, then no silence over
+// gap_s, all of it within total_s (pace_edge.streaming.drivers.base.ReplyTiming).
+struct ReplyTiming {
+    double first_byte_s;
+    double gap_s;
+    double total_s;
+    std::string explain;
+};
+
+// The deadlines of one reply: deadline() before each read, got() after it.
+class ReplyClock {
+public:
+    explicit ReplyClock(ReplyTiming timing);
+    Deadline deadline() const;
+    void got(size_t nbytes);
+    std::string describe() const;  // which limit passed, for the error message
+
+private:
+    ReplyTiming timing_;
+    Deadline total_, first_;
+    std::optional<Deadline> last_;
+    size_t received_ = 0;
+};
+
 struct DriverStats {
     size_t frames = 0;
     std::map<std::string, size_t> errors;  // by error class name
@@ -39,16 +63,34 @@ struct DriverStats {
 
 class Spectrometer {
 public:
-    Spectrometer(std::string port, int baud, double timeout_s);
+    Spectrometer(std::string port, int baud, double timeout_s, bool allow_device_change = false);
     virtual ~Spectrometer() = default;
     virtual const char* protocol() const = 0;
 
-    void open();  // open the port and run the protocol's handshake
+    // Open the port, run the protocol's handshake and check the device's identity: the
+    // first device opened sets identity(); a later open (a reconnect) that finds another
+    // throws DeviceChanged unless allow_device_change (then the change is recorded).
+    void open();
     void close();
     bool is_open() const { return transport_ != nullptr; }
     // Close, then retry open() with exponential backoff (interval_s doubling up to 0.5 s)
     // until it succeeds or timeout_s runs out (then the last TransportError is thrown).
+    // DeviceChanged is thrown at once.
     void reconnect(double timeout_s = 5.0, double interval_s = 0.05);
+
+    // Device time before a spectrum reply: integration time (as set here) x scans.
+    double work_seconds() const { return double(integration_us_) * 1e-6 * double(scans_to_average_); }
+    // Deadlines from the link: first byte by request wire time + work + slack (timeout),
+    // then silence at most the slack (never under 64 byte times), all within first byte +
+    // twice the reply's wire time + slack.
+    ReplyTiming reply_timing(size_t request_bytes, size_t reply_bytes, double work_s) const;
+    virtual bool free_running() const { return false; }
+    // What identifies the device on the link now (empty optional: it cannot say).
+    virtual std::optional<std::string> read_identity() { return serial_number(); }
+    const std::optional<std::string>& identity() const { return identity_; }
+    std::vector<std::pair<std::string, std::string>> device_changes;
+    bool allow_device_change;
+    int baud() const { return baud_; }
 
     virtual std::optional<std::string> serial_number() const = 0;
     virtual size_t pixels() const = 0;
@@ -70,9 +112,15 @@ protected:
     std::string port_;
     int baud_;
     double timeout_s_;
+    long long integration_us_ = 0;  // as last set through this driver (0: never)
+    long long scans_to_average_ = 1;
+    bool opened_once_ = false;
 
 private:
+    void check_identity(const std::optional<std::string>& found);
+
     std::unique_ptr<SerialPort> transport_;
+    std::optional<std::string> identity_;
     std::uint64_t sequence_ = 0;
 };
 
@@ -83,6 +131,7 @@ struct ObpOptions {
     int bits = 14;
     std::string checksum = "md5";  // or "none"
     bool read_calibration = true;
+    bool allow_device_change = false;
 };
 
 // Identifies the device and reads its wavelength calibration on open. Every request carries
@@ -102,7 +151,10 @@ public:
     // One request and its reply (an ACK for ack=true set-commands). DeviceError for a NACK,
     // ProtocolError for a corrupt reply, TransportTimeout when nothing answers,
     // TruncatedFrame when a reply started but never finished.
-    obp::Message request(std::uint32_t message_type, const obp::Bytes& data = {}, bool ack = false);
+    // reply_bytes (expected size) and work_s (device time before it answers) set the deadlines.
+    obp::Message request(std::uint32_t message_type, const obp::Bytes& data = {}, bool ack = false,
+                         size_t reply_bytes = obp::kMinFrame, double work_s = 0.0);
+    size_t spectrum_reply_bytes() const;
     std::string read_serial_number();
     Vec read_coefficients();
     void reset();
@@ -139,6 +191,8 @@ struct AsciiOptions {
     std::optional<double> max_count;
     std::optional<std::string> serial_number;
     size_t max_line = ascii::kMaxLine;
+    std::optional<std::string> identify;  // command answered by one identification line
+    bool allow_device_change = false;
 };
 
 // Polled: each read flushes stale input, sends the query and parses the next data line.
@@ -154,6 +208,8 @@ public:
     std::optional<Vec> wavelengths() const override { return wavelengths_; }
     void set_integration_time_us(long long microseconds) override;
     std::optional<double> max_count() const override { return options_.max_count; }
+    bool free_running() const override { return !options_.query.has_value(); }
+    std::optional<std::string> read_identity() override;
     size_t skipped_lines = 0;
 
 protected:

@@ -5,11 +5,14 @@
 // error), so the device is drained while inference runs; the main loop takes what is queued
 // (micro-batching up to max_batch when frames arrive faster than one inference), classifies
 // and emits. Every frame is accounted for: classified (alone or in an average) or rejected
-// with a reason (the error class in snake case, "saturated" or "preprocess").
+// with a reason (the error class in snake case, "saturated", "preprocess", "average",
+// "non_finite_input", "non_finite_output", "overrun"), frames read after a stop included:
+// the read in flight is finished, then everything read is processed. A full backlog holds a
+// request/response reader (the device is asked later); a free-running device's frames that
+// find it full are counted as "overrun". The stop flag is a std::atomic<bool>.
 #pragma once
 
 #include <atomic>
-#include <csignal>
 #include <functional>
 #include <map>
 #include <memory>
@@ -60,6 +63,9 @@ struct StreamStats {
     std::map<std::string, size_t> rejected;
     std::atomic<size_t> reconnects{0};
     size_t batches = 0;
+    size_t silences = 0;        // free-running device quiet past its deadline (not received)
+    size_t device_changes = 0;  // reconnects to another device, accepted
+    std::string stop_reason;    // why the stream ended by itself (e.g. another device)
     std::map<std::string, std::vector<double>> latency;  // ms, by kLatencyKeys
 
     size_t rejected_total() const;
@@ -84,7 +90,7 @@ public:
     // ConfigError when the device has no wavelength calibration, its axis does not cover
     // the model's, or the dark frame has the wrong length.
     StreamClassifier(Spectrometer& device, const Model& model, StreamConfig config, Emit emit,
-                     Log log, const volatile std::sig_atomic_t* stop_flag);
+                     Log log, const std::atomic<bool>* stop_flag);
 
     // Read, classify and emit until stopped (stop flag), max_frames or the device gives up.
     StreamStats& run();
@@ -99,15 +105,18 @@ private:
     bool reconnect(double& backoff);
     void process(std::vector<Item>& items);
     std::optional<std::pair<std::vector<float>, size_t>> prepare(const Item& item);
-    void reject(const Item& item, const std::string& reason, const std::string& detail);
+    void reject(const Item& item, const std::string& reason, const std::string& detail,
+                size_t n_frames = 1);
+    void fold_overruns();
 
     Spectrometer& device_;
     const Model& model_;
     StreamConfig config_;
     Emit emit_;
     Log log_;
-    const volatile std::sig_atomic_t* stop_flag_;
+    const std::atomic<bool>* stop_flag_;
     std::atomic<bool> stop_{false};
+    std::atomic<size_t> overruns_{0};  // counted by the reader, folded in by the main loop
     std::optional<SpectralAxis> axis_;
     std::optional<Averager> averager_;
     StreamStats stats_;

@@ -41,7 +41,8 @@ const char* kUsage =
     "                   [--dark FILE] [--pixels N] [--query CMD] [--wavelength-coeffs C0,C1,...]\n"
     "                   [--max-count X] [--max-batch N] [--output FILE|-] [--summary-json FILE]\n"
     "                   [--max-frames N] [--trusted-keys DIR]\n"
-    "       pace-stream --build-engine --model EXPORT_DIR [--precision fp32|fp16|int8]\n";
+    "       pace-stream --build-engine --model EXPORT_DIR [--precision fp32|fp16|int8]\n"
+    "                   [--trusted-keys DIR]\n";
 
 const char* kHelp =
     "\nClassify spectra from a spectrometer on a serial port, one JSON line each (the native\n"
@@ -71,7 +72,8 @@ const char* kHelp =
     "  --version              print the version\n\n"
     "  --build-engine         build the export's TensorRT plan on this GPU (TensorRT C++ API),\n"
     "                         check it against the ONNX Runtime logits saved in the export and\n"
-    "                         list it in the manifest; exits 2 when it fails the check\n"
+    "                         record it beside the manifest (engine.json; manifest.json and its\n"
+    "                         signature stay as they are); exits 2 when it fails the check\n"
     "  --precision P          with --build-engine: fp32, fp16 or int8 (default: the export's)\n";
 
 struct Options {
@@ -277,8 +279,10 @@ int run(const Options& args) {
 }  // namespace
 
 int build_engine(const Options& args) {
+    std::optional<pace::TrustedKeys> trusted;
+    if (args.has("trusted-keys")) trusted = pace::load_trusted_keys(args.get("trusted-keys"));
     {  // the export, what to build and its engine-check data, checked before TensorRT is needed
-        const pace::Manifest m = pace::load_manifest(args.get("model"));
+        const pace::Manifest m = pace::load_manifest(args.get("model"), trusted ? &*trusted : nullptr);
         const pace::PlanRequest r = pace::plan_request(m, args.get("precision"));
         const pace::CheckData d = pace::load_check_data(m, r.source);
         pace::tolerance_for(m, r.precision);
@@ -286,7 +290,7 @@ int build_engine(const Options& args) {
                      args.get("model").c_str(), r.precision.c_str(), r.source.c_str(), d.count);
     }
 #ifdef PACE_WITH_TENSORRT
-    return pace::build_checked_plan(args.get("model"), args.get("precision"));
+    return pace::build_checked_plan(args.get("model"), args.get("precision"), trusted ? &*trusted : nullptr);
 #else
     throw pace::Error("this pace-stream is built without TensorRT; rebuild it with -DPACE_WITH_TENSORRT=ON "
                       "on the device (or run pace-edge build-engine there)");

@@ -41,8 +41,7 @@ const char* kUsage =
     "                   [--dark FILE] [--pixels N] [--query CMD] [--wavelength-coeffs C0,C1,...]\n"
     "                   [--max-count X] [--max-batch N] [--output FILE|-] [--summary-json FILE]\n"
     "                   [--max-frames N] [--trusted-keys DIR]\n"
-    "       pace-stream --build-engine --model EXPORT_DIR [--precision fp32|fp16|int8]\n"
-    "                   [--trusted-keys DIR]\n";
+    "       pace-stream --build-engine --model EXPORT_DIR [--precision fp32|fp16|int8]\n";
 
 const char* kHelp =
     "\nClassify spectra from a spectrometer on a serial port, one JSON line each (the native\n"
@@ -73,7 +72,8 @@ const char* kHelp =
     "  --build-engine         build the export's TensorRT plan on this GPU (TensorRT C++ API),\n"
     "                         check it against the ONNX Runtime logits saved in the export and\n"
     "                         record it beside the manifest (engine.json; manifest.json and its\n"
-    "                         signature stay as they are); exits 2 when it fails the check\n"
+    "                         signature stay as they are); exits 2 when it fails the check;\n"
+    "                         with --trusted-keys DIR, only from an export signed by those keys\n"
     "  --precision P          with --build-engine: fp32, fp16 or int8 (default: the export's)\n";
 
 struct Options {

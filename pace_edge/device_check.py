@@ -280,17 +280,41 @@ def usable_backends(runtimes: dict[str, str | None], trt: TensorRTStatus,
     return out
 
 
+def plan_status(directory: Path) -> dict[str, Any] | None:
+    """The TensorRT plan built beside the export at ``directory`` (its record ``engine.json``):
+    what it was built with, its engine check, and whether it may run the export (``problem``
+    empty) or why not; ``None`` when no plan was built there (or it is not an export)."""
+    from .export.engine_record import ENGINE_FILE, device_plan, plan_problem
+    from .export.manifest import MANIFEST_FILE, load_manifest
+
+    if not (directory / MANIFEST_FILE).is_file() or not (directory / ENGINE_FILE).is_file():
+        return None
+    try:
+        manifest = load_manifest(directory)
+        record = device_plan(manifest)
+    except PaceEdgeError as exc:
+        return {"file": ENGINE_FILE, "problem": str(exc)}
+    if record is None:
+        return None
+    return {"file": record.plan, "precision": record.precision,
+            "tensorrt_version": record.tensorrt_version, "gpu_name": record.gpu_name,
+            "compute_capability": record.compute_capability, "check": record.check,
+            "description": record.describe(), "problem": plan_problem(manifest, record)}
+
+
 def export_status(directory: Path) -> dict[str, Any]:
     """The backend ``auto`` picks for the export or bundle at ``directory``, and why; or why
-    nothing can run it here (``backend`` ``None``)."""
+    nothing can run it here (``backend`` ``None``); and the device-built plan, if any."""
     from .runtimes.select import select_backend
 
+    directory = Path(directory)
+    plan = plan_status(directory)
     try:
         selection = select_backend(directory)
     except PaceEdgeError as exc:
-        return {"path": str(directory), "backend": None, "reason": str(exc)}
+        return {"path": str(directory), "backend": None, "reason": str(exc), "plan": plan}
     return {"path": str(directory), "backend": selection.backend, "reason": selection.reason,
-            "artefact": selection.artefact.path if selection.artefact else None}
+            "artefact": selection.artefact.path if selection.artefact else None, "plan": plan}
 
 
 def collect(export: Path | None = None) -> Report:
@@ -340,6 +364,10 @@ def render(report: Report) -> str:
         e = report.export
         verdict = f"runs on {e['backend']}" if e["backend"] else "CANNOT run here"
         lines += [f"{'export':<12} {e['path']}: {verdict}", f"{'':<12} {e['reason']}"]
+        plan = e.get("plan")
+        if plan:
+            state = f"NOT usable: {plan['problem']}" if plan["problem"] else "usable"
+            lines.append(f"{'plan':<12} {plan.get('description', plan['file'])}: {state}")
     return "\n".join(lines)
 
 
@@ -357,6 +385,7 @@ __all__ = [
     "in_isolated_venv",
     "jetson_release",
     "package_version",
+    "plan_status",
     "port_access",
     "render",
     "serial_ports",

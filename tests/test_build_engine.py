@@ -1,9 +1,10 @@
-"""``pace-edge build-engine``: the builder, the engine check and what the manifest records.
+"""``pace-edge build-engine``: the builder, the engine check and the plan's record ``engine.json``.
 
 Without a GPU: the batch profile, the builder's calls checked against a stand-in ``tensorrt``
 module that has only the documented API (TF32 cleared, precision flags, profile), the CLI's
-refusals, the engine check's pass/fail logic and what it records, and the runner's refusal of a
-stale plan. The stand-in "runs" a plan by ONNX Runtime on its source ONNX, so these test
+refusals, the engine check's pass/fail logic and what it records (beside the export, never in
+its manifest, so a signed export stays signed), and the runner's refusal of a stale, swapped or
+unchecked plan. The stand-in "runs" a plan by ONNX Runtime on its source ONNX, so these test
 pace-edge's logic, never TensorRT; the GPU tests are in ``test_tensorrt_gpu.py``.
 """
 
@@ -25,6 +26,14 @@ from _trt_helpers import conv_model, ort_qdq  # noqa: E402
 
 from pace_edge.cli.main import main  # noqa: E402
 from pace_edge.errors import BundleError, PaceEdgeError  # noqa: E402
+from pace_edge.export.engine_record import (  # noqa: E402
+    REJECTED_FILE,
+    EngineRecord,
+    device_plan,
+    plan_problem,
+    read_engine_record,
+    write_engine_record,
+)
 from pace_edge.export.manifest import (  # noqa: E402
     Artefact,
     InputSpec,
@@ -50,6 +59,7 @@ from pace_edge.export.trt_verify import (  # noqa: E402
     tolerance_record,
     write_f32,
 )
+from pace_edge.integrity.digest import sha256_file  # noqa: E402
 
 L = 32
 N = 24
@@ -302,9 +312,10 @@ def stand_in(monkeypatch: pytest.MonkeyPatch):
     return install
 
 
-def test_cli_builds_checks_and_lists_the_plan(tmp_path: Path, stand_in, capsys) -> None:
+def test_cli_builds_checks_and_records_the_plan(tmp_path: Path, stand_in, capsys) -> None:
     trt = stand_in()
     export = make_export(tmp_path / "export", qdq=True)
+    before = (export / "manifest.json").read_bytes()
     assert main(["build-engine", "--export", str(export)]) == 0
     header, engine = read_plan(export / "model.plan")
     assert engine == b"\x01engine-bytes" * 10
@@ -325,16 +336,22 @@ def test_cli_builds_checks_and_lists_the_plan(tmp_path: Path, stand_in, capsys) 
         ("build_serialized_network",),
         ("run plan", "model.plan.building"), ("release",),  # checked before it is installed
     ]
-    manifest = load_manifest(export)  # re-hashed, plan listed
-    plan = [a for a in manifest.artefacts if a.kind == "tensorrt-plan"]
-    assert [(a.path, a.precision) for a in plan] == [("model.plan", "int8")]
-    recorded = manifest.runtime["tensorrt"]["plan"]
-    assert recorded["cleared_flags"] == ["TF32"] and recorded["source_onnx"] == header.source_onnx
-    check = recorded["check"]
+    manifest = load_manifest(export)  # the export is untouched: no plan listed in it
+    assert (export / "manifest.json").read_bytes() == before
+    assert not [a for a in manifest.artefacts if a.kind == "tensorrt-plan"]
+    record = read_engine_record(export)
+    assert (record.plan, record.precision, record.source_onnx) == (
+        "model.plan", "int8", "model_int8_qdq.onnx")
+    assert record.plan_sha256 == sha256_file(export / "model.plan")
+    assert record.source_onnx_sha256 == next(
+        a.sha256 for a in manifest.artefacts if a.path == "model_int8_qdq.onnx")
+    assert (record.tensorrt_version, record.gpu_name) == ("10.3.0.30", "Fake GPU")
+    assert record.cleared_flags == ["TF32"] and record.builder_flags == ["INT8", "FP16"]
+    check = record.check
     assert check["passed"] and check["samples"] == N and check["precision"] == "int8"
     assert check["reference"] == "model_int8_qdq.onnx on onnxruntime"
     assert check["min_agreement"] == TOLERANCES["int8"].min_agreement
-    assert manifest.runtime["tensorrt"]["engine_built"] is True
+    assert device_plan(manifest) == record and plan_problem(manifest, record) == ""
     out = capsys.readouterr().out
     assert "engine check against model_int8_qdq.onnx" in out and "cleared ['TF32']" in out
 
@@ -345,22 +362,35 @@ def test_fp32_plan_clears_tf32_and_sets_no_precision_flag(tmp_path: Path, stand_
     assert main(["build-engine", "--export", str(export), "--precision", "fp32"]) == 0
     flags = [c for c in trt.calls if c[0] in ("set_flag", "clear_flag")]
     assert flags == [("clear_flag", "TF32")]
-    assert load_manifest(export).runtime["tensorrt"]["plan"]["check"]["max_abs_limit"] == 1e-3
+    assert read_engine_record(export).check["max_abs_limit"] == 1e-3
 
 
 def test_cli_rejects_a_plan_that_fails_its_check(tmp_path: Path, stand_in, capsys) -> None:
     stand_in(delta=0.2)  # beyond FP16's max |Δlogit| of 5e-2
     export = make_export(tmp_path / "export")
+    before = (export / "manifest.json").read_bytes()
     assert main(["build-engine", "--export", str(export)]) == 2
     err = capsys.readouterr().err
     assert "fails the fp16 engine check" in err and len(err.strip().splitlines()) == 1
+    assert "kept as model.plan.rejected, not used, the result is in engine.rejected.json" in err
     assert not (export / "model.plan").exists() and (export / "model.plan.rejected").is_file()
     assert not (export / "model.plan.building").exists()
-    manifest = load_manifest(export)
-    assert not [a for a in manifest.artefacts if a.kind == "tensorrt-plan"]
-    rejected = manifest.runtime["tensorrt"]["rejected_plan"]
-    assert rejected["check"]["passed"] is False and rejected["path"] is None
-    assert rejected["check"]["max_abs_diff"] == pytest.approx(0.2, abs=1e-6)
+    assert (export / "manifest.json").read_bytes() == before
+    assert read_engine_record(export) is None  # nothing a runner would use
+    rejected = read_engine_record(export, REJECTED_FILE)
+    assert rejected.plan == "model.plan.rejected" and rejected.check["passed"] is False
+    assert rejected.check["max_abs_diff"] == pytest.approx(0.2, abs=1e-6)
+
+
+def test_a_failed_rebuild_keeps_the_previous_plan(tmp_path: Path, stand_in) -> None:
+    stand_in()
+    export = make_export(tmp_path / "export")
+    assert main(["build-engine", "--export", str(export)]) == 0
+    kept = {name: (export / name).read_bytes() for name in ("model.plan", "engine.json")}
+    stand_in(delta=0.2)
+    assert main(["build-engine", "--export", str(export)]) == 2
+    assert {name: (export / name).read_bytes() for name in kept} == kept
+    assert device_plan(load_manifest(export)).passed
 
 
 def test_builder_versions(tmp_path: Path, stand_in) -> None:
@@ -398,17 +428,15 @@ def test_builder_errors(tmp_path: Path, stand_in) -> None:
 
 
 def plan_export(tmp_path: Path, checked: bool = True) -> Path:
-    """An export with a plan (stand-in engine bytes) listed as build-engine lists it."""
+    """An export with a plan (stand-in engine bytes) and its record, as build-engine writes."""
     export = make_export(tmp_path / "export")
     manifest = load_manifest(export)
     onnx_sha = next(a.sha256 for a in manifest.artefacts if a.path == "model.onnx")
     header = PlanHeader("10.3.0.30", "Orin (nvgpu)", "8.7", "fp16", {"min": 1, "opt": 8,
                         "max": 64}, "model.onnx", onnx_sha, input_length=L)
     write_plan(export / "model.plan", b"engine", header)
-    manifest.artefacts.append(Artefact("model.plan", "tensorrt-plan", "fp16"))
-    manifest.runtime["tensorrt"]["plan"] = {"path": "model.plan",
-                                            "check": {"passed": checked}}
-    write_manifest(export, manifest)
+    write_engine_record(export, EngineRecord.for_plan(export / "model.plan", header,
+                                                      {"passed": checked}))
     return export
 
 
@@ -421,6 +449,10 @@ def fake_device(monkeypatch: pytest.MonkeyPatch, version: str, gpu: str, cc: str
     monkeypatch.setattr(runner, "compute_capability", lambda cudart: cc)
 
 
+def the_plan(export: Path) -> Artefact:
+    return read_engine_record(export).artefact()
+
+
 def test_runner_refuses_a_stale_plan_and_rewrites_nothing(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from pace_edge.runtimes.tensorrt_runner import TensorRTRunner
@@ -428,10 +460,9 @@ def test_runner_refuses_a_stale_plan_and_rewrites_nothing(tmp_path: Path,
     export = plan_export(tmp_path)
     before = {p.name: p.read_bytes() for p in export.iterdir()}
     manifest = load_manifest(export)
-    plan = next(a for a in manifest.artefacts if a.kind == "tensorrt-plan")
     fake_device(monkeypatch, "10.4.0.26", "Orin (nvgpu)", "8.7")
     with pytest.raises(PlanMismatch) as exc:
-        TensorRTRunner.from_export(manifest, plan)
+        TensorRTRunner.from_export(manifest, the_plan(export))
     assert "built with TensorRT 10.3.0.30, running 10.4.0.26" in str(exc.value)
     assert f"rebuild it with pace-edge build-engine --export {export}" in str(exc.value)
     assert "pace-stream --build-engine" in str(exc.value)
@@ -444,7 +475,142 @@ def test_runner_refuses_an_unchecked_plan(tmp_path: Path,
 
     export = plan_export(tmp_path, checked=False)
     manifest = load_manifest(export)
-    plan = next(a for a in manifest.artefacts if a.kind == "tensorrt-plan")
     fake_device(monkeypatch, "10.3.0.30", "Orin (nvgpu)", "8.7")
-    with pytest.raises(BundleError, match="records no passed engine check"):
-        TensorRTRunner.from_export(manifest, plan)
+    with pytest.raises(PlanMismatch, match="engine.json records no passed engine check"):
+        TensorRTRunner.from_export(manifest, the_plan(export))
+
+
+def test_a_plan_listed_without_a_record_is_not_run(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan in the manifest (as an older build-engine listed it) or a model.plan without
+    engine.json is not the device's checked plan."""
+    from pace_edge.runtimes.tensorrt_runner import TensorRTRunner
+
+    export = plan_export(tmp_path)
+    (export / "engine.json").unlink()
+    manifest = load_manifest(export)
+    manifest.artefacts.append(Artefact("model.plan", "tensorrt-plan", "fp16"))
+    write_manifest(export, manifest)
+    manifest = load_manifest(export)
+    fake_device(monkeypatch, "10.3.0.30", "Orin (nvgpu)", "8.7")
+    with pytest.raises(BundleError, match="no engine.json beside the export records this plan"):
+        TensorRTRunner.from_export(manifest, Artefact("model.plan", "tensorrt-plan", "fp16"))
+
+
+# --- signed exports: the plan is recorded beside the signed manifest --------------------------
+
+
+@pytest.fixture
+def signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A signed export (Ed25519) and the folder of keys trusted to run it."""
+    from pace_edge.export.manifest import sign_export
+    from pace_edge.integrity.signing import generate_key_pair, load_private_key
+
+    private, public = generate_key_pair(tmp_path / "keys", "lab")
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    (trusted / public.name).write_bytes(public.read_bytes())
+    export = make_export(tmp_path / "export")
+    sign_export(export, load_private_key(private))
+    return export, trusted
+
+
+@pytest.fixture
+def gpu_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Selection sees tensorrt, onnxruntime and a GPU (availability only; nothing runs)."""
+    from pace_edge.runtimes import select
+
+    monkeypatch.setattr(select, "package_available", lambda name: True)
+    monkeypatch.setattr(select, "gpu_status", lambda: (True, "GPU Fake GPU"))
+
+
+def stream(export: Path, trusted: Path, capsys, *extra: str) -> tuple[int, list[str]]:
+    """``pace-edge stream --trusted-keys``: the runner is loaded before any port is opened."""
+    code = main(["stream", "--model", str(export), "--trusted-keys", str(trusted),
+                 "--port", "/dev/pace-edge-no-such-port", "--protocol", "obp", *extra])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_build_engine_keeps_a_signed_export_signed(signed, stand_in, gpu_here, capsys,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from pace_edge.integrity.signing import load_trusted_keys
+    from pace_edge.runtimes.select import select_backend
+    from pace_edge.runtimes.tensorrt_runner import checked_plan
+
+    export, trusted = signed
+    before = {name: (export / name).read_bytes()
+              for name in ("manifest.json", "manifest.json.sha256", "manifest.json.sig")}
+    stand_in()
+    assert main(["build-engine", "--export", str(export), "--trusted-keys", str(trusted)]) == 0
+    assert "manifest.json is unchanged" in capsys.readouterr().out
+    assert {name: (export / name).read_bytes() for name in before} == before
+    assert (export / "engine.json.sha256").is_file()
+
+    manifest = load_manifest(export, load_trusted_keys(trusted))  # still signed by our key
+    choice = select_backend(manifest)
+    assert choice.backend == "tensorrt" and choice.artefact.path == "model.plan"
+    assert choice.reason.startswith("tensorrt: TensorRT plan model.plan (fp16) in the export")
+    header, engine = checked_plan(manifest, export / "model.plan", "10.3.0.30", "Fake GPU",
+                                  "8.7")
+    assert engine == b"\x01engine-bytes" * 10 and header.precision == "fp16"
+
+
+def test_build_engine_with_trusted_keys_refuses_an_unsigned_export(signed, stand_in, capsys
+                                                                   ) -> None:
+    _, trusted = signed
+    stand_in()
+    unsigned = make_export(Path(trusted).parent / "unsigned")
+    assert main(["build-engine", "--export", str(unsigned), "--trusted-keys", str(trusted)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not signed (manifest.json.sig is missing)" in err[0]
+    assert not (unsigned / "model.plan").exists() and not (unsigned / "engine.json").exists()
+
+
+def test_an_edited_record_or_a_swapped_plan_is_refused(signed, stand_in, gpu_here,
+                                                        capsys) -> None:
+    export, trusted = signed
+    stand_in()
+    assert main(["build-engine", "--export", str(export)]) == 0
+    capsys.readouterr()
+    record, plan = (export / "engine.json"), (export / "model.plan")
+    good_record, good_plan = record.read_bytes(), plan.read_bytes()
+
+    record.write_bytes(good_record.replace(b'"passed": true', b'"passed": false '))
+    code, err = stream(export, trusted, capsys)
+    assert code == 2 and len(err) == 1
+    assert "engine.json was edited after it was written" in err[0]
+
+    record.write_bytes(good_record)
+    header, engine = read_plan(plan)
+    write_plan(plan, engine + b"!", header)  # another engine, a self-consistent plan file
+    code, err = stream(export, trusted, capsys)
+    assert code == 2 and len(err) == 1
+    assert "model.plan: sha256" in err[0] and "does not match engine.json" in err[0]
+    assert "replaced or altered after it was built" in err[0]
+
+    plan.write_bytes(good_plan)  # and a refused export is never rewritten
+    assert (export / "manifest.json.sig").is_file() and record.read_bytes() == good_record
+
+
+def test_a_plan_from_another_onnx_is_refused(signed, stand_in, gpu_here, capsys) -> None:
+    """A record that verifies but names another source ONNX (e.g. left from a previous export
+    into the same folder): auto skips the plan and says why; --backend tensorrt refuses it."""
+    from pace_edge.runtimes.select import select_backend
+
+    export, trusted = signed
+    stand_in()
+    assert main(["build-engine", "--export", str(export)]) == 0
+    record = read_engine_record(export)
+    record.source_onnx_sha256 = "0" * 64
+    write_engine_record(export, record)
+    manifest = load_manifest(export)
+    choice = select_backend(manifest)
+    assert choice.backend == "onnxruntime"
+    assert ("skipped tensorrt: model.plan was built from model.onnx with sha256 000000000000…, "
+            "not from this export's") in choice.reason
+    capsys.readouterr()
+    code, err = stream(export, trusted, capsys, "--backend", "tensorrt")
+    assert code == 2 and len(err) == 1
+    assert "backend tensorrt: model.plan was built from model.onnx with sha256 000000000000…" \
+        in err[0]
+    assert f"rebuild it with pace-edge build-engine --export {export}" in err[0]

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_runtime_select import make_export
+from test_runtime_select import make_export, record_plan
 
 from pace_edge import device_check as dc
 from pace_edge.cli.main import main
@@ -118,16 +118,36 @@ def test_doctor_names_the_backend_of_a_runnable_export(tmp_path: Path, capsys) -
     assert report["cpu"]["cores"] >= 1 and "importable" in report["tensorrt"]
 
 
-def test_doctor_exits_1_when_the_export_cannot_run(tmp_path: Path, capsys) -> None:
-    if dc.tensorrt_status().importable:
-        pytest.skip("TensorRT is importable here")
-    export = make_export(tmp_path / "e", [("model.plan", "tensorrt-plan", "fp16")])
+def test_doctor_exits_1_when_the_export_cannot_run(tmp_path: Path, capsys,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from pace_edge.runtimes import select
+
+    # a Jetson export with its device-built plan, on a box with neither TensorRT nor a CPU runtime
+    monkeypatch.setattr(select, "package_available", lambda name: name == "torch")
+    export = record_plan(make_export(tmp_path / "e", [("model.onnx", "onnx", "fp32")]))
     assert main(["doctor", "--export", str(export)]) == 1
     out = capsys.readouterr().out
     assert "CANNOT run here" in out and "tensorrt: the tensorrt package is not installed" in out
-    (export / "model.plan").write_bytes(b"altered")  # a tampered export cannot run either
+    assert ("plan         model.plan (fp16, TensorRT 10.3.0.30 on Fake GPU, engine check "
+            "passed): usable") in out
+    (export / "model.onnx").write_bytes(b"altered")  # a tampered export cannot run either
     assert main(["doctor", "--export", str(export)]) == 1
     assert "does not match the manifest" in capsys.readouterr().out
+
+
+def test_doctor_reports_the_plan_and_why_it_is_not_used(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    export = record_plan(make_export(tmp_path / "e", [("model.onnx", "onnx", "fp32")]),
+                         passed=False)
+    assert main(["doctor", "--export", str(export)]) == 0  # runs on onnxruntime meanwhile
+    out = capsys.readouterr().out
+    assert ("plan         model.plan (fp16, TensorRT 10.3.0.30 on Fake GPU, engine check "
+            "FAILED): NOT usable: engine.json records no passed engine check") in out
+    (export / "engine.json").write_bytes((export / "engine.json").read_bytes() + b" ")
+    assert main(["doctor", "--export", str(export), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert "engine.json was edited after it was written" in report["export"]["reason"]
+    assert "engine.json was edited" in report["export"]["plan"]["problem"]
 
 
 def test_doctor_usage_errors(tmp_path: Path, capsys) -> None:

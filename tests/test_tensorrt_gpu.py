@@ -22,7 +22,7 @@ pytest.importorskip("onnxruntime")
 from _trt_helpers import GPU_REASON, tensorrt_gpu_available  # noqa: E402
 
 from pace_edge.cli.main import main  # noqa: E402
-from pace_edge.export.manifest import load_manifest  # noqa: E402
+from pace_edge.export.engine_record import read_engine_record  # noqa: E402
 from pace_edge.export.parity import compare, onnx_logits, parity_inputs  # noqa: E402
 from pace_edge.export.trt_plan import read_header  # noqa: E402
 from pace_edge.export.trt_verify import TOLERANCES  # noqa: E402
@@ -58,11 +58,12 @@ def test_build_engine_then_production_runner(exports: dict[str, Path], precision
     from pace_edge.runtimes import load_runner
 
     export = exports[precision]
+    before = (export / "manifest.json").read_bytes()
     assert main(["build-engine", "--export", str(export)]) == 0
-    manifest = load_manifest(export)
+    assert (export / "manifest.json").read_bytes() == before  # recorded beside it, not in it
     header = read_header(export / "model.plan")
     assert header.precision == precision and header.cleared_flags == ["TF32"]
-    assert manifest.runtime["tensorrt"]["plan"]["check"]["passed"] is True
+    assert read_engine_record(export).check["passed"] is True
     source = export / header.source_onnx
     x = parity_inputs(L, 300, seed=5)  # not the spectra the engine check used
     with load_runner(export, backend="tensorrt") as runner:
@@ -82,7 +83,7 @@ def test_stale_plan_is_refused_not_rebuilt(exports: dict[str, Path], tmp_path: P
     runner writes nothing."""
     import shutil
 
-    from pace_edge.export.manifest import Manifest, read_manifest, write_manifest
+    from pace_edge.export.engine_record import EngineRecord, write_engine_record
     from pace_edge.export.trt_plan import PlanMismatch, read_plan, write_plan
     from pace_edge.runtimes import load_runner
 
@@ -93,8 +94,8 @@ def test_stale_plan_is_refused_not_rebuilt(exports: dict[str, Path], tmp_path: P
     header, engine = read_plan(export / "model.plan")
     header.tensorrt_version = "8.6.1"  # as if built on another machine, then copied here
     write_plan(export / "model.plan", engine, header)
-    manifest = Manifest.from_dict(read_manifest(export))
-    write_manifest(export, manifest)  # re-hash the edited plan
+    check = read_engine_record(export).check
+    write_engine_record(export, EngineRecord.for_plan(export / "model.plan", header, check))
     before = {p.name: p.read_bytes() for p in export.iterdir()}
     with pytest.raises(PlanMismatch, match="rebuild it with pace-edge build-engine --export"):
         load_runner(export, backend="tensorrt")

@@ -5,10 +5,13 @@ Loads and verifies the export's manifest, builds with the TensorRT Python API
 ONNX model (the Q/DQ model for INT8, with FP16 fallback; the FP32 one otherwise), then runs the
 plan with the production :class:`~pace_edge.runtimes.tensorrt_runner.TensorRTRunner` on the
 export's engine-check spectra and compares it with ONNX Runtime's logits of the same ONNX file
-(:mod:`pace_edge.export.trt_verify`). A plan within its precision's tolerance is written beside
-the manifest and listed in it with the check; a plan outside it is kept as ``model.plan.rejected``
-(unlisted), the check is recorded and the command fails. ``pace-stream --build-engine`` does the
-same through TensorRT's C++ API, for devices without Python.
+(:mod:`pace_edge.export.trt_verify`). The export's ``manifest.json`` (and its signature) is never
+rewritten: a plan within its precision's tolerance is written beside it as ``model.plan`` with
+the device-local record ``engine.json`` (:mod:`pace_edge.export.engine_record`: the plan's and
+its source ONNX's sha256, TensorRT, GPU, precision and the check), which the runners verify; a
+plan outside it is kept as ``model.plan.rejected`` with ``engine.rejected.json``, a previous plan
+stays as it was, and the command fails. ``pace-stream --build-engine`` does the same through
+TensorRT's C++ API, for devices without Python.
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ from ..export.trt_verify import EngineCheckFailed
 from .common import positive_int
 
 HELP = "build a TensorRT plan on this machine from a tensorrt or jetson export, and check it"
-PLAN_KIND = "tensorrt-plan"
-REJECTED_SUFFIX = ".rejected"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="plan precision (default: the export's; int8 needs a jetson int8 export)")
     p.add_argument("--workspace", type=positive_int, metavar="MB",
                    help="builder workspace limit in MiB (default: as exported, 1024)")
+    p.add_argument("--trusted-keys", type=Path, metavar="DIR",
+                   help="build only from an export signed by one of the Ed25519 public keys "
+                        "(*.pem) in DIR")
     p.set_defaults(run=run)
 
 
@@ -96,13 +100,26 @@ def plan_logits(plan: Path, manifest: Any) -> tuple[Callable[[np.ndarray], np.nd
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..export.engine_record import (
+        ENGINE_FILE,
+        REJECTED_FILE,
+        EngineRecord,
+        rejected_plan_name,
+        remove_engine_record,
+        write_engine_record,
+    )
     from ..export.manifest import load_manifest
     from ..export.trt_build import TensorRTUnavailable, build_plan, gpu_info, import_tensorrt
     from ..export.trt_plan import PLAN_FILE, read_header
     from ..export.trt_verify import check_engine, check_record, load_check_data
 
     export_dir = Path(args.export_dir)
-    manifest = load_manifest(export_dir)
+    trusted = None
+    if args.trusted_keys is not None:
+        from ..integrity.signing import load_trusted_keys
+
+        trusted = load_trusted_keys(args.trusted_keys)
+    manifest = load_manifest(export_dir, trusted)
     request = plan_request(manifest, args.precision, args.workspace)
     data = load_check_data(manifest, request["source"])
     try:
@@ -133,57 +150,25 @@ def run(args: argparse.Namespace) -> int:
                                   runtime=runtime)
         finally:
             release()
-        record = check_record(result, data, "pace-edge build-engine (TensorRT Python API)")
-        print(f"engine check against {record['reference']}: {result.describe()}")
+        check = check_record(result, data, "pace-edge build-engine (TensorRT Python API)")
+        print(f"engine check against {check['reference']}: {result.describe()}")
         if not result.passed:
-            rejected = final.with_name(final.name + REJECTED_SUFFIX)
+            rejected = export_dir / rejected_plan_name()
             os.replace(staged, rejected)
-            _record(manifest, export_dir, None, header, record)
+            write_engine_record(export_dir, EngineRecord.for_plan(rejected, header, check),
+                                REJECTED_FILE)
             raise EngineCheckFailed(
                 f"the TensorRT plan fails the {header.precision} engine check "
-                f"({result.describe()}); kept as {rejected.name}, not listed, the result is "
-                "recorded in the manifest"
+                f"({result.describe()}); kept as {rejected.name}, not used, the result is in "
+                f"{REJECTED_FILE}"
             )
+        remove_engine_record(export_dir)  # the old record would not match the new plan
         os.replace(staged, final)
     finally:
         staged.unlink(missing_ok=True)
+    write_engine_record(export_dir, EngineRecord.for_plan(final, header, check))
     print(f"wrote {final} ({header.engine_bytes / 1e6:.2f} MB engine; TensorRT "
           f"{header.tensorrt_version}, {header.gpu_name} sm {header.compute_capability}, "
           f"flags {header.builder_flags or ['none']}, cleared {header.cleared_flags or ['none']})")
-    _record(manifest, export_dir, final, header, record)
-    print(f"listed {final.name} and its check in {export_dir / 'manifest.json'}")
+    print(f"recorded it and its check in {export_dir / ENGINE_FILE}; manifest.json is unchanged")
     return 0
-
-
-def plan_entry(header: Any, path: str | None, check: dict[str, Any]) -> dict[str, Any]:
-    """``runtime.tensorrt.plan``: what the plan was built with, and its engine check."""
-    return {
-        "path": path,
-        "precision": header.precision,
-        "tensorrt_version": header.tensorrt_version,
-        "gpu_name": header.gpu_name,
-        "compute_capability": header.compute_capability,
-        "builder_flags": header.builder_flags,
-        "cleared_flags": header.cleared_flags,
-        "source_onnx": header.source_onnx,
-        "check": check,
-    }
-
-
-def _record(manifest: Any, export_dir: Path, plan: Path | None, header: Any,
-            check: dict[str, Any]) -> None:
-    """Record the check in the manifest and list ``plan`` (``None``: a rejected plan, the
-    previously listed plan, if any, stays as it was)."""
-    from ..export.manifest import Artefact, write_manifest
-
-    trt_runtime = manifest.runtime.setdefault("tensorrt", {})
-    if plan is None:
-        trt_runtime["rejected_plan"] = plan_entry(header, None, check)
-    else:
-        rel = plan.name
-        manifest.artefacts = [a for a in manifest.artefacts if a.path != rel]
-        manifest.artefacts.append(Artefact(path=rel, kind=PLAN_KIND, precision=header.precision))
-        trt_runtime["engine_built"] = True
-        trt_runtime["plan"] = plan_entry(header, rel, check)
-        trt_runtime.pop("rejected_plan", None)
-    write_manifest(export_dir, manifest)

@@ -75,7 +75,7 @@ def input_spec(length: int, options: ExportOptions, profile: BatchProfile) -> di
 
 
 def build_commands() -> dict[str, str]:
-    """The two commands that build, check and list the plan on the device (run in the export)."""
+    """The two commands that build, check and record the plan on the device (run in the export)."""
     return {
         "python": "pace-edge build-engine --export .",
         "native": "pace-stream --build-engine --model .",

@@ -17,6 +17,7 @@ built with in front of the engine bytes::
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import struct
 import time
@@ -132,11 +133,12 @@ def read_header(path: str | Path) -> PlanHeader:
         raise BundleError(f"{path}: cannot read plan ({exc.strerror})") from exc
 
 
-def read_plan(path: str | Path) -> tuple[PlanHeader, bytes]:
-    """The header and engine bytes of a plan file, the engine checked against its sha256."""
+def read_plan(path: str | Path, data: bytes | None = None) -> tuple[PlanHeader, bytes]:
+    """The header and engine bytes of a plan file (or of ``data``, its bytes already read),
+    the engine checked against its sha256."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") if data is None else io.BytesIO(data) as f:
             header = _read_prefix(f, path)
             engine = f.read()
     except OSError as exc:

@@ -2,10 +2,14 @@
 
 ``auto`` on an export picks the best backend that can run one of its artefacts here:
 
-1. ``tensorrt``: the manifest lists a TensorRT plan (kind ``tensorrt-plan``, which ``pace-edge
-   build-engine`` or ``pace-stream --build-engine`` add on the device once the plan passes its
-   engine check), the ``tensorrt`` package is installed and an NVIDIA GPU is visible (through
-   cuda-python, which the TensorRT runner uses for device memory);
+1. ``tensorrt``: a TensorRT plan was built beside the export on this device (``pace-edge
+   build-engine`` or ``pace-stream --build-engine`` write ``model.plan`` and its record
+   ``engine.json``, never the manifest) and its record verifies against the export
+   (:mod:`pace_edge.export.engine_record`: record digest, plan sha256, source ONNX sha256 as
+   listed by the verified manifest, engine check passed), the ``tensorrt`` package is installed
+   and an NVIDIA GPU is visible (through cuda-python, which the TensorRT runner uses for device
+   memory). An edited record or a swapped plan is refused whatever the backend; a stale or
+   unchecked plan is skipped by ``auto`` (with the reason) and refused when asked for;
 2. ``openvino``: an OpenVINO IR (``openvino-xml``) is listed and ``openvino`` is installed;
 3. ``onnxruntime``: an ONNX model (``onnx``, or ``onnx-qdq`` for INT8) is listed and
    ``onnxruntime`` is installed.
@@ -26,6 +30,7 @@ from ..errors import PaceEdgeError
 from .base import BACKENDS
 
 if TYPE_CHECKING:
+    from ..export.engine_record import EngineRecord
     from ..export.manifest import Artefact, Manifest
 
 ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt",
@@ -42,6 +47,29 @@ PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "t
 AUTO_ORDER = ("tensorrt", "openvino", "onnxruntime")
 _LABELS = {"onnxruntime": "onnx", "openvino": "openvino", "tensorrt": "tensorrt"}
 BUILD_HINT = "run pace-edge build-engine on the device"
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """The export's device-built plan as selection sees it: its verified record, and why it
+    may not run the export (``""`` when it may)."""
+
+    record: EngineRecord
+    problem: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem
+
+
+def device_plan(manifest: Manifest) -> DevicePlan | None:
+    """The plan built beside the verified export ``manifest`` (``None`` if none was built);
+    :class:`~pace_edge.errors.BundleError` when its record was edited or the plan swapped."""
+    from ..export.engine_record import device_plan as read_plan_record
+    from ..export.engine_record import plan_problem
+
+    record = read_plan_record(manifest)
+    return None if record is None else DevicePlan(record, plan_problem(manifest, record))
 
 
 @dataclass(frozen=True)
@@ -73,24 +101,30 @@ def gpu_status() -> tuple[bool, str]:
         return False, str(exc)
 
 
-def runnable_artefacts(manifest: Manifest) -> list[tuple[str, Artefact]]:
-    """``(backend, artefact)`` for every artefact of the export some backend runs. A TensorRT
-    plan counts only once listed (hashed) by the manifest, which the builders do after its
-    engine check; an unlisted ``model.plan`` beside it is not run."""
-    return [(backend, a) for a in manifest.artefacts
-            for backend, kinds in KINDS.items() if a.kind in kinds]
+def runnable_artefacts(manifest: Manifest, plan: DevicePlan | None = None
+                       ) -> list[tuple[str, Artefact]]:
+    """``(backend, artefact)`` for every artefact of the export some backend runs, plus the
+    device-built TensorRT plan when ``plan`` is usable. A plan comes only from its verified
+    record (``engine.json``): a ``model.plan`` without one, or one listed in a manifest by an
+    older pace-edge, is not run."""
+    found = [(backend, a) for a in manifest.artefacts
+             for backend, kinds in KINDS.items() if a.kind in kinds and backend != "tensorrt"]
+    if plan is not None and plan.usable:
+        found.append(("tensorrt", plan.record.artefact()))
+    return found
 
 
-def artefact_summary(manifest: Manifest) -> str:
+def artefact_summary(manifest: Manifest, plan: DevicePlan | None = None) -> str:
     """``"onnx fp32, openvino fp32"``: what an export can be run from."""
-    items = [f"{_LABELS[b]} {a.precision}" for b, a in runnable_artefacts(manifest)]
+    items = [f"{_LABELS[b]} {a.precision}" for b, a in runnable_artefacts(manifest, plan)]
     return ", ".join(items) or "no runnable artefacts"
 
 
-def pick_artefact(manifest: Manifest, backend: str, precision: str | None) -> Artefact | None:
+def pick_artefact(manifest: Manifest, backend: str, precision: str | None,
+                  plan: DevicePlan | None = None) -> Artefact | None:
     """The artefact ``backend`` would run: of ``precision`` if given, else preferably of the
     export's own precision, else the first listed; ``None`` if there is none."""
-    found = [a for b, a in runnable_artefacts(manifest) if b == backend]
+    found = [a for b, a in runnable_artefacts(manifest, plan) if b == backend]
     if precision is not None:
         found = [a for a in found if a.precision == precision]
     preferred = [a for a in found if a.precision == manifest.precision]
@@ -166,13 +200,28 @@ def _source_bundle(manifest: Manifest) -> Path:
     return bundle
 
 
+def _plan_unusable(manifest: Manifest, plan: DevicePlan | None) -> str:
+    """Why the export's device-built plan may not run it (with the command that rebuilds it),
+    or ``""`` when there is none or it may."""
+    if plan is None or plan.usable:
+        return ""
+    return f"{plan.problem}; rebuild it with {_rebuild(manifest)}"
+
+
+def _rebuild(manifest: Manifest) -> str:
+    from .tensorrt_runner import rebuild_command
+
+    return rebuild_command(manifest.path or Path("."))
+
+
 def _for_export(manifest: Manifest, backend: str, precision: str | None) -> Selection:
     where = manifest.path or Path(".")
+    plan = device_plan(manifest)
     if precision is not None and not any(
-        a.precision == precision for _, a in runnable_artefacts(manifest)
+        a.precision == precision for _, a in runnable_artefacts(manifest, plan)
     ):
         raise PaceEdgeError(
-            f"no {precision} artefact in {where} (it has: {artefact_summary(manifest)})"
+            f"no {precision} artefact in {where} (it has: {artefact_summary(manifest, plan)})"
         )
     if backend == "torch":
         if precision not in (None, "fp32"):
@@ -183,12 +232,13 @@ def _for_export(manifest: Manifest, backend: str, precision: str | None) -> Sele
         return Selection("torch", f"torch: requested; runs the source bundle {bundle}",
                          bundle=bundle)
     if backend != "auto":
-        return _explicit(manifest, backend, precision)
+        return _explicit(manifest, backend, precision, plan)
     skipped = []
     for name in AUTO_ORDER:
-        artefact = pick_artefact(manifest, name, precision)
+        artefact = pick_artefact(manifest, name, precision, plan)
+        stale = _plan_unusable(manifest, plan) if name == "tensorrt" else ""
         if artefact is None:
-            skipped.append(f"{name}: no {WHAT[name]} in the export")
+            skipped.append(f"{name}: {stale or f'no {WHAT[name]} in the export'}")
             continue
         problem = _unavailable(name)
         if problem:
@@ -201,19 +251,26 @@ def _for_export(manifest: Manifest, backend: str, precision: str | None) -> Sele
         return Selection(name, reason, artefact=artefact)
     raise PaceEdgeError(
         f"no backend can run {where} here ({'; '.join(skipped)}); it has: "
-        f"{artefact_summary(manifest)}. Install onnxruntime or openvino, or choose backend "
+        f"{artefact_summary(manifest, plan)}. Install onnxruntime or openvino, or choose backend "
         "torch to run the source bundle"
     )
 
 
-def _explicit(manifest: Manifest, backend: str, precision: str | None) -> Selection:
+def _explicit(manifest: Manifest, backend: str, precision: str | None,
+              plan: DevicePlan | None) -> Selection:
     where = manifest.path or Path(".")
-    artefact = pick_artefact(manifest, backend, precision)
+    artefact = pick_artefact(manifest, backend, precision, plan)
+    if backend == "tensorrt" and artefact is None and plan is not None and not plan.usable:
+        from ..export.trt_plan import PlanMismatch
+
+        raise PlanMismatch(f"backend tensorrt: {plan.problem}", f"rebuild it with "
+                           f"{_rebuild(manifest)}")
     if artefact is None:
         what = f"{precision} {WHAT[backend]}" if precision else WHAT[backend]
         hint = f"; {BUILD_HINT}" if backend == "tensorrt" else ""
         raise PaceEdgeError(
-            f"backend {backend}: no {what} in {where} (it has: {artefact_summary(manifest)})"
+            f"backend {backend}: no {what} in {where} (it has: "
+            f"{artefact_summary(manifest, plan)})"
             f"{hint}"
         )
     problem = _unavailable(backend)

@@ -1,11 +1,13 @@
 """TensorRT runner (NVIDIA GPU only): a plan written by ``pace-edge build-engine``.
 
-Loading reads the plan with :mod:`pace_edge.export.trt_plan` (its engine is checked against
-the sha256 in its header) and checks that it was built from the export's ONNX file (hashed by
-the verified manifest) by this TensorRT version for this GPU, and that the manifest records its
-engine check as passed. A runner never rewrites an export: a stale plan
-(:class:`~pace_edge.export.trt_plan.PlanMismatch`) is refused with the command that rebuilds and
-checks it on this device.
+Loading reads the plan's device-local record ``engine.json``
+(:mod:`pace_edge.export.engine_record`: checked against its digest, the plan's bytes against the
+sha256 it records), checks that the plan was built from the export's ONNX file as the verified
+(and, with trusted keys, signed) manifest lists it, that its engine check passed, and that it
+was built by this TensorRT version for this GPU; the engine inside the plan is checked against
+the sha256 of its header (:mod:`pace_edge.export.trt_plan`). A runner never rewrites an export:
+a stale plan (:class:`~pace_edge.export.trt_plan.PlanMismatch`) is refused with the command that
+rebuilds and checks it on this device.
 
 I/O uses the TensorRT 10 name-based API (``set_input_shape``, ``set_tensor_address``,
 ``execute_async_v3``) with **cuda-python** (``cuda.bindings.runtime``, or ``cuda.cudart`` in
@@ -19,7 +21,7 @@ optimisation profile's maximum); each call copies in, enqueues and copies out on
 from __future__ import annotations
 
 import shlex
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -105,36 +107,34 @@ def compute_capability(cudart: Any, device: int = 0) -> str:
     return f"{prop.major}.{prop.minor}"
 
 
-def _source_onnx(manifest: Manifest, header: Any, plan: Path) -> Artefact:
-    """The manifest entry (hash verified on load) of the ONNX file the plan was built from."""
-    for a in manifest.artefacts:
-        if header.source_onnx in (a.path, PurePosixPath(a.path).name) and "onnx" in a.kind:
-            return a
-    raise BundleError(f"{plan}: built from {header.source_onnx}, which the export's manifest "
-                      "does not list; rebuild it with pace-edge build-engine")
-
-
 def checked_plan(manifest: Manifest, path: Path, trt_version: str, gpu: str, cc: str
                  ) -> tuple[Any, bytes]:
-    """Header and engine of the plan at ``path``, checked: engine sha256 (``BundleError``),
-    its engine check passed (``BundleError``), built from the export's verified ONNX, by this
-    TensorRT for this GPU (``PlanMismatch``, with the command that rebuilds it)."""
+    """Header and engine of the plan at ``path``, checked: its record ``engine.json`` and the
+    plan's sha256 (``BundleError``: edited or swapped), the engine's sha256 in its header
+    (``BundleError``); built from the export's verified ONNX, with a passed engine check, by
+    this TensorRT for this GPU (``PlanMismatch``, with the command that rebuilds it)."""
     from ..export import trt_plan
+    from ..export.engine_record import check_plan_digest, check_plan_record, read_engine_record
+    from ..integrity.digest import sha256_bytes
 
     root = manifest.path or Path(".")
-    header, engine = trt_plan.read_plan(path)
+    hint = f"the runner does not rewrite an export: rebuild it with {rebuild_command(root)}"
+    record = read_engine_record(root)
+    if record is None or root / record.plan != Path(path):
+        raise BundleError(f"{path}: no engine.json beside the export records this plan; build "
+                          f"it with {rebuild_command(root)}")
     try:
-        trt_plan.check_source(header, _source_onnx(manifest, header, path).sha256)
+        data = Path(path).read_bytes()  # hashed and parsed from the same bytes
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read plan ({exc.strerror})") from None
+    check_plan_digest(record, Path(path), sha256_bytes(data), len(data))
+    check_plan_record(manifest, record, hint)
+    header, engine = trt_plan.read_plan(path, data)
+    try:
+        trt_plan.check_source(header, record.source_onnx_sha256)
         trt_plan.check_compatible(header, trt_version, gpu_name=gpu, compute_capability=cc)
     except trt_plan.PlanMismatch as exc:
-        raise trt_plan.PlanMismatch(
-            f"{path}: {exc.reason}",
-            f"the runner does not rewrite an export: rebuild it with {rebuild_command(root)}",
-        ) from None
-    check = (manifest.runtime.get("tensorrt", {}).get("plan") or {}).get("check") or {}
-    if check.get("passed") is not True:
-        raise BundleError(f"{path}: the manifest records no passed engine check for this plan; "
-                          f"build it with {rebuild_command(root)}")
+        raise trt_plan.PlanMismatch(f"{path}: {exc.reason}", hint) from None
     return header, engine
 
 

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "pace/engine_record.hpp"
 #include "pace/errors.hpp"
 #include "pace/hash.hpp"
 #include "pace/json.hpp"
@@ -63,9 +64,6 @@ json::Value strings(const std::vector<std::string>& v) {
     return json::Value::array(std::move(a));
 }
 
-json::Object object_of(const json::Value* v) {
-    return v != nullptr && v->is_object() ? v->as_object() : json::Object{};
-}
 
 }  // namespace
 
@@ -189,15 +187,15 @@ std::string describe(const CheckResult& r) {
     return buf;
 }
 
-void record_plan(const Manifest& m, const PlanHeader& h, const std::string& plan, const CheckResult& r,
-                 const CheckData& data, const std::string& builder) {
+json::Value engine_record(const Manifest& m, const PlanHeader& h, const std::string& plan, const CheckResult& r,
+                          const CheckData& data, const std::string& builder) {
     json::Object check;
-    json::set(check, "artefact", str("model.plan"));
+    json::set(check, "artefact", str(plan));
     json::set(check, "runtime", str("tensorrt-" + h.tensorrt_version + " (" + h.gpu_name + ")"));
     json::set(check, "precision", str(h.precision));
     json::set(check, "samples", integer((long long)r.samples));
-    json::set(check, "max_abs_diff", real(r.max_abs_diff));
-    json::set(check, "mean_abs_diff", real(r.mean_abs_diff));
+    json::set(check, "max_abs_diff", std::isfinite(r.max_abs_diff) ? real(r.max_abs_diff) : json::Value());
+    json::set(check, "mean_abs_diff", std::isfinite(r.mean_abs_diff) ? real(r.mean_abs_diff) : json::Value());
     json::set(check, "agreement", real(r.agreement));
     json::set(check, "max_abs_limit", r.tolerance.max_abs ? real(*r.tolerance.max_abs) : json::Value());
     json::set(check, "min_agreement", real(r.tolerance.min_agreement));
@@ -205,60 +203,51 @@ void record_plan(const Manifest& m, const PlanHeader& h, const std::string& plan
     json::set(check, "reference", str(data.source + " on " + data.reference_runtime));
     json::set(check, "builder", str(builder));
 
-    json::Object entry;
-    json::set(entry, "path", plan.empty() ? json::Value() : str(plan));
-    json::set(entry, "precision", str(h.precision));
-    json::set(entry, "tensorrt_version", str(h.tensorrt_version));
-    json::set(entry, "gpu_name", str(h.gpu_name));
-    json::set(entry, "compute_capability", str(h.compute_capability));
-    json::set(entry, "builder_flags", strings(h.builder_flags));
-    json::set(entry, "cleared_flags", strings(h.cleared_flags));
-    json::set(entry, "source_onnx", str(h.source_onnx));
-    json::set(entry, "check", json::Value::object(std::move(check)));
-
-    json::Object doc = m.raw.as_object("manifest");
-    json::Object runtime = object_of(m.raw.find("runtime"));
-    json::Object trt = object_of(m.raw.find("runtime") ? m.raw.find("runtime")->find("tensorrt") : nullptr);
-    if (plan.empty()) {
-        json::set(trt, "rejected_plan", json::Value::object(std::move(entry)));
-    } else {
-        json::set(trt, "engine_built", json::Value::boolean(true));
-        json::set(trt, "plan", json::Value::object(std::move(entry)));
-        json::Object kept;
-        for (auto& kv : trt)
-            if (kv.first != "rejected_plan") kept.push_back(kv);
-        trt = std::move(kept);
-        json::Array artefacts;
-        for (const json::Value& a : m.raw.at("artefacts").as_array("artefacts"))
-            if (a.at("path").as_string("path") != plan) artefacts.push_back(a);
-        json::Object listed_plan;
-        json::set(listed_plan, "path", str(plan));
-        json::set(listed_plan, "kind", str("tensorrt-plan"));
-        json::set(listed_plan, "precision", str(h.precision));
-        json::set(listed_plan, "sha256", str(sha256_file(dir_of(m) + plan)));
-        std::ifstream f(dir_of(m) + plan, std::ios::binary | std::ios::ate);
-        json::set(listed_plan, "bytes", integer((long long)f.tellg()));
-        artefacts.push_back(json::Value::object(std::move(listed_plan)));
-        json::set(doc, "artefacts", json::Value::array(std::move(artefacts)));
-    }
-    json::set(runtime, "tensorrt", json::Value::object(std::move(trt)));
-    json::set(doc, "runtime", json::Value::object(std::move(runtime)));
-    const std::string path = dir_of(m) + kManifestFile, tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << json::Value::object(std::move(doc)).dump(2) << "\n";
-        if (!out) throw Error(tmp + ": cannot write (" + std::strerror(errno) + ")");
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-        throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
+    const std::string file = dir_of(m) + plan;
+    std::ifstream f(file, std::ios::binary | std::ios::ate);
+    if (!f) throw Error(file + ": cannot read (" + std::strerror(errno) + ")");
+    const long long bytes = (long long)f.tellg();
+    json::Object batch;
+    json::set(batch, "min", integer(h.min_batch));
+    json::set(batch, "opt", integer(h.opt_batch));
+    json::set(batch, "max", integer(h.max_batch));
+    json::Object o;  // the keys of pace_edge.export.engine_record.EngineRecord
+    json::set(o, "format", str(kEngineFormat));
+    json::set(o, "format_version", integer(kEngineFormatVersion));
+    json::set(o, "plan", str(plan));
+    json::set(o, "plan_sha256", str(sha256_file(file)));
+    json::set(o, "plan_bytes", integer(bytes));
+    json::set(o, "source_onnx", str(h.source_onnx));
+    json::set(o, "source_onnx_sha256", str(h.source_onnx_sha256));
+    json::set(o, "precision", str(h.precision));
+    json::set(o, "tensorrt_version", str(h.tensorrt_version));
+    json::set(o, "gpu_name", str(h.gpu_name));
+    json::set(o, "compute_capability", str(h.compute_capability));
+    json::set(o, "check", json::Value::object(std::move(check)));
+    json::set(o, "builder_flags", strings(h.builder_flags));
+    json::set(o, "cleared_flags", strings(h.cleared_flags));
+    json::set(o, "batch", json::Value::object(std::move(batch)));
+    json::set(o, "created", str(h.created));
+    json::set(o, "pace_edge", str("pace-stream"));
+    return json::Value::object(std::move(o));
 }
 
-bool plan_check_passed(const Manifest& m) {
-    const json::Value* trt = m.runtime.find("tensorrt");
-    const json::Value* plan = trt ? trt->find("plan") : nullptr;
-    const json::Value* check = plan ? plan->find("check") : nullptr;
-    const json::Value* passed = check ? check->find("passed") : nullptr;
-    return passed != nullptr && passed->is_bool() && passed->as_bool();
+std::string install_plan(const Manifest& m, const std::string& staged, const PlanHeader& h, const CheckResult& r,
+                         const CheckData& data, const std::string& builder) {
+    const std::string dir = dir_of(m);
+    if (!r.passed) {
+        const std::string rejected = std::string(kPlanFile) + ".rejected";
+        if (std::rename(staged.c_str(), (dir + rejected).c_str()) != 0)
+            throw Error(dir + rejected + ": cannot write (" + std::strerror(errno) + ")");
+        write_engine_record(m, engine_record(m, h, rejected, r, data, builder), kRejectedEngineFile);
+        throw Error("the TensorRT plan fails the " + h.precision + " engine check (" + describe(r) + "); kept as " +
+                    rejected + ", not used, the result is in " + kRejectedEngineFile);
+    }
+    remove_engine_record(m);  // the old record would not match the new plan
+    if (std::rename(staged.c_str(), (dir + kPlanFile).c_str()) != 0)
+        throw Error(dir + kPlanFile + ": cannot write (" + std::strerror(errno) + ")");
+    write_engine_record(m, engine_record(m, h, kPlanFile, r, data, builder));
+    return dir + kPlanFile;
 }
 
 }  // namespace pace

@@ -4,10 +4,9 @@
 #include <cctype>
 #include <cmath>
 
-#include "pace/engine_check.hpp"
+#include "pace/engine_record.hpp"
 #include "pace/errors.hpp"
 #include "pace/numeric.hpp"
-#include "pace/trt_plan.hpp"
 
 namespace pace {
 
@@ -89,37 +88,51 @@ std::unique_ptr<Backend> make_backend(const Manifest& m, const std::string& requ
         throw Error("backend " + backend + " is not built into this pace-stream; rebuild with " +
                     (backend == "tensorrt" ? "-DPACE_WITH_TENSORRT=ON" : "-DPACE_WITH_OPENVINO=ON"));
     }
-    const std::optional<std::string> plan = find_plan(m);
+    // The plan built on this device beside the export (engine.json): an edited record or a
+    // swapped plan is refused here whatever the backend (BundleError); a stale or unchecked one
+    // is not used (`plan_issue` says why).
+    const std::optional<EngineRecord> record = device_plan(m);
+    const std::string plan_issue = record ? plan_problem(m, *record) : "";
+    const std::optional<std::string> plan =
+        record && plan_issue.empty() ? std::optional<std::string>(plan_path(m, *record)) : std::nullopt;
+    const std::string rebuild = "rebuild it with pace-stream --build-engine --model " + m.directory +
+                                " (or pace-edge build-engine --export " + m.directory + ")";
+    const std::string no_plan = plan_issue.empty() ? "no TensorRT plan (run pace-stream --build-engine)"
+                                                   : "TensorRT plan not used: " + plan_issue + "; " + rebuild;
     const Artefact* xml = pick_xml(m);
     const bool requested_auto = backend == "auto";
     if (backend == "auto") {
         if (has("tensorrt") && plan) {
             backend = "tensorrt";
-            reason = "auto: TensorRT plan " + *plan + " in the export";
+            reason = "auto: TensorRT plan " + record->plan + " (" + record->precision + ", engine check passed on " +
+                     record->gpu_name + ") beside the export";
         } else if (has("openvino") && xml) {
             backend = "openvino";
             reason = "auto: OpenVINO IR " + xml->path + " (" + xml->precision + ") in the export";
-            if (has("tensorrt")) reason += "; no TensorRT plan (run pace-stream --build-engine)";
+            if (has("tensorrt")) reason += "; " + no_plan;
         } else {
-            throw Error(m.directory + ": nothing this pace-stream can run (it runs " +
-                        (has("tensorrt") ? std::string("a TensorRT plan") : std::string("")) +
-                        (has("tensorrt") && has("openvino") ? " or " : "") +
-                        (has("openvino") ? std::string("an OpenVINO IR") : std::string("")) +
-                        "); export with --target openvino or x86, or build a plan with "
-                        "pace-edge build-engine");
+            std::string what = m.directory + ": nothing this pace-stream can run (it runs " +
+                               (has("tensorrt") ? std::string("a TensorRT plan") : std::string("")) +
+                               (has("tensorrt") && has("openvino") ? " or " : "") +
+                               (has("openvino") ? std::string("an OpenVINO IR") : std::string("")) + ")";
+            if (plan && !has("tensorrt"))
+                what += "; its TensorRT plan " + record->plan + " (" + record->precision +
+                        ", engine check passed) needs a pace-stream built with -DPACE_WITH_TENSORRT=ON";
+            else if (!plan_issue.empty())
+                what += "; " + no_plan;
+            else
+                what += "; export with --target openvino or x86, or build a plan with pace-stream --build-engine";
+            throw Error(what);
         }
     } else {
         reason = backend + ": requested";
     }
 #ifdef PACE_WITH_TENSORRT
     if (backend == "tensorrt") {
+        if (!plan && !plan_issue.empty()) throw Error("backend tensorrt: " + plan_issue + "; " + rebuild);
         if (!plan) {
-            throw Error(m.directory + ": no TensorRT plan in the export; run pace-stream "
+            throw Error(m.directory + ": no TensorRT plan beside the export; run pace-stream "
                         "--build-engine --model " + m.directory + " (or pace-edge build-engine) on the device");
-        }
-        if (!plan_check_passed(m)) {
-            throw BundleError(*plan + ": the manifest records no passed engine check for this plan; "
-                              "build it with pace-stream --build-engine --model " + m.directory);
         }
         if (requested_auto && has("openvino") && xml) {
             try {

@@ -76,6 +76,13 @@ void verify_digest(const std::string& path, std::string_view data, const std::st
                           " was edited after it was written");
 }
 
+void write_digest(const std::string& path, std::string_view data) {
+    const std::string sidecar = path + ".sha256";
+    std::ofstream out(sidecar, std::ios::binary | std::ios::trunc);
+    out << sha256_hex(data) << "  " << base_name(path) << "\n";
+    if (!out) throw Error(sidecar + ": cannot write");
+}
+
 const Artefact* Manifest::find_artefact(const std::string& kind) const {
     for (const Artefact& a : artefacts)
         if (a.kind == kind) return &a;

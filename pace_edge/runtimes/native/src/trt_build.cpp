@@ -1,7 +1,8 @@
 // `pace-stream --build-engine`: build an export's TensorRT plan through TensorRT's C++ ONNX
 // parser and builder (no Python on the device), check it against ONNX Runtime's logits saved in
-// the export (pace/engine_check.hpp) and list it in the manifest; the same plan, check and
-// record as `pace-edge build-engine`. TensorRT 10 C++ API: createInferBuilder, createNetworkV2(0)
+// the export (pace/engine_check.hpp) and record it beside the export in engine.json
+// (pace/engine_record.hpp), never rewriting manifest.json or its signature; the same plan, check
+// and record as `pace-edge build-engine`. TensorRT 10 C++ API: createInferBuilder, createNetworkV2(0)
 // (explicit batch is the only mode), nvonnxparser::createParser + parse, IBuilderConfig
 // setMemoryPoolLimit(kWORKSPACE) / setFlag(kFP16, kINT8) / clearFlag(kTF32), one optimisation
 // profile for a dynamic batch, buildSerializedNetwork. Built only with -DPACE_WITH_TENSORRT=ON.
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "pace/engine_check.hpp"
+#include "pace/engine_record.hpp"
 #include "pace/errors.hpp"
 #include "pace/inference.hpp"
 #include "pace/manifest.hpp"
@@ -120,8 +122,8 @@ std::vector<char> build(const Manifest& m, const PlanRequest& r, PlanHeader& h) 
 
 }  // namespace
 
-int build_checked_plan(const std::string& export_dir, const std::string& precision) {
-    const Manifest m = load_manifest(export_dir);  // every artefact's sha256 verified
+int build_checked_plan(const std::string& export_dir, const std::string& precision, const TrustedKeys* trusted) {
+    const Manifest m = load_manifest(export_dir, trusted);  // every artefact's sha256 verified
     const PlanRequest r = plan_request(m, precision);
     const CheckData data = load_check_data(m, r.source);
     const Tolerance tolerance = tolerance_for(m, r.precision);
@@ -166,17 +168,10 @@ int build_checked_plan(const std::string& export_dir, const std::string& precisi
     std::cerr << "pace-stream: engine check against " << r.source << " on " << data.reference_runtime << ": "
               << describe(result) << "\n";
     const std::string builder = "pace-stream --build-engine (TensorRT C++ API)";
-    if (!result.passed) {
-        std::rename(staged.c_str(), (dir + "model.plan.rejected").c_str());
-        record_plan(m, h, "", result, data, builder);
-        throw Error("the TensorRT plan fails the " + r.precision + " engine check (" + describe(result) +
-                    "); kept as model.plan.rejected, not listed, the result is recorded in the manifest");
-    }
-    if (std::rename(staged.c_str(), (dir + "model.plan").c_str()) != 0)
-        throw Error(dir + "model.plan: cannot write (" + std::strerror(errno) + ")");
-    record_plan(m, h, "model.plan", result, data, builder);
-    std::cerr << "pace-stream: wrote " << dir << "model.plan (" << engine.size() << " bytes; " << h.gpu_name
-              << " sm " << h.compute_capability << ") and listed it with its check in " << dir << kManifestFile << "\n";
+    const std::string plan = install_plan(m, staged, h, result, data, builder);  // Error if it failed
+    std::cerr << "pace-stream: wrote " << plan << " (" << engine.size() << " bytes; " << h.gpu_name << " sm "
+              << h.compute_capability << ") and recorded it with its check in " << dir << kEngineFile << "; "
+              << kManifestFile << " is unchanged\n";
     return 0;
 }
 

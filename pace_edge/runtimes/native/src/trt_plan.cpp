@@ -181,12 +181,4 @@ void check_plan_compatible(const PlanHeader& h, const std::string& tensorrt_vers
     }
 }
 
-std::optional<std::string> find_plan(const Manifest& m) {
-    const std::string dir = m.directory.empty() || m.directory.back() == '/' ? m.directory
-                                                                            : m.directory + "/";
-    for (const Artefact& a : m.artefacts)
-        if (a.kind == "tensorrt-plan") return dir + a.path;
-    return std::nullopt;
-}
-
 }  // namespace pace

@@ -1,6 +1,7 @@
 // The engine check of `pace-stream --build-engine` without TensorRT: what to build, the saved
-// ONNX Runtime logits, the per-precision gate, the plan file it writes and the manifest update
-// (a passed plan listed and hashed, a failed one recorded but not listed).
+// ONNX Runtime logits, the per-precision gate, the plan file it writes and its record beside the
+// export (engine.json for a passed plan, engine.rejected.json for a failed one; manifest.json and
+// its signature untouched), and the refusal of edited records, swapped plans and stale plans.
 #include <unistd.h>
 
 #include <cmath>
@@ -13,6 +14,7 @@
 
 #include "check.hpp"
 #include "pace/engine_check.hpp"
+#include "pace/engine_record.hpp"
 #include "pace/errors.hpp"
 #include "pace/hash.hpp"
 #include "pace/manifest.hpp"
@@ -82,6 +84,7 @@ struct Export {
             "tolerances": {"fp32": {"max_abs": 0.001, "min_agreement": 0.99},
                            "fp16": {"max_abs": 0.05, "min_agreement": 0.99},
                            "int8": {"max_abs": null, "min_agreement": 0.98}}}}}})");
+        pace::write_digest(dir + "/manifest.json", read(dir + "/manifest.json"));
     }
     ~Export() { std::system(("rm -rf '" + dir + "'").c_str()); }
 };
@@ -153,13 +156,15 @@ TEST(the_gate_passes_and_fails_per_precision) {
                  "logits of 1 values, expected 8");
 }
 
-TEST(written_plans_read_back_and_are_listed_only_when_they_pass) {
+TEST(checked_plans_are_recorded_beside_an_untouched_manifest) {
     Export e;
+    const std::string manifest_bytes = read(e.dir + "/manifest.json");
+    write(e.dir + "/manifest.json.sig", "a signature over manifest.json");
     const pace::Manifest m = pace::load_manifest(e.dir);
     pace::PlanHeader h = header(m);
     const std::vector<char> engine = {'e', 'n', 'g', 'i', 'n', 'e'};
-    pace::write_plan(e.dir + "/model.plan", engine, h);
-    const pace::Plan plan = pace::read_plan(e.dir + "/model.plan");
+    pace::write_plan(e.dir + "/model.plan.building", engine, h);
+    const pace::Plan plan = pace::read_plan(e.dir + "/model.plan.building");
     CHECK(plan.engine == engine && plan.header.engine_bytes == 6 && plan.header.precision == "fp16");
     pace::check_plan_source(plan.header, m, "model.plan");
     const pace::CheckData d = pace::load_check_data(m, "model.onnx");
@@ -167,21 +172,63 @@ TEST(written_plans_read_back_and_are_listed_only_when_they_pass) {
     std::vector<float> off = kReference;
     off[1] += 1.0f;
     const pace::CheckResult bad = pace::compare_logits(d.reference, off, 2, pace::tolerance_for(m, "fp16"));
-    pace::record_plan(m, h, "", bad, d, "test");
-    const pace::Manifest rejected = pace::load_manifest(e.dir);  // still verifies
-    CHECK(!pace::find_plan(rejected) && !pace::plan_check_passed(rejected));
-    CHECK(!rejected.runtime.at("tensorrt").at("rejected_plan").at("check").at("passed").as_bool());
+    CHECK_THROWS(pace::install_plan(m, e.dir + "/model.plan.building", h, bad, d, "test"), pace::Error,
+                 "kept as model.plan.rejected, not used, the result is in engine.rejected.json");
+    CHECK(!pace::device_plan(m));  // nothing a runner would use
+    const auto rejected = pace::read_engine_record(m, pace::kRejectedEngineFile);
+    CHECK(rejected && !rejected->check_passed && rejected->plan == "model.plan.rejected");
 
+    pace::write_plan(e.dir + "/model.plan.building", engine, h);
     const pace::CheckResult good = pace::compare_logits(d.reference, d.reference, 2, pace::tolerance_for(m, "fp16"));
-    pace::record_plan(rejected, h, "model.plan", good, d, "test");
-    const pace::Manifest listed = pace::load_manifest(e.dir);  // the plan re-hashed into it
-    CHECK(pace::find_plan(listed) == e.dir + "/model.plan" && pace::plan_check_passed(listed));
-    const pace::json::Value& entry = listed.runtime.at("tensorrt").at("plan");
-    CHECK(entry.at("cleared_flags").as_array()[0].as_string() == "TF32");
-    CHECK(entry.at("check").at("reference").as_string() == "model.onnx on onnxruntime 1.22.0 CPUExecutionProvider");
-    CHECK(listed.runtime.at("tensorrt").find("rejected_plan") == nullptr);
-    CHECK(listed.find_artefact("tensorrt-plan")->sha256 == pace::sha256_hex(read(e.dir + "/model.plan")));
-    CHECK(listed.artefacts.size() == 4);
+    CHECK(pace::install_plan(m, e.dir + "/model.plan.building", h, good, d, "test") == e.dir + "/model.plan");
+    CHECK(read(e.dir + "/manifest.json") == manifest_bytes);  // never rewritten, still signed
+    CHECK(read(e.dir + "/manifest.json.sig") == "a signature over manifest.json");
+    const pace::Manifest again = pace::load_manifest(e.dir);
+    CHECK(again.artefacts.size() == 3 && !again.find_artefact("tensorrt-plan"));
+    const auto record = pace::device_plan(again);
+    CHECK(record && record->check_passed && pace::plan_problem(again, *record).empty());
+    CHECK(pace::plan_path(again, *record) == e.dir + "/model.plan");
+    CHECK(record->plan_sha256 == pace::sha256_hex(read(e.dir + "/model.plan")));
+    CHECK(record->source_onnx == "model.onnx" && record->source_onnx_sha256 == m.find_artefact("onnx")->sha256);
+    CHECK(record->doc.at("cleared_flags").as_array()[0].as_string() == "TF32");
+    CHECK(record->doc.at("check").at("reference").as_string() == "model.onnx on onnxruntime 1.22.0 CPUExecutionProvider");
+    CHECK(read(e.dir + "/engine.json.sha256").find("  engine.json\n") == 64);
+}
+
+TEST(edited_records_swapped_plans_and_stale_plans_are_refused) {
+    Export e;
+    const pace::Manifest m = pace::load_manifest(e.dir);
+    pace::PlanHeader h = header(m);
+    pace::write_plan(e.dir + "/model.plan.building", {'e', 'n', 'g'}, h);
+    const pace::CheckData d = pace::load_check_data(m, "model.onnx");
+    const pace::CheckResult good = pace::compare_logits(d.reference, d.reference, 2, pace::tolerance_for(m, "fp16"));
+    pace::install_plan(m, e.dir + "/model.plan.building", h, good, d, "test");
+    const std::string record = read(e.dir + "/engine.json"), plan = read(e.dir + "/model.plan");
+
+    write(e.dir + "/engine.json", record + " ");
+    CHECK_THROWS(pace::device_plan(m), BundleError, "engine.json was edited after it was written");
+    write(e.dir + "/engine.json", record);
+    write(e.dir + "/model.plan", plan + "x");
+    CHECK_THROWS(pace::device_plan(m), BundleError, "does not match engine.json");
+    write(e.dir + "/model.plan", plan);
+    CHECK(pace::device_plan(m).has_value());
+
+    // a record that verifies but names another ONNX (left from an earlier export, say)
+    pace::PlanHeader other = h;
+    other.source_onnx_sha256 = std::string(64, 'f');
+    pace::write_engine_record(m, pace::engine_record(m, other, "model.plan", good, d, "test"));
+    const auto stale = pace::device_plan(m);
+    CHECK(stale && pace::plan_problem(m, *stale).find("model.plan was built from model.onnx with sha256 "
+                                                     "ffffffffffff…, not from this export's") == 0);
+    other.source_onnx = "gone.onnx";
+    pace::write_engine_record(m, pace::engine_record(m, other, "model.plan", good, d, "test"));
+    CHECK(pace::plan_problem(m, *pace::device_plan(m)) ==
+          "model.plan was built from gone.onnx, which this export's manifest does not list");
+    std::vector<float> off = kReference;
+    off[1] += 1.0f;
+    const pace::CheckResult bad = pace::compare_logits(d.reference, off, 2, pace::tolerance_for(m, "fp16"));
+    pace::write_engine_record(m, pace::engine_record(m, h, "model.plan", bad, d, "test"));
+    CHECK(pace::plan_problem(m, *pace::device_plan(m)) == "engine.json records no passed engine check for model.plan");
 }
 
 TEST_MAIN()

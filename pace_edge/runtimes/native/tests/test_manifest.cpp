@@ -8,6 +8,7 @@
 #include <string>
 
 #include "check.hpp"
+#include "pace/engine_record.hpp"
 #include "pace/errors.hpp"
 #include "pace/hash.hpp"
 #include "pace/manifest.hpp"
@@ -74,7 +75,7 @@ TEST(a_good_export_loads) {
     CHECK(m.artefact_path("openvino-bin") == e.dir + "/model.bin");
     CHECK_THROWS(m.artefact_path("onnx"), BundleError, "export has no onnx artefact (it has: openvino-bin)");
     CHECK(m.runtime.at("openvino").at("config").at("INFERENCE_PRECISION_HINT").as_string() == "f32");
-    CHECK(!pace::find_plan(m));
+    CHECK(!pace::device_plan(m));
 }
 
 TEST(a_tampered_artefact_is_refused) {
@@ -174,7 +175,7 @@ TEST(plan_files_are_found_and_checked) {
         for (int i = 0; i < 4; ++i) blob += char((v >> (8 * i)) & 0xFF);
     write(e.dir + "/model.plan", blob + header + engine);
     const pace::Manifest m = pace::load_manifest(e.dir);
-    CHECK(!pace::find_plan(m));  // not listed in the manifest (unchecked): never run
+    CHECK(!pace::device_plan(m));  // no engine.json records it (unchecked): never run
     const pace::Plan plan = pace::read_plan(e.dir + "/model.plan");
     CHECK(plan.header.precision == "fp16" && plan.header.gpu_name == "Orin (nvgpu)");
     CHECK(std::string(plan.engine.begin(), plan.engine.end()) == engine);

@@ -84,7 +84,9 @@ const char* kHelp =
     "  --version              print the version\n\n"
     "  --build-engine         build the export's TensorRT plan on this GPU (TensorRT C++ API),\n"
     "                         check it against the ONNX Runtime logits saved in the export and\n"
-    "                         list it in the manifest; exits 2 when it fails the check\n"
+    "                         record it beside the manifest (engine.json; manifest.json and its\n"
+    "                         signature stay as they are); exits 2 when it fails the check;\n"
+    "                         with --trusted-keys DIR, only from an export signed by those keys\n"
     "  --precision P          with --build-engine: fp32, fp16 or int8 (default: the export's)\n";
 
 struct Options {
@@ -299,8 +301,10 @@ int run(const Options& args) {
 }  // namespace
 
 int build_engine(const Options& args) {
+    std::optional<pace::TrustedKeys> trusted;
+    if (args.has("trusted-keys")) trusted = pace::load_trusted_keys(args.get("trusted-keys"));
     {  // the export, what to build and its engine-check data, checked before TensorRT is needed
-        const pace::Manifest m = pace::load_manifest(args.get("model"));
+        const pace::Manifest m = pace::load_manifest(args.get("model"), trusted ? &*trusted : nullptr);
         const pace::PlanRequest r = pace::plan_request(m, args.get("precision"));
         const pace::CheckData d = pace::load_check_data(m, r.source);
         pace::tolerance_for(m, r.precision);
@@ -308,7 +312,7 @@ int build_engine(const Options& args) {
                      args.get("model").c_str(), r.precision.c_str(), r.source.c_str(), d.count);
     }
 #ifdef PACE_WITH_TENSORRT
-    return pace::build_checked_plan(args.get("model"), args.get("precision"));
+    return pace::build_checked_plan(args.get("model"), args.get("precision"), trusted ? &*trusted : nullptr);
 #else
     throw pace::Error("this pace-stream is built without TensorRT; rebuild it with -DPACE_WITH_TENSORRT=ON "
                       "on the device (or run pace-edge build-engine there)");

@@ -1,7 +1,7 @@
 // The engine check of pace_edge.export.trt_verify, for `pace-stream --build-engine`: the plan's
 // logits on the export's engine-check spectra against ONNX Runtime's (saved at export time, as
 // raw little-endian float32, hashed by the manifest), with the per-precision tolerance the
-// manifest records, and the manifest update that lists a plan that passes. Needs no TensorRT,
+// manifest records, and the record (engine.json) of a plan that passes, beside the manifest. Needs no TensorRT,
 // so the default build compiles and tests it.
 #pragma once
 
@@ -62,13 +62,16 @@ CheckResult compare_logits(const std::vector<float>& reference, const std::vecto
 // "max |Δlogit| 0.0012 (limit 0.001), top-1 agreement 100.00 % (need 99.00 %) over 256 spectra"
 std::string describe(const CheckResult& result);
 
-// Rewrite the export's manifest.json: with `plan` (relative path) the plan is listed (hashed)
-// and runtime.tensorrt.plan records it and its check; with an empty `plan` the check goes to
-// runtime.tensorrt.rejected_plan and the listed artefacts stay as they were.
-void record_plan(const Manifest& manifest, const PlanHeader& header, const std::string& plan,
-                 const CheckResult& result, const CheckData& data, const std::string& builder);
+// The record (engine.json, pace/engine_record.hpp) of the plan file `plan` (relative to the
+// export; hashed here) built as `header` says, with its engine check.
+json::Value engine_record(const Manifest& manifest, const PlanHeader& header, const std::string& plan,
+                          const CheckResult& result, const CheckData& data, const std::string& builder);
 
-// Whether the manifest records a passed engine check for its listed plan.
-bool plan_check_passed(const Manifest& manifest);
+// Install the checked plan at `staged` (a file beside the manifest), never touching
+// manifest.json or its signature: within tolerance it becomes model.plan with its record
+// engine.json (the old record removed first); otherwise it is kept as model.plan.rejected with
+// engine.rejected.json, a previous plan stays as it was, and Error says so. Returns the plan's path.
+std::string install_plan(const Manifest& manifest, const std::string& staged, const PlanHeader& header,
+                         const CheckResult& result, const CheckData& data, const std::string& builder);
 
 }  // namespace pace

@@ -57,6 +57,9 @@ Manifest load_manifest(const std::string& directory, const TrustedKeys* trusted 
 // or records another sha256.
 void verify_digest(const std::string& path, std::string_view data, const std::string& missing_hint);
 
+// Write `path`.sha256 for its content `data` ("<sha256>  NAME\n", as sha256sum writes it).
+void write_digest(const std::string& path, std::string_view data);
+
 // Parse a manifest document (no file checks): for tests and tools.
 Manifest parse_manifest(const std::string& text, const std::string& directory);
 

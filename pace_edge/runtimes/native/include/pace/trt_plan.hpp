@@ -15,6 +15,7 @@
 namespace pace {
 
 constexpr int kPlanFormatVersion = 1;
+constexpr const char* kPlanFile = "model.plan";
 
 struct PlanHeader {
     std::string tensorrt_version;    // "10.3.0.30"
@@ -54,9 +55,5 @@ void check_plan_source(const PlanHeader& header, const Manifest& manifest, const
 // and name); Error naming every difference and the fix otherwise.
 void check_plan_compatible(const PlanHeader& header, const std::string& tensorrt_version,
                            const std::string& gpu_name, const std::string& compute_capability);
-
-// The plan of an export: its listed (hashed) tensorrt-plan artefact, which only the builders
-// add, after the plan's engine check; an unlisted file beside the manifest is never run.
-std::optional<std::string> find_plan(const Manifest& manifest);
 
 }  // namespace pace

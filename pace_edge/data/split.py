@@ -9,6 +9,7 @@ them between training and validation scores the model on samples it has already 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -16,7 +17,8 @@ from ..errors import PaceEdgeError
 
 
 def stratified_split(
-    y: np.ndarray, fraction: float, seed: int = 0, groups: np.ndarray | None = None
+    y: np.ndarray, fraction: float, seed: int = 0, groups: np.ndarray | None = None,
+    classes: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split indices of ``y`` into sorted, disjoint ``(train_idx, val_idx)``.
 
@@ -26,7 +28,8 @@ def stratified_split(
 
     With ``groups``, whole groups go to validation (:func:`_group_split`): each class gets
     about ``fraction`` of its spectra there, at least one group, never its last training group;
-    a class whose spectra all come from one group is an error.
+    a class whose spectra all come from one group is an error (``classes``, the names of
+    labels ``0..k-1``, make its message name the class).
     """
     fraction = float(fraction)
     if not 0.0 <= fraction < 1.0:  # also rejects NaN
@@ -36,7 +39,7 @@ def stratified_split(
         raise PaceEdgeError(f"labels must be 1-D, got shape {y.shape}")
     rng = np.random.default_rng(seed)
     if groups is not None:
-        return _group_split(fraction, rng, _GroupTable(y, groups))
+        return _group_split(fraction, rng, _GroupTable(y, groups, classes))
     val: list[np.ndarray] = []
     for label in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == label))
@@ -54,7 +57,8 @@ def _n_val(count: int, fraction: float) -> int:
 
 
 def stratified_folds(
-    y: np.ndarray, k: int, seed: int = 0, groups: np.ndarray | None = None
+    y: np.ndarray, k: int, seed: int = 0, groups: np.ndarray | None = None,
+    classes: Sequence[str] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``k`` sorted ``(train_idx, val_idx)`` pairs whose validation parts partition ``y``.
 
@@ -70,7 +74,7 @@ def stratified_folds(
         raise PaceEdgeError(f"k-fold selection needs at least 2 folds, got {k}")
     rng = np.random.default_rng(seed)
     if groups is not None:
-        return _group_folds(k, rng, _GroupTable(y, groups))
+        return _group_folds(k, rng, _GroupTable(y, groups, classes))
     fold_of = np.empty(y.size, dtype=np.int64)
     for label in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == label))
@@ -95,7 +99,9 @@ def group_record(groups: np.ndarray | None, parts: list[np.ndarray]) -> dict[str
 class _GroupTable:
     """Spectra per group and class (``counts[g, c]``) and each spectrum's group ``code``."""
 
-    def __init__(self, y: np.ndarray, groups: np.ndarray) -> None:
+    def __init__(self, y: np.ndarray, groups: np.ndarray,
+                 classes: Sequence[str] | None = None) -> None:
+        self.classes = classes
         groups = np.asarray(groups)
         if groups.shape != y.shape:
             raise PaceEdgeError(f"{groups.size} group ids but {y.size} labels "
@@ -111,7 +117,14 @@ class _GroupTable:
         return np.flatnonzero(self.counts[:, c])
 
     def label(self, c: int) -> object:
-        return self.labels[c].item()
+        """Class index ``c`` for messages: its name when known, else the label itself."""
+        label = self.labels[c].item()
+        if self.classes is not None and isinstance(label, int) and 0 <= label < len(self.classes):
+            return str(self.classes[label])
+        return label
+
+    def name(self, g: int) -> str:
+        return str(self.names[g])
 
     def indices(self, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sorted ``(outside, inside)`` spectrum indices for a boolean mask over groups."""
@@ -136,7 +149,7 @@ def _group_split(fraction: float, rng: np.random.Generator,
         if holders.size < 2:
             raise PaceEdgeError(
                 f"class {table.label(c)!r}: all its {table.totals[c]} spectra come from one "
-                f"group ({table.names[holders[0]]!r}), so a validation split that keeps groups "
+                f"group ({table.name(holders[0])!r}), so a validation split that keeps groups "
                 f"apart cannot hold this class; add spectra of another sample of it"
             )
     target = fraction * table.totals

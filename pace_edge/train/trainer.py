@@ -177,7 +177,7 @@ def fit(
     if recipe.select_folds > 1:
         return _fit_k_fold(train, config, recipe, device, on_epoch)
     train_idx, val_idx = stratified_split(train.y, recipe.val_fraction, recipe.seed,
-                                          groups=train.groups)
+                                          groups=train.groups, classes=train.classes)
     if len(val_idx) == 0 or len(train_idx) == 0:
         raise PaceEdgeError(
             f"{train.source}: too few spectra ({len(train)}) for a validation split of "
@@ -256,7 +256,8 @@ def _fit_k_fold(train: SpectralDataset, config: ModelConfig, recipe: Recipe,
     ``select_window`` when that is above 1.
     """
     k = recipe.select_folds
-    folds = stratified_folds(train.y, k, recipe.seed, groups=train.groups)
+    folds = stratified_folds(train.y, k, recipe.seed, groups=train.groups,
+                             classes=train.classes)
     acc = np.zeros((k, recipe.epochs))
     loss = np.zeros((k, recipe.epochs))
     start = time.perf_counter()

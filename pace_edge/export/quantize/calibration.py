@@ -123,15 +123,17 @@ def _stratified(y: np.ndarray, pool: np.ndarray, score: np.ndarray, total: int,
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
 
 
-def _group_holdout(y: np.ndarray, data: SpectralDataset, holdout: float, seed: int
-                   ) -> np.ndarray:
-    """Indices of whole groups held out, about ``holdout`` of each class."""
+def _group_holdout(y: np.ndarray, data: SpectralDataset, holdout: float, seed: int,
+                   classes: list[str]) -> np.ndarray:
+    """Indices of whole groups held out, about ``holdout`` of each class (``y`` indexes
+    ``classes``)."""
     from ...data import stratified_split
 
     if holdout == 0.0:
         return np.zeros(0, np.int64)
     try:
-        _, held = stratified_split(y, holdout, seed, groups=data.groups)
+        _, held = stratified_split(y, holdout, seed, groups=data.groups,
+                                   classes=classes)
     except PaceEdgeError as exc:
         raise DataError(f"calibration data {data.source}: cannot hold out whole samples for "
                         f"the INT8 checks: {exc}") from None
@@ -165,7 +167,7 @@ def select_calibration(
     score = data.x.mean(axis=1)  # raw total intensity / baseline level
     everything = np.arange(len(data))
     if data.groups is not None:
-        held = _group_holdout(y, data, holdout, seed)
+        held = _group_holdout(y, data, holdout, seed, bundle.classes)
     else:
         n_hold = 0
         if holdout > 0 and len(data) >= 4:

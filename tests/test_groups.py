@@ -240,3 +240,27 @@ def test_cli_stream_vote(synthetic_export: Path, tmp_path: Path,
         assert v["vote"] == (leaders[0] if len(leaders) == 1 else None)
         assert v["seq"] == [spectra[start]["seq"], spectra[start + v["spectra"] - 1]["seq"]]
     assert "votes over 5 accepted spectra: 3" in capsys.readouterr().err
+
+
+# --- synthetic data with repeated samples ------------------------------------------------------
+
+
+def test_grouped_synthetic_has_a_sample_effect() -> None:
+    from pace_edge.data import make_grouped_synthetic
+
+    d = make_grouped_synthetic(samples_per_class=4, spectra_per_sample=5, seed=7)
+    assert len(d) == 60 and d.n_groups == 12
+    assert all(len(set(d.y[d.groups == g])) == 1 for g in set(d.groups))  # one class a sample
+    again = make_grouped_synthetic(samples_per_class=4, spectra_per_sample=5, seed=7)
+    np.testing.assert_array_equal(d.x, again.x)
+    other = make_grouped_synthetic(samples_per_class=4, spectra_per_sample=5, seed=8)
+    assert not set(d.groups) & set(other.groups)
+    # normalised spectra of one sample are closer than those of two samples of one class
+    z = (d.x - d.x.mean(1, keepdims=True)) / d.x.std(1, keepdims=True)
+    within, between = [], []
+    for i in range(len(d)):
+        for j in range(i + 1, len(d)):
+            if d.y[i] == d.y[j]:
+                dist = float(np.linalg.norm(z[i] - z[j]))
+                (within if d.groups[i] == d.groups[j] else between).append(dist)
+    assert np.mean(within) < 0.5 * np.mean(between)

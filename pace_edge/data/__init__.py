@@ -12,7 +12,7 @@ from .load import load_dataset
 from .npy_folder import load_npy_folder, write_npy_folder
 from .spectrum_file import read_spectrum_file
 from .split import group_record, stratified_folds, stratified_split
-from .synthetic import make_synthetic
+from .synthetic import make_grouped_synthetic, make_synthetic
 from .text_folder import load_text_folder
 from .wide_csv import load_wide_csv
 
@@ -23,6 +23,7 @@ __all__ = [
     "load_npy_folder",
     "load_text_folder",
     "load_wide_csv",
+    "make_grouped_synthetic",
     "make_synthetic",
     "read_groups_file",
     "read_spectrum_file",

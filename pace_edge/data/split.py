@@ -87,10 +87,11 @@ def stratified_folds(
 
 
 def group_record(groups: np.ndarray | None, parts: list[np.ndarray]) -> dict[str, object]:
-    """What a bundle records about a split: whether it kept groups apart and how many groups
-    each of ``parts`` (index arrays: train and validation, or the k validation folds) holds."""
+    """What a bundle records about a group-aware split: how many groups in all and in each of
+    ``parts`` (index arrays: train and validation, or the k validation folds). Nothing without
+    groups, so records of plain splits stay as they were."""
     if groups is None:
-        return {"group_aware": False}
+        return {}
     groups = np.asarray(groups)
     return {"group_aware": True, "groups": int(np.unique(groups).size),
             "groups_per_part": [int(np.unique(groups[p]).size) for p in parts]}

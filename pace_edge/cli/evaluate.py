@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--confusion-png", type=Path, default=None,
                    help="write the confusion matrix as a PNG here")
-    p.add_argument("--groups", type=Path, default=None,
+    p.add_argument("--groups", type=Path, default=None, metavar="FILE",
                    help="group (sample or patient) id of each spectrum, one per line in the "
                         "data's order (text, CSV with a 'group' column, or .npy); replaces "
                         "the data's own group ids")

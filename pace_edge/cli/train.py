@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preprocess", default="",
                    help="preprocessing steps, e.g. 'despike,baseline:asls,normalize:snv' "
                         "(default: none; the model axis is always recorded)")
-    p.add_argument("--groups", type=Path, default=None,
+    p.add_argument("--groups", type=Path, default=None, metavar="FILE",
                    help="group (sample or patient) id of each training spectrum, one per line "
                         "in the data's order (text, CSV with a 'group' column, or .npy); "
                         "replaces the data's own group ids. Validation and k-fold splits keep "

@@ -132,7 +132,10 @@ def run(args: argparse.Namespace) -> int:
     held = (f"{recipe.select_folds}-fold, mean over {result.split['validation']} spectra"
             if recipe.select_folds > 1 else f"{result.split['validation']} spectra")
     if result.split.get("group_aware"):
-        held += f" of {result.split['groups']} groups kept apart"
+        held += (f", {result.split['groups']} groups, each in one fold"
+                 if recipe.select_folds > 1 else
+                 f" from {result.split['groups_per_part'][1]} of {result.split['groups']} "
+                 f"groups, none also in training")
     print(f"selected epoch {result.best_epoch}/{result.epochs_run}: validation accuracy "
           f"{result.val_accuracy:.2%} ({held}{averaged}), "
           f"{result.seconds:.0f} s"

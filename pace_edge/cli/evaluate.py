@@ -21,6 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--confusion-png", type=Path, default=None,
                    help="write the confusion matrix as a PNG here")
+    p.add_argument("--groups", type=Path, default=None, metavar="FILE",
+                   help="group (sample or patient) id of each spectrum, one per line in the "
+                        "data's order (text, CSV with a 'group' column, or .npy); replaces "
+                        "the data's own group ids")
+    p.add_argument("--by-group", action="store_true",
+                   help="add per-sample accuracy: each group's verdict is the majority vote "
+                        "of its spectra (a tie gives no verdict)")
     p.set_defaults(run=run)
 
 
@@ -34,18 +41,27 @@ def run(args: argparse.Namespace) -> int:
     if args.confusion_png and not package_available("matplotlib"):
         raise PaceEdgeError("--confusion-png needs the matplotlib package, which is not "
                             "installed: pip install 'pace-edge[train]'")
+    data = load_dataset(args.data, split="test", groups=args.groups)
+    if args.by_group and data.groups is None:
+        raise PaceEdgeError(f"--by-group needs group ids: {data.source} has none; pass "
+                            f"--groups FILE (see 'Using real data' in README)")
     with open_model(args.model, args.backend) as runner:
-        data = load_dataset(args.data, split="test")
         metrics = score_runner(runner, data)
         backend = f"{runner.name} {runner.precision}"
+    by_group = metrics.by_group(data.groups) if args.by_group else None
     if args.confusion_png:
         save_confusion_png(metrics, str(args.confusion_png), title=f"{data.source}")
     if args.json:
-        print(json.dumps({"model": str(args.model), "backend": backend, "data": data.source,
-                          **metrics.to_dict()}, indent=2))
+        report = {"model": str(args.model), "backend": backend, "data": data.source,
+                  **metrics.to_dict()}
+        if by_group is not None:
+            report["by_group"] = by_group.to_dict()
+        print(json.dumps(report, indent=2))
     else:
         print(f"model {args.model} ({backend}) on {data.source}")
         print(metrics.to_text())
+        if by_group is not None:
+            print("\n" + by_group.to_text())
         if args.confusion_png:
             print(f"\nconfusion matrix written to {args.confusion_png}")
     return 0

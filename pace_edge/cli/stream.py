@@ -78,6 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default="-", help="JSON-lines file, or - for stdout (default)")
     p.add_argument("--summary-json", type=Path, default=None,
                    help="also write the exit summary as JSON here")
+    p.add_argument("--vote", type=positive_int, default=None, metavar="N",
+                   help="after every N consecutive accepted spectra (one sample's spectra) "
+                        "also write a verdict by majority vote: {\"vote\": class, ...}; "
+                        "rejected and refused spectra do not vote, a tie gives null")
     p.add_argument("--max-frames", type=positive_int, default=None,
                    help="stop after this many frames (default: until stopped)")
     p.set_defaults(run=run)
@@ -136,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtimes import load_runner
     from ..streaming.drivers import open_spectrometer
     from ..streaming.pipeline import JsonLines, StreamClassifier, StreamConfig
+    from ..streaming.vote import Voter
 
     def log(message: str) -> None:
         print(f"pace-edge stream: {message}", file=sys.stderr, flush=True)
@@ -153,13 +158,16 @@ def run(args: argparse.Namespace) -> int:
         config = StreamConfig(laser_nm=args.laser_nm, dark=dark, average=args.average,
                               max_batch=args.max_batch, max_frames=args.max_frames,
                               schedule=args.schedule)
-        stream = StreamClassifier(device, runner, config, JsonLines(out), log)
+        voter = Voter(JsonLines(out), args.vote) if args.vote else None
+        stream = StreamClassifier(device, runner, config, voter or JsonLines(out), log)
         previous = {s: signal.signal(s, lambda *_: stream.stop())
                     for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             log(f"streaming from {args.port} ({args.protocol}, identity "
                 f"{device.identity or 'unknown'}, {device.pixels} px, {device.baudrate} baud)")
             stats = stream.run()
+            if voter is not None:
+                voter.flush()
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -169,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
             out.close()
         runner.close()
     print(stats.summary_text(), file=sys.stderr, flush=True)
+    if voter is not None:
+        print(voter.summary_text(), file=sys.stderr, flush=True)
     if args.summary_json:
         args.summary_json.write_text(json.dumps(stats.summary(), indent=2) + "\n")
     return 1 if stats.stop_reason else 0

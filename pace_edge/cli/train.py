@@ -76,6 +76,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preprocess", default="",
                    help="preprocessing steps, e.g. 'despike,baseline:asls,normalize:snv' "
                         "(default: none; the model axis is always recorded)")
+    p.add_argument("--groups", type=Path, default=None, metavar="FILE",
+                   help="group (sample or patient) id of each training spectrum, one per line "
+                        "in the data's order (text, CSV with a 'group' column, or .npy); "
+                        "replaces the data's own group ids. Validation and k-fold splits keep "
+                        "each group on one side")
     p.add_argument("--eval", type=Path, default=None,
                    help="held-out data to score the selected model on after training "
                         "(a cov-style folder's test split); never used for selection")
@@ -96,8 +101,14 @@ def run(args: argparse.Namespace) -> int:
     if args.patience < 0:
         raise PaceEdgeError(f"--patience must be 0 or more, got {args.patience}")
     pipeline = Pipeline.from_spec(args.preprocess) if args.preprocess else Pipeline([])
-    data = load_dataset(args.data, split="train")
+    data = load_dataset(args.data, split="train", groups=args.groups)
     held_out = load_dataset(args.eval, split="test") if args.eval else None
+    if held_out is not None and data.groups is not None and held_out.groups is not None:
+        shared = sorted(set(data.groups) & set(held_out.groups))
+        if shared:
+            print(f"warning: {len(shared)} group(s) have spectra in both the training data "
+                  f"and {held_out.source} (e.g. {shared[0]!r}); the held-out accuracy then "
+                  f"overstates accuracy on new samples")
     writable_dir(args.out, "bundle")
     recipe = Recipe(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -110,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
     recipe.validate()
     config = preset(args.preset, num_classes=len(data.classes))
     print(f"training {args.preset} PACE on {len(data)} spectra x {data.x.shape[1]} points, "
-          f"{len(data.classes)} classes ({', '.join(data.classes)})")
+          f"{len(data.classes)} classes ({', '.join(data.classes)})"
+          + (f", {data.n_groups} groups (splits keep each group on one side)"
+             if data.groups is not None else ""))
     with EpochBar(recipe.epochs) as bar:
         bundle, result = train_bundle(data, config, recipe, pipeline, on_epoch=bar.update)
     metrics = bundle.training["metrics"]
@@ -118,6 +131,11 @@ def run(args: argparse.Namespace) -> int:
                 if recipe.select_window > 1 else "")
     held = (f"{recipe.select_folds}-fold, mean over {result.split['validation']} spectra"
             if recipe.select_folds > 1 else f"{result.split['validation']} spectra")
+    if result.split.get("group_aware"):
+        held += (f", {result.split['groups']} groups, each in one fold"
+                 if recipe.select_folds > 1 else
+                 f" from {result.split['groups_per_part'][1]} of {result.split['groups']} "
+                 f"groups, none also in training")
     print(f"selected epoch {result.best_epoch}/{result.epochs_run}: validation accuracy "
           f"{result.val_accuracy:.2%} ({held}{averaged}), "
           f"{result.seconds:.0f} s"

@@ -29,7 +29,8 @@ def train_bundle(
     """
     anchored = pipeline.anchored(data.axis)
     x, axis = anchored.apply(data.x, data.axis)
-    prepared = SpectralDataset(x, data.y, axis, data.classes, data.source, data.names)
+    prepared = SpectralDataset(x, data.y, axis, data.classes, data.source, data.names,
+                               data.groups)
     result = fit(prepared, config, recipe, on_epoch=on_epoch)
     weights = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
     training = {

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import SpectralDataset, stratified_folds, stratified_split
+from ..data import SpectralDataset, group_record, stratified_folds, stratified_split
 from ..errors import PaceEdgeError
 from ..model import ModelConfig
 from ..model.pace import PACE
@@ -176,7 +176,8 @@ def fit(
     device = torch.device(recipe.device)
     if recipe.select_folds > 1:
         return _fit_k_fold(train, config, recipe, device, on_epoch)
-    train_idx, val_idx = stratified_split(train.y, recipe.val_fraction, recipe.seed)
+    train_idx, val_idx = stratified_split(train.y, recipe.val_fraction, recipe.seed,
+                                          groups=train.groups, classes=train.classes)
     if len(val_idx) == 0 or len(train_idx) == 0:
         raise PaceEdgeError(
             f"{train.source}: too few spectra ({len(train)}) for a validation split of "
@@ -223,7 +224,8 @@ def fit(
         epochs_run=len(history),
         seconds=time.perf_counter() - start,
         history=history,
-        split={"train": int(len(train_idx)), "validation": int(len(val_idx))},
+        split={"train": int(len(train_idx)), "validation": int(len(val_idx)),
+               **group_record(train.groups, [train_idx, val_idx])},
         refit_epochs=refit_epochs,
     )
 
@@ -254,7 +256,8 @@ def _fit_k_fold(train: SpectralDataset, config: ModelConfig, recipe: Recipe,
     ``select_window`` when that is above 1.
     """
     k = recipe.select_folds
-    folds = stratified_folds(train.y, k, recipe.seed)
+    folds = stratified_folds(train.y, k, recipe.seed, groups=train.groups,
+                             classes=train.classes)
     acc = np.zeros((k, recipe.epochs))
     loss = np.zeros((k, recipe.epochs))
     start = time.perf_counter()
@@ -283,6 +286,7 @@ def _fit_k_fold(train: SpectralDataset, config: ModelConfig, recipe: Recipe,
         epochs_run=recipe.epochs,
         seconds=time.perf_counter() - start,
         history=history,
-        split={"train": int(len(train)), "validation": int(len(train)), "folds": k},
+        split={"train": int(len(train)), "validation": int(len(train)), "folds": k,
+               **group_record(train.groups, [v for _, v in folds])},
         refit_epochs=refit_epochs,
     )

@@ -297,3 +297,57 @@ def test_broker_with_a_password_refuses_a_client_without_it(synthetic_export: Pa
         rec.close()
     assert len(rec.on("/results")) == 5  # only the client with the password got through
     assert sorted(r["n"] for r in rec.json("/results")) == list(range(5))
+
+
+def test_tls_with_a_test_ca(synthetic_export: Path, tmp_path: Path) -> None:
+    """mqtts:// verifies the broker against --mqtt-ca; a broker signed by another CA is refused
+    and its results wait in the outbox."""
+    from mqtt_broker import make_test_ca
+
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "other").mkdir()
+    ca, cert, key = make_test_ca(tmp_path / "ca")
+    other_ca, _, _ = make_test_ca(tmp_path / "other")
+    with Broker(tmp_path, tls=(ca, cert, key)) as b:
+        rec = Recorder(b, "lab/#", ca_certs=str(ca))
+        with Emulator("obp", seed=8) as emu:
+            good = subprocess.run(
+                [sys.executable, "-m", "pace_edge.cli.main",
+                 *stream_args(emu, synthetic_export, "--mqtt", f"{b.url}/lab", "--mqtt-ca",
+                              str(ca), "--outbox", str(tmp_path / "box1"), "--max-frames", "8")],
+                capture_output=True, text=True, timeout=120)
+            bad = subprocess.run(
+                [sys.executable, "-m", "pace_edge.cli.main",
+                 *stream_args(emu, synthetic_export, "--mqtt", f"{b.url}/lab", "--mqtt-ca",
+                              str(other_ca), "--outbox", str(tmp_path / "box2"),
+                              "--max-frames", "4", "--device-id", "impostor",
+                              "--summary-json", str(tmp_path / "bad.json"))],
+                capture_output=True, text=True, timeout=120)
+        assert good.returncode == 0, good.stderr
+        assert b.url.startswith("mqtts://") and "connected to mqtts://" in good.stderr
+        assert rec.wait_for(lambda: len(rec.on("/results")) == 8)
+        time.sleep(0.3)
+        rec.close()
+    assert bad.returncode == 0 and "connected to" not in bad.stderr
+    assert not any("impostor" in t for t, _, _ in rec.messages)
+    assert json.loads((tmp_path / "bad.json").read_text())["mqtt"]["outbox"]["pending"] == 4
+
+
+def test_mqtt_user_errors_are_one_line(synthetic_export: Path, tmp_path: Path) -> None:
+    with Emulator("obp", seed=9) as emu:
+        for extra, message in [
+            (["--mqtt", "http://x/lab"], "--mqtt must be mqtt://"),
+            (["--mqtt", "mqtt://127.0.0.1:1"], "has no topic prefix"),
+            (["--mqtt", "mqtt://127.0.0.1/lab", "--device-id", "a/b"], "the device id 'a/b'"),
+            (["--mqtt", "mqtt://127.0.0.1/lab", "--mqtt-ca", str(tmp_path / "none.pem")],
+             "need an mqtts:// address"),
+            (["--mqtt-ca", str(tmp_path)], "need --mqtt"),
+        ]:
+            done = subprocess.run(
+                [sys.executable, "-m", "pace_edge.cli.main",
+                 *stream_args(emu, synthetic_export, "--outbox", str(tmp_path / "box"),
+                              "--max-frames", "2", *extra)],
+                capture_output=True, text=True, timeout=120)
+            last = done.stderr.strip().splitlines()[-1]
+            assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+            assert last.startswith("pace-edge stream: error:") and message in last, last

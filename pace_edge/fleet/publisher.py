@@ -99,6 +99,8 @@ class MqttPublisher:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_connect_fail = self._on_connect_fail
+        self._failing = False
         if self._pending:
             log(f"outbox {outbox.directory}: {len(self._pending)} unacknowledged results from "
                 "an earlier run will be re-sent first")
@@ -126,7 +128,8 @@ class MqttPublisher:
 
     def close(self, drain_s: float = 5.0) -> None:
         """Spool every queued record, wait up to ``drain_s`` for the broker to acknowledge what
-        is pending, say ``offline`` and disconnect. Whatever is left stays in the outbox."""
+        is pending (connecting first if need be; not when it refused the login), say ``offline``
+        and disconnect. Whatever is left stays in the outbox for the next start."""
         if self._thread.is_alive():
             self._drain_until = time.monotonic() + drain_s
             self._stopping.set()
@@ -155,10 +158,17 @@ class MqttPublisher:
             self.log(f"broker {self.address.redacted()} refused the connection: {reason_code}")
             return
         self.stats.connects += 1
+        self._failing = False
         self.connected.set()
         self._queue.put(("online", True))
         client.publish(self.topics["status"], b"online", qos=1, retain=True)
         self.log(f"connected to {self.address.redacted()}")
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        if not self._failing:
+            self._failing = True
+            self.log(f"cannot connect to {self.address.redacted()} (will keep trying); results "
+                     "wait in the outbox")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self.connected.is_set():
@@ -194,7 +204,7 @@ class MqttPublisher:
                 self._publish_health()
                 next_health = time.monotonic() + self.health_interval
             if stopping and self._queue.empty() and (
-                not (self._pending or self._inflight) or not self.connected.is_set()
+                not (self._pending or self._inflight) or self.stats.refused
                 or time.monotonic() >= self._drain_until
             ):
                 if self.health is not None:

@@ -15,6 +15,7 @@ from . import (
     demo,
     evaluate,
     export,
+    fleet,
     info,
     predict,
     simulate,
@@ -23,7 +24,7 @@ from . import (
 )
 
 COMMANDS = (demo, train, evaluate, predict, info, export, build_engine, simulate, stream,
-            benchmark)
+            fleet, benchmark)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

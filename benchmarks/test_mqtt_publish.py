@@ -1,0 +1,226 @@
+"""What publishing to MQTT costs a stream, how fast results reach a local broker, and what the
+outbox's fsync costs.
+
+* ``stream``: the paper preset's best build classifying an emulated OBP device (``pace-edge
+  simulate`` in its own process, full speed, inline schedule) with JSON lines only, and with
+  JSON lines plus :class:`~pace_edge.fleet.publisher.MqttPublisher` to a local Mosquitto,
+  rounds interleaved. The cost to the stream: the ``submit`` call on the classification thread
+  (p99) and the rise of the pipeline's per-spectrum overhead p99 (the publisher thread competes
+  for the interpreter). Target: ≤ 0.2 ms at p99.
+* ``throughput``: results submitted as fast as a loop can, timed until the broker has
+  acknowledged every one (spooled, fsync'd, published QoS 1, PUBACK'd). Target: ≥ 1,000/s.
+* ``fsync``: the outbox's append + fsync of one batch of 1 and of 64 records.
+
+Targets are reported (``meets_*``), not asserted; every result must be acknowledged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from _builds import BuildUnavailable, Record
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from mqtt_broker import Broker, require_mosquitto  # noqa: E402
+
+from pace_edge.fleet.mqtt_url import parse_broker_url  # noqa: E402
+from pace_edge.fleet.outbox import Outbox  # noqa: E402
+from pace_edge.fleet.publisher import MqttPublisher  # noqa: E402
+from pace_edge.streaming.pipeline import JsonLines, StreamClassifier, StreamConfig  # noqa: E402
+
+PRESET = "paper"
+PREFERENCE = [("openvino", "int8"), ("onnxruntime", "int8"), ("openvino", "fp32"),
+              ("onnxruntime", "fp32")]
+TARGET_COST_P99_MS = 0.2
+TARGET_RESULTS_PER_S = 1000.0
+FRAMES = 3000
+ROUNDS = 3
+THROUGHPUT_RESULTS = 10_000
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory):
+    require_mosquitto()
+    with Broker(tmp_path_factory.mktemp("broker")) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def build(bench) -> tuple[str, Any]:
+    problems = []
+    for backend, precision in PREFERENCE:
+        try:
+            return f"{backend} {precision}", bench.runner(PRESET, backend, precision)
+        except BuildUnavailable as exc:
+            problems.append(f"{backend} {precision}: {exc}")
+    pytest.skip("no paper build runs here: " + "; ".join(problems))
+
+
+def publisher(broker: Broker, box: Path, device_id: str) -> MqttPublisher:
+    pub = MqttPublisher(parse_broker_url(f"{broker.url}/bench"), device_id,
+                        Outbox(box, 256 * 1024 * 1024),
+                        stamp={"device_id": device_id, "model_sha256": "0" * 64,
+                               "stream_start": time.time()})
+    pub.start()
+    if not pub.connected.wait(10):
+        raise RuntimeError("could not connect to the local broker")
+    return pub
+
+
+def wait_acked(pub: MqttPublisher, n: int, timeout: float = 120.0) -> float:
+    deadline = time.monotonic() + timeout
+    while pub.stats.acked < n and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    assert pub.stats.acked == n, pub.state()
+    return time.perf_counter()
+
+
+def test_publishing_cost_to_the_stream(benchmark, bench, build, broker,
+                                       tmp_path: Path) -> None:
+    from test_stream_latency import SimulatedDevice
+
+    name, runner = build
+    device = SimulatedDevice("obp")
+    spectrometer = device.open()
+    sink = open(os.devnull, "w")  # noqa: SIM115
+    json_lines = JsonLines(sink)
+    overhead: dict[str, list[float]] = {"off": [], "mqtt": []}
+    rates: dict[str, list[float]] = {"off": [], "mqtt": []}
+    submit_ms: list[float] = []
+    acked_all = True
+
+    def one_round(mode: str) -> None:
+        nonlocal acked_all
+        pub = publisher(broker, tmp_path / f"box-{len(rates[mode])}-{mode}", "bench-stream") \
+            if mode == "mqtt" else None
+
+        def emit(record: dict) -> None:
+            json_lines(record)
+            if pub is not None:
+                t0 = time.perf_counter()
+                pub.submit(record)
+                submit_ms.append((time.perf_counter() - t0) * 1e3)
+
+        classifier = StreamClassifier(spectrometer, runner, StreamConfig(
+            laser_nm=785.0, max_frames=FRAMES, schedule="inline"), emit)
+        start = time.perf_counter()
+        stats = classifier.run()
+        rates[mode].append(FRAMES / (time.perf_counter() - start))
+        assert stats.classified == FRAMES, stats.summary()
+        overhead[mode].extend(stats.latency["overhead"])
+        if pub is not None:
+            wait_acked(pub, FRAMES)
+            pub.close()
+
+    def interleaved() -> None:
+        one_round("off")
+        one_round("mqtt")
+
+    benchmark.group = "mqtt"
+    benchmark.name = f"stream with and without publishing ({FRAMES} frames per round)"
+    try:
+        benchmark.pedantic(interleaved, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    finally:
+        spectrometer.close()
+        sink.close()
+        device.stop()
+    p99 = {m: float(np.percentile(v[-ROUNDS * FRAMES:], 99)) for m, v in overhead.items()}
+    p50 = {m: float(np.percentile(v[-ROUNDS * FRAMES:], 50)) for m, v in overhead.items()}
+    submit_p99 = float(np.percentile(submit_ms[-ROUNDS * FRAMES:], 99))
+    cost = max(p99["mqtt"] - p99["off"], 0.0) + submit_p99
+    info = {"build": name, "frames_per_round": FRAMES, "rounds": ROUNDS,
+            "overhead_p50_ms_off": p50["off"], "overhead_p99_ms_off": p99["off"],
+            "overhead_p50_ms_mqtt": p50["mqtt"], "overhead_p99_ms_mqtt": p99["mqtt"],
+            "submit_p50_ms": float(np.percentile(submit_ms, 50)), "submit_p99_ms": submit_p99,
+            "publish_cost_p99_ms": cost,
+            "spectra_per_s_off": float(np.median(rates["off"][-ROUNDS:])),
+            "spectra_per_s_mqtt": float(np.median(rates["mqtt"][-ROUNDS:])),
+            "target_cost_p99_ms": TARGET_COST_P99_MS,
+            "meets_cost_target": cost <= TARGET_COST_P99_MS, "all_acknowledged": acked_all}
+    benchmark.extra_info.update(info)
+    for mode in ("off", "mqtt"):
+        bench.records.append(Record("mqtt: stream cost", f"obp inline, {mode}", {
+            "build": name, "spectra_per_s": info[f"spectra_per_s_{mode}"],
+            "overhead_p50_ms": p50[mode], "overhead_p99_ms": p99[mode],
+            "total_p99_ms": None, "frames_lost": 0}))
+    bench.records.append(Record("mqtt: stream cost", "submit() call / cost p99", {
+        "build": name, "spectra_per_s": None, "overhead_p50_ms": info["submit_p50_ms"],
+        "overhead_p99_ms": submit_p99, "total_p99_ms": cost, "frames_lost": 0}))
+
+
+def sample_record(i: int) -> dict[str, Any]:
+    return {"time": time.time(), "seq": i, "class": "B", "probability": 0.91,
+            "probabilities": {"A": 0.05, "B": 0.91, "C": 0.04}, "frames": 1, "batch": 1,
+            "latency_ms": {"read": 0.51, "preprocess": 0.08, "infer": 0.31, "total": 0.93}}
+
+
+def test_results_per_second_to_a_local_broker(benchmark, bench, broker) -> None:
+    records = [sample_record(i) for i in range(THROUGHPUT_RESULTS)]
+    figures: list[dict[str, float]] = []
+
+    def one_round() -> None:
+        with tempfile.TemporaryDirectory() as box:
+            pub = publisher(broker, Path(box), "bench-rate")
+            try:
+                start = time.perf_counter()
+                for r in records:
+                    pub.submit(r)
+                end = wait_acked(pub, len(records))
+                o = pub.outbox.stats
+                figures.append({"results_per_s": len(records) / (end - start),
+                                "fsyncs": o.fsyncs, "fsync_ms_mean": 1e3 * o.fsync_s / o.fsyncs,
+                                "records_per_fsync": o.appended / o.fsyncs})
+            finally:
+                pub.close()
+
+    benchmark.group = "mqtt"
+    benchmark.name = f"results/s to a local broker ({THROUGHPUT_RESULTS} results, QoS 1)"
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    timed = figures[-ROUNDS:]
+    rate = float(np.median([f["results_per_s"] for f in timed]))
+    info = {"results_per_s": rate, "results_per_s_worst": min(f["results_per_s"] for f in timed),
+            "fsync_ms_mean": float(np.median([f["fsync_ms_mean"] for f in timed])),
+            "records_per_fsync": float(np.median([f["records_per_fsync"] for f in timed])),
+            "target_results_per_s": TARGET_RESULTS_PER_S,
+            "meets_rate_target": rate >= TARGET_RESULTS_PER_S}
+    benchmark.extra_info.update(info)
+    bench.records.append(Record("mqtt: throughput", "spool + publish + PUBACK", {
+        "build": f"{info['records_per_fsync']:.0f} results per fsync, "
+                 f"{info['fsync_ms_mean']:.2f} ms per fsync",
+        "spectra_per_s": rate, "overhead_p50_ms": None, "overhead_p99_ms": None,
+        "total_p99_ms": None, "frames_lost": 0}))
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+def test_outbox_fsync_cost(benchmark, bench, tmp_path: Path, batch: int) -> None:
+    payload = b'{"time":1.0,"seq":1,"class":"B","probability":0.91,"pad":"' + b"x" * 250 + b'"}'
+    box = Outbox(tmp_path, 1 << 30)
+    times: list[float] = []
+
+    def one_batch() -> None:
+        start = time.perf_counter()
+        for _ in range(batch):
+            box.append(payload)
+        box.sync()
+        times.append(time.perf_counter() - start)
+
+    benchmark.group = "mqtt"
+    benchmark.name = f"outbox append + fsync, {batch} per batch"
+    try:
+        benchmark.pedantic(one_batch, rounds=200, iterations=1, warmup_rounds=5)
+    finally:
+        box.close()
+    ms = np.asarray(times[-200:]) * 1e3
+    info = {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "min_ms": float(ms.min()), "spectra_per_s": batch / (float(np.median(ms)) / 1e3),
+            "record_bytes": len(payload) + 14}
+    benchmark.extra_info.update(info)
+    bench.records.append(Record("mqtt: outbox fsync", f"{batch} record(s) per fsync", info))

@@ -142,8 +142,7 @@ def start_publisher(args: argparse.Namespace, device, runner, stats,
     from ..fleet.errors import FleetError
     from ..fleet.health import DeviceIdentity, HealthReporter, model_sha256
     from ..fleet.mqtt_url import parse_broker_url
-    from ..fleet.outbox import Outbox
-    from ..fleet.publisher import MqttPublisher
+    from ..fleet.process import PublisherProcess, PublisherSettings
 
     tls_given = any(getattr(args, k) is not None for k in ("mqtt_ca", "mqtt_cert", "mqtt_key"))
     if args.mqtt is None:
@@ -159,25 +158,20 @@ def start_publisher(args: argparse.Namespace, device, runner, stats,
         model_sha256=model_sha256(args.model), preprocessing=runner.pipeline.to_list(),
         backend=runner.name, precision=runner.precision, stream_start=time.time(),
     )
-    outbox = Outbox(args.outbox or default_outbox(device_id),
-                    int(args.outbox_max_mb * 1024 * 1024))
-    try:
-        publisher = MqttPublisher(
-            address, device_id, outbox, stamp=identity.stamp(),
-            health=HealthReporter(identity, stats).report,
-            health_interval=args.health_interval,
-            tls=TlsFiles(args.mqtt_ca, args.mqtt_cert, args.mqtt_key), log=log,
-        )
-        publisher.start()
-    except BaseException:
-        outbox.close()
-        raise
-    log(f"publishing to {address.redacted()} as {device_id} (outbox {outbox.directory})")
+    settings = PublisherSettings(
+        address=address, device_id=device_id, outbox=args.outbox or default_outbox(device_id),
+        outbox_max_bytes=int(args.outbox_max_mb * 1024 * 1024), stamp=identity.stamp(),
+        tls=TlsFiles(args.mqtt_ca, args.mqtt_cert, args.mqtt_key))
+    reporter = HealthReporter(identity, stats)
+    publisher = PublisherProcess(settings, health=reporter.report,
+                                 health_interval=args.health_interval).start()
+    log(f"publishing to {address.redacted()} as {device_id} (outbox {settings.outbox})")
     return publisher
 
 
 def summary_text(state: dict[str, Any]) -> str:
-    box = state["outbox"]
-    return (f"mqtt: published {state['published']}, acknowledged {state['acked']}, "
-            f"outbox pending {box['pending']}, dropped {box['dropped'] + state['queue_dropped']}"
-            f", {box['fsyncs']} fsyncs ({box['fsync_s'] * 1e3:.1f} ms)")
+    box = state.get("outbox") or {}
+    dropped = box.get("dropped", 0) + state.get("queue_dropped", 0)
+    return (f"mqtt: published {state.get('published', 0)}, acknowledged "
+            f"{state.get('acked', 0)}, outbox pending {box.get('pending', '?')}, dropped "
+            f"{dropped}, {box.get('fsyncs', 0)} fsyncs ({box.get('fsync_s', 0) * 1e3:.1f} ms)")

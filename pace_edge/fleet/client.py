@@ -40,12 +40,8 @@ def paho():
     return mqtt
 
 
-def make_client(address: BrokerAddress, client_id: str, tls: TlsFiles | None = None,
-                clean_session: bool = True) -> mqtt.Client:
-    """A client (callback API v2, MQTT 3.1.1) with login, TLS and reconnect backoff set; not
-    yet connected."""
-    mqtt = paho()
-    tls = tls or TlsFiles()
+def check_tls(address: BrokerAddress, tls: TlsFiles) -> None:
+    """Refuse TLS files that cannot be used with ``address``, or do not exist."""
     if tls.given and not address.tls:
         raise FleetError("--mqtt-ca/--mqtt-cert/--mqtt-key need an mqtts:// address")
     if (tls.cert is None) != (tls.key is None):
@@ -53,6 +49,15 @@ def make_client(address: BrokerAddress, client_id: str, tls: TlsFiles | None = N
     for what, path in (("--mqtt-ca", tls.ca), ("--mqtt-cert", tls.cert), ("--mqtt-key", tls.key)):
         if path is not None and not Path(path).is_file():
             raise FleetError(f"{what} {path}: no such file")
+
+
+def make_client(address: BrokerAddress, client_id: str, tls: TlsFiles | None = None,
+                clean_session: bool = True) -> mqtt.Client:
+    """A client (callback API v2, MQTT 3.1.1) with login, TLS and reconnect backoff set; not
+    yet connected."""
+    mqtt = paho()
+    tls = tls or TlsFiles()
+    check_tls(address, tls)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                          clean_session=clean_session, protocol=mqtt.MQTTv311)
     if address.username is not None:

@@ -1,10 +1,13 @@
 """The publisher in a process of its own, so that publishing costs the classification thread
-one non-blocking queue put per result and never competes with it for the interpreter lock.
+one JSON encoding and one non-blocking pipe write per result, and no other thread of the
+stream's process competes with it for the interpreter lock.
 
 :class:`PublisherProcess` (in the stream's process) starts a child (``spawn``) that runs an
-:class:`~.outbox.Outbox` and a :class:`~.publisher.MqttPublisher`; results go to it through a
-bounded :class:`multiprocessing.Queue` (``submit`` drops and counts when it is full, it never
-waits), health reports every ``health_interval`` seconds from a timer thread. The child ignores
+:class:`~.outbox.Outbox` and a :class:`~.publisher.MqttPublisher`. Results go to it as JSON
+lines over a pipe written without blocking: what the pipe cannot take waits in a bounded
+backlog, written with the next result (beyond the bound, results are dropped and counted).
+Health reports (every ``health_interval`` seconds, from a timer thread) and the stop request
+go over a separate queue. The child ignores
 SIGINT/SIGTERM (the stream stops it, after draining) and, if the stream process dies, exits at
 once without a clean disconnect, so the broker sends the last will and the outbox keeps what
 was not acknowledged for the next start.
@@ -12,6 +15,8 @@ was not acknowledged for the next start.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import multiprocessing as mp
 import os
 import queue
@@ -27,7 +32,8 @@ from .client import TlsFiles, check_tls, paho
 from .errors import FleetError
 from .mqtt_url import BrokerAddress, check_topic_level
 
-QUEUE_SIZE = 100_000
+BACKLOG_BYTES = 64 * 1024 * 1024  # results the pipe could not take yet, at most
+PIPE_BYTES = 1024 * 1024  # asked of the kernel for the results pipe
 START_TIMEOUT_S = 60.0
 PARENT_POLL_S = 0.5
 
@@ -61,9 +67,18 @@ class PublisherProcess:
         self.health = health
         self.health_interval = float(health_interval)
         ctx = mp.get_context("spawn")
-        self._queue = ctx.Queue(maxsize=QUEUE_SIZE)
+        self._read_end, self._write_end = ctx.Pipe(duplex=False)
+        self._fd = self._write_end.fileno()
+        os.set_blocking(self._fd, False)
+        try:
+            fcntl.fcntl(self._fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+        except OSError:
+            pass  # the default 64 KiB pipe; the backlog takes the rest
+        self._backlog = bytearray()
+        self._queue = ctx.Queue()
         self._replies = ctx.Queue()
-        self._process = ctx.Process(target=_child, args=(settings, self._queue, self._replies),
+        self._process = ctx.Process(target=_child,
+                                    args=(settings, self._read_end, self._queue, self._replies),
                                     name="pace-mqtt", daemon=True)
         self._stop = threading.Event()
         self._timer = threading.Thread(target=self._health_loop, name="pace-health",
@@ -73,6 +88,7 @@ class PublisherProcess:
 
     def start(self) -> PublisherProcess:
         self._process.start()
+        self._read_end.close()  # the child has its own
         try:
             kind, value = self._replies.get(timeout=START_TIMEOUT_S)
         except queue.Empty:
@@ -86,11 +102,23 @@ class PublisherProcess:
         return self
 
     def submit(self, record: dict[str, Any]) -> None:
-        """Queue one result for the publisher process; never blocks (drops and counts)."""
-        try:
-            self._queue.put_nowait(("r", record))
-        except queue.Full:
+        """Hand one result to the publisher process; never blocks (drops and counts)."""
+        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        if len(self._backlog) + len(line) > BACKLOG_BYTES:
             self.dropped += 1
+            return
+        self._backlog += line
+        self._write()
+
+    def _write(self) -> None:
+        try:
+            written = os.write(self._fd, self._backlog)
+        except BlockingIOError:
+            return
+        except OSError:  # the publisher process is gone: results stay in the JSON lines only
+            self.dropped += self._backlog.count(b"\n")
+            written = len(self._backlog)
+        del self._backlog[:written]
 
     def _health_loop(self) -> None:
         assert self.health is not None
@@ -110,7 +138,12 @@ class PublisherProcess:
         if self._timer.is_alive():
             self._timer.join()
         if not self._process.is_alive():
+            self._write_end.close()
             return
+        os.set_blocking(self._fd, True)
+        while self._backlog:
+            self._write()
+        self._write_end.close()  # the child reads to the end, then stops
         if self.health is not None:
             self._send_health()
         self._queue.put(("stop", drain_s))
@@ -134,7 +167,7 @@ class PublisherProcess:
         return state
 
 
-def _child(settings: PublisherSettings, inbox: Any, replies: Any) -> None:
+def _child(settings: PublisherSettings, results: Any, control: Any, replies: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent = os.getppid()
@@ -157,18 +190,33 @@ def _child(settings: PublisherSettings, inbox: Any, replies: Any) -> None:
         replies.put(("error", str(exc)))
         return
     replies.put(("ready", None))
+    reader = threading.Thread(target=_read_results, args=(results.fileno(), publisher),
+                              name="pace-results", daemon=True)
+    reader.start()
     while True:
         try:
-            kind, value = inbox.get(timeout=PARENT_POLL_S)
+            kind, value = control.get(timeout=PARENT_POLL_S)
         except queue.Empty:
             if os.getppid() != parent:  # the stream died: no clean goodbye, the will fires
                 os._exit(1)
             continue
-        if kind == "r":
-            publisher.submit(value)
-        elif kind == "h":
+        if kind == "h":
             publisher.submit_health(value)
         elif kind == "stop":
+            reader.join()  # every result the stream wrote has been handed on
             publisher.close(drain_s=value)
             replies.put(("state", publisher.state()))
             return
+
+
+def _read_results(fd: int, publisher: Any) -> None:
+    """JSON lines from the stream's pipe to the publisher, until the stream closes it."""
+    pending = b""
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            publisher.submit(json.loads(line))

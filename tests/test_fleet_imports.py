@@ -8,7 +8,8 @@ import sys
 
 MODULES = ["pace_edge.fleet", "pace_edge.fleet.client", "pace_edge.fleet.config",
            "pace_edge.fleet.health", "pace_edge.fleet.mqtt_url", "pace_edge.fleet.outbox",
-           "pace_edge.fleet.publisher", "pace_edge.fleet.view", "pace_edge.cli.stream_fleet"]
+           "pace_edge.fleet.process", "pace_edge.fleet.publisher", "pace_edge.fleet.view",
+           "pace_edge.cli.stream_fleet"]
 
 
 def test_fleet_modules_import_neither_torch_nor_onnx() -> None:

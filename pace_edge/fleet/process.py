@@ -23,6 +23,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ BACKLOG_BYTES = 64 * 1024 * 1024  # results the pipe could not take yet, at most
 PIPE_BYTES = 1024 * 1024  # asked of the kernel for the results pipe
 START_TIMEOUT_S = 60.0
 PARENT_POLL_S = 0.5
+READ_POLL_S = 0.01  # the publisher reads the results pipe this often
 
 
 @dataclass(frozen=True)
@@ -210,10 +212,19 @@ def _child(settings: PublisherSettings, results: Any, control: Any, replies: Any
 
 
 def _read_results(fd: int, publisher: Any) -> None:
-    """JSON lines from the stream's pipe to the publisher, until the stream closes it."""
+    """JSON lines from the stream's pipe to the publisher, until the stream closes it.
+
+    Polled every ``READ_POLL_S`` rather than waited on: a reader blocked in ``read`` is woken by
+    every write, and on a busy CPU the kernel may run it at once in place of the writer, the
+    classification thread."""
+    os.set_blocking(fd, False)
     pending = b""
     while True:
-        chunk = os.read(fd, 1 << 16)
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            time.sleep(READ_POLL_S)
+            continue
         if not chunk:
             return
         lines = (pending + chunk).split(b"\n")

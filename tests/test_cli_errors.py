@@ -21,7 +21,7 @@ from pace_edge.cli.main import COMMANDS, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND_NAMES = ["demo", "train", "evaluate", "predict", "info", "export", "build-engine",
-                 "build-native", "simulate", "stream", "benchmark", "keygen", "doctor"]
+                 "build-native", "simulate", "stream", "benchmark", "keygen", "doctor", "fleet"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -99,6 +99,7 @@ def test_unknown_choice_is_one_line_and_choices_ignore_case(
         (["benchmark", "--model", "MISSING"], "MISSING"),
         (["keygen", "--out", "FILE"], "exists and is not a directory"),
         (["doctor", "--export", "MISSING"], "MISSING"),
+        (["fleet", "--mqtt", "http://localhost/lab"], "mqtt"),
     ],
     ids=COMMAND_NAMES,
 )

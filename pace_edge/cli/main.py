@@ -20,6 +20,7 @@ from . import (
     doctor,
     evaluate,
     export,
+    fleet,
     info,
     keygen,
     predict,
@@ -30,7 +31,7 @@ from . import (
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, QualityGateFailed
 
 COMMANDS = (demo, train, evaluate, predict, info, export, build_engine, build_native, simulate,
-            stream, benchmark, keygen, doctor)
+            stream, fleet, benchmark, keygen, doctor)
 
 # Optional packages -> the pip extra that brings them (see pyproject.toml).
 EXTRAS = {

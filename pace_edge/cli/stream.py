@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import stream_fleet
 from .common import positive_int
 
 HELP = "classify spectra from a spectrometer on a serial port, one JSON line each"
@@ -84,7 +85,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "rejected and refused spectra do not vote, a tie gives null")
     p.add_argument("--max-frames", type=positive_int, default=None,
                    help="stop after this many frames (default: until stopped)")
+    stream_fleet.add_arguments(p)
     p.set_defaults(run=run)
+    stream_fleet.allow_config(p)  # last: every option above may come from --config
 
 
 def _driver_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -145,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(f"pace-edge stream: {message}", file=sys.stderr, flush=True)
 
+    args = stream_fleet.resolve(args)
     dark = _load_dark(args.dark)
     runner = load_runner(args.model, backend=args.backend, threads=args.threads,
                          trusted_keys=args.trusted_keys)
@@ -158,8 +162,17 @@ def run(args: argparse.Namespace) -> int:
         config = StreamConfig(laser_nm=args.laser_nm, dark=dark, average=args.average,
                               max_batch=args.max_batch, max_frames=args.max_frames,
                               schedule=args.schedule)
-        voter = Voter(JsonLines(out), args.vote) if args.vote else None
-        stream = StreamClassifier(device, runner, config, voter or JsonLines(out), log)
+        json_lines, publisher = JsonLines(out), None
+        voter = Voter(json_lines, args.vote) if args.vote else None
+        write = voter or json_lines
+
+        def emit(record: dict[str, Any]) -> None:
+            write(record)
+            if publisher is not None:
+                publisher.submit(record)
+
+        stream = StreamClassifier(device, runner, config, emit, log)
+        publisher = stream_fleet.start_publisher(args, device, runner, stream.stats, log)
         previous = {s: signal.signal(s, lambda *_: stream.stop())
                     for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -171,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            if publisher is not None:
+                publisher.close()
     finally:
         device.close()
         if out is not sys.stdout:
@@ -179,6 +194,10 @@ def run(args: argparse.Namespace) -> int:
     print(stats.summary_text(), file=sys.stderr, flush=True)
     if voter is not None:
         print(voter.summary_text(), file=sys.stderr, flush=True)
+    summary = stats.summary()
+    if publisher is not None:
+        summary["mqtt"] = publisher.state()
+        print(stream_fleet.summary_text(summary["mqtt"]), file=sys.stderr, flush=True)
     if args.summary_json:
-        args.summary_json.write_text(json.dumps(stats.summary(), indent=2) + "\n")
+        args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     return 1 if stats.stop_reason else 0

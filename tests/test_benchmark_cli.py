@@ -179,7 +179,7 @@ def test_parse_builds() -> None:
     assert specs[2].runtime == "onnxruntime" and specs[1].runtime == "openvino"
     assert BuildSpec("x86", "int8", "openvino").label == "x86:int8"  # the default backend
     for bad, message in (("torch:int8", "does not build int8"), ("onnx:fp8", "unknown precision"),
-                         ("jetson:fp32", "does not build fp32"), ("", "no builds given"),
+                         ("jetson:bf16", "unknown precision"), ("", "no builds given"),
                          ("onnx@tflite", "unknown backend")):
         with pytest.raises(PaceEdgeError, match=message):
             parse_builds(bad)

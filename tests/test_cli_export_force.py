@@ -40,6 +40,7 @@ def test_a_previous_export_is_kept_without_force(synthetic_bundle: Path, tmp_pat
     # --force replaces it and says which files go
     assert main([*base, "--target", "onnx", "--force"]) == 0
     printed = capsys.readouterr().out
-    assert (f"replacing the export in {out} (target openvino, fp32): manifest.json, model.bin, "
-            "model.xml, report.md") in printed
-    assert sorted(snapshot(out)) == ["manifest.json", "model.onnx", "report.md"]
+    assert (f"replacing the export in {out} (target openvino, fp32): manifest.json, "
+            "manifest.json.sha256, model.bin, model.xml, report.md") in printed
+    assert sorted(snapshot(out)) == ["manifest.json", "manifest.json.sha256", "model.onnx",
+                                     "report.md"]

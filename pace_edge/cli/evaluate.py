@@ -41,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
     if args.confusion_png and not package_available("matplotlib"):
         raise PaceEdgeError("--confusion-png needs the matplotlib package, which is not "
                             "installed: pip install 'pace-edge[train]'")
-    data = load_dataset(args.data, split="test", groups=args.groups)
-    if args.by_group and data.groups is None:
-        raise PaceEdgeError(f"--by-group needs group ids: {data.source} has none; pass "
-                            f"--groups FILE (see 'Using real data' in README)")
-    with open_model(args.model, args.backend) as runner:
+    with open_model(args.model, args.backend) as runner:  # verified before the data is read
+        data = load_dataset(args.data, split="test", groups=args.groups)
+        if args.by_group and data.groups is None:
+            raise PaceEdgeError(f"--by-group needs group ids: {data.source} has none; pass "
+                                f"--groups FILE (see 'Using real data' in README)")
         metrics = score_runner(runner, data)
         backend = f"{runner.name} {runner.precision}"
     by_group = metrics.by_group(data.groups) if args.by_group else None

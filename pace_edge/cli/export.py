@@ -248,8 +248,9 @@ def _check_out(out: Path, force: bool) -> list[str]:
         raise PaceEdgeError(
             f"{out} is not empty and holds no previous export; choose another --out or --force"
         ) from None
-    names = sorted({Path(a["path"]).parts[0] for a in old.get("artefacts", []) if a.get("path")}
-                   | {MANIFEST_FILE, *INTEGRITY_FILES, REPORT_FILE})
+    listed = {Path(a["path"]).parts[0] for a in old.get("artefacts", []) if a.get("path")}
+    names = sorted(n for n in listed | {MANIFEST_FILE, *INTEGRITY_FILES, REPORT_FILE}
+                   if (out / n).exists())
     what = f"target {old.get('target')}, {old.get('precision')}"
     if not force:
         raise PaceEdgeError(

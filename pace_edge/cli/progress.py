@@ -58,7 +58,8 @@ class TrainingProgress:
         phase, epoch, total = row["phase"], int(row["epoch"]), int(row["epochs"])
         now = self._now()
         last_row, self._last_row = self._last_row, now
-        if phase != self._phase:
+        first = phase != self._phase
+        if first:
             self._end_phase()
             # the phase began when the previous one ended (or training started)
             self._phase, self._phase_start, self._phase_first = phase, last_row, epoch - 1
@@ -76,7 +77,7 @@ class TrainingProgress:
         left = (now - self._phase_start) / done * (total - epoch) if done > 0 else 0.0
         line = (f"{phase} {epoch}/{total}" + (f"  {self._metrics(row)}" if "loss" in row else "")
                 + f"  elapsed {clock(now - self._start)}, ~{clock(left)} left in {phase}")
-        if epoch >= total or now - self._last_line >= self.interval:
+        if first or epoch >= total or now - self._last_line >= self.interval:
             self._write(line, now)
         else:
             self._pending = line

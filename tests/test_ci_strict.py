@@ -49,7 +49,8 @@ def test_hidden():
 '''
 
 
-def run_pytest(tmp_path: Path, files: dict[str, str], ci: str | None) -> subprocess.CompletedProcess:
+def run_pytest(tmp_path: Path, files: dict[str, str],
+               ci: str | None) -> subprocess.CompletedProcess:
     (tmp_path / "conftest.py").write_text(CONFTEST.read_text())
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: needs a GPU\n")
     for name, text in files.items():

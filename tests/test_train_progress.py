@@ -142,7 +142,7 @@ def test_a_state_from_another_run_is_refused(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_npy_folder(tmp_path_factory.mktemp("data") / "synthetic",
-                            make_synthetic(n_per_class=40, seed=1),
+                            make_synthetic(n_per_class=20, seed=1),
                             make_synthetic(n_per_class=10, seed=2))
 
 
@@ -174,7 +174,7 @@ def test_failed_run_leaves_no_empty_folder(data_dir: Path, tmp_path: Path) -> No
 
 def test_ctrl_c_saves_the_state_and_resume_finishes_like_an_uninterrupted_run(
         data_dir: Path, tmp_path: Path) -> None:
-    options = ["--data", str(data_dir), "--preset", "tiny", "--epochs", "80", "--seed", "3"]
+    options = ["--data", str(data_dir), "--preset", "tiny", "--epochs", "40", "--seed", "3"]
     out = tmp_path / "interrupted"
     proc = subprocess.Popen([*PACE_EDGE, "train", *options, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -131,16 +131,15 @@ def _stream_demo(export_dir: Path, bundle: Any, frames: int, seed: int) -> _Stre
 
 def _next_command(*args: str) -> str:
     """A pace-edge command line that works as printed, from where the demo was started."""
-    invoked = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if invoked is not None and invoked.name == "pace-edge":
-        if shutil.which("pace-edge") == str(invoked.resolve()) or invoked.parent == Path():
-            prog = "pace-edge" if shutil.which("pace-edge") else str(invoked)
-        else:
-            prog = str(invoked)
-    elif shutil.which("pace-edge"):
+    invoked = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    on_path = shutil.which("pace-edge")
+    if invoked.name == "pace-edge":
+        same = on_path is not None and Path(on_path).resolve() == invoked.resolve()
+        prog = "pace-edge" if same else shlex.quote(str(invoked))
+    elif on_path:
         prog = "pace-edge"
     else:
-        prog = f"{sys.executable} -m pace_edge.cli.main"
+        prog = f"{shlex.quote(sys.executable)} -m pace_edge.cli.main"
     return " ".join([prog, *(shlex.quote(a) for a in args)])
 
 

@@ -9,8 +9,9 @@ from ..bundle import Bundle, library_versions
 from ..data import SpectralDataset
 from ..model import ModelConfig
 from ..preprocess import Pipeline
+from .checkpoint import Checkpoint
 from .recipe import Recipe
-from .trainer import EpochCallback, FitResult, fit
+from .trainer import EpochCallback, FitResult, StopCheck, fit
 
 
 def train_bundle(
@@ -21,17 +22,21 @@ def train_bundle(
     out: str | Path | None = None,
     on_epoch: EpochCallback | None = None,
     extra: dict[str, Any] | None = None,
+    checkpoint: Checkpoint | None = None,
+    stop: StopCheck | None = None,
 ) -> tuple[Bundle, FitResult]:
     """Preprocess ``data`` with ``pipeline``, fit, and return (and save, if ``out``) the bundle.
 
     The recorded pipeline is anchored to the data's axis, so spectra from another axis are
-    resampled onto the model's input grid.
+    resampled onto the model's input grid. ``checkpoint`` and ``stop`` are passed to
+    :func:`~pace_edge.train.trainer.fit` (save state as it goes, resume, stop on request).
     """
     anchored = pipeline.anchored(data.axis)
     x, axis = anchored.apply(data.x, data.axis)
     prepared = SpectralDataset(x, data.y, axis, data.classes, data.source, data.names,
                                data.groups)
-    result = fit(prepared, config, recipe, on_epoch=on_epoch)
+    result = fit(prepared, config, recipe, on_epoch=on_epoch, checkpoint=checkpoint,
+                 stop=stop)
     weights = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
     training = {
         "recipe": recipe.to_dict(),
@@ -41,7 +46,8 @@ def train_bundle(
         "metrics": {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                     "refit_epochs": result.refit_epochs,
                     "val_accuracy": result.val_accuracy, "val_loss": result.val_loss,
-                    "seconds": round(result.seconds, 2)},
+                    "seconds": round(result.seconds, 2),
+                    "selection_seconds": round(result.selection_seconds, 2)},
         "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
                     for row in result.history],
         **(extra or {}),

@@ -161,16 +161,33 @@ def test_a_forbidden_port_hints_at_the_dialout_group() -> None:
     assert "permission denied" in message and "dialout" in message
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root opens any file: no permission error")
 def test_a_forbidden_port_for_real(tmp_path: Path) -> None:
+    """A port this user may not open, opened for real: as root (CI), in a forked child that
+    has dropped to the unprivileged ``nobody`` user, since root may open any file."""
     from pace_edge.streaming.errors import TransportClosed
     from pace_edge.streaming.transport import Transport
 
     port = tmp_path / "tty"
     port.write_text("")
     port.chmod(0)
-    with pytest.raises(TransportClosed, match="dialout"):
-        Transport.open(str(port))
+    if os.geteuid() != 0:
+        with pytest.raises(TransportClosed, match="dialout"):
+            Transport.open(str(port))
+        return
+    pid = os.fork()
+    if pid == 0:  # child: exit 0 only when the refusal names the dialout group
+        code = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            Transport.open(str(port))
+            code = 2
+        except TransportClosed as exc:
+            code = 0 if "dialout" in str(exc) and "permission denied" in str(exc) else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 # --- build-native ---------------------------------------------------------------------------

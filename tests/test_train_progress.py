@@ -200,7 +200,8 @@ def test_ctrl_c_saves_the_state_and_resume_finishes_like_an_uninterrupted_run(
     assert resumed.returncode == 0, resumed.stderr
     assert "continuing after" in resumed.stdout
     assert "counting the time before the interruption" in resumed.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["model.json", "weights.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.json.sha256",
+                                                     "weights.safetensors"]
     uninterrupted = train_cli(*options, "--out", tmp_path / "whole")
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     a, b = Bundle.load(out), Bundle.load(tmp_path / "whole")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from pace_edge.benchmark.builds import Build, BuildSpec, export_build, model_size_mb, open_runner
 from pace_edge.benchmark.latency import LatencyStats, measure, model_inputs, settle
@@ -161,6 +162,18 @@ class BenchSession:
                                              self.root / "exports" / preset,
                                              calib=self.data_dir, reuse=self.reuse)
         return self._builds[key]
+
+    def first_runner(self, preset: str,
+                     preference: list[tuple[str, str]]) -> tuple[str, Runner]:
+        """``("backend precision", runner)`` of the first build in ``preference`` that runs
+        here; skips the test, naming why each failed, when none does."""
+        problems = []
+        for backend, precision in preference:
+            try:
+                return f"{backend} {precision}", self.runner(preset, backend, precision)
+            except BuildUnavailable as exc:
+                problems.append(f"{backend} {precision}: {exc}")
+        pytest.skip(f"no {preset} build runs here: " + "; ".join(problems))
 
     def runner(self, preset: str, backend: str, precision: str) -> Runner:
         """The runner, or :class:`BuildUnavailable` (skip: missing backend; else: failed)."""

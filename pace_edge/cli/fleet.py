@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from .stream_fleet import positive_float
+from .common import positive_float
 
 HELP = "live table of the devices streaming to an MQTT broker (pace-edge stream --mqtt)"
 CLEAR = "\x1b[H\x1b[2J"

@@ -18,19 +18,9 @@ from pathlib import Path
 from types import FrameType
 
 from ..errors import PaceEdgeError
-from .common import positive_int
+from .common import positive_float, positive_int
 
 HELP = "emulate a spectrometer (OBP or ASCII lines) on a pseudo-terminal, with fault injection"
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -16,22 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PaceEdgeError
+from .common import positive_float
 
 DEFAULTS_KEY = "_config_defaults"
 REQUIRED_KEY = "_config_required"
 CONVERTERS_KEY = "_config_converters"
 OUTBOX_MAX_MB = 64.0
 HEALTH_INTERVAL_S = 10.0
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

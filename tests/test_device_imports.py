@@ -128,3 +128,4 @@ def test_device_path_works_without_torch_and_onnx_installed(export: Path) -> Non
     assert result["backends"] == ["onnxruntime", "openvino", "openvino"]
     assert result["parity"]
     assert result["bundle_error"].startswith("backend torch: the torch package is not installed")
+    assert "pip install 'pace-edge[train]'" in result["bundle_error"]  # names the extra

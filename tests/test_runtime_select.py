@@ -220,10 +220,12 @@ def test_explicit_backend_not_installed(with_plan: Path, available: set[str]) ->
     available.difference_update({"openvino", "tensorrt"})
     with pytest.raises(PaceEdgeError) as exc:
         select_backend(with_plan, "openvino")
-    assert str(exc.value) == "backend openvino: the openvino package is not installed"
+    assert str(exc.value) == ("backend openvino: the openvino package is not installed "
+                              "(pip install 'pace-edge[device]')")
     with pytest.raises(PaceEdgeError) as exc:
         select_backend(with_plan, "tensorrt")
-    assert str(exc.value) == ("backend tensorrt: the tensorrt package is not installed; run "
+    assert str(exc.value) == ("backend tensorrt: the tensorrt package is not installed (JetPack "
+                              "or NVIDIA's tensorrt wheels; see pace-edge doctor); run "
                               "pace-edge build-engine on the device")
     available.update({"tensorrt"})
     available.discard("gpu")

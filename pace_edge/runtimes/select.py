@@ -164,9 +164,16 @@ def select_backend(
     )
 
 
+# What brings each backend's package (pyproject.toml's extras; TensorRT comes with JetPack).
+INSTALL_HINTS = {"onnxruntime": "pip install 'pace-edge[device]'",
+                 "openvino": "pip install 'pace-edge[device]'",
+                 "torch": "pip install 'pace-edge[train]'",
+                 "tensorrt": "JetPack or NVIDIA's tensorrt wheels; see pace-edge doctor"}
+
+
 def _not_installed(backend: str) -> str:
     package = PACKAGES[backend]
-    return f"the {package} package is not installed"
+    return f"the {package} package is not installed ({INSTALL_HINTS[backend]})"
 
 
 def _for_bundle(path: Path, backend: str, precision: str | None) -> Selection:

@@ -1,7 +1,7 @@
 """``pace-edge build-native``: configure and build ``pace-stream``, the C++ streaming classifier.
 
 Runs CMake on the repository's ``CMakeLists.txt`` (a source checkout: the native sources live
-in ``pace_edge/runtimes/native``), with the OpenVINO C++ runtime that the ``openvino`` wheel
+in the top-level ``runtimes/native``), with the OpenVINO C++ runtime that the ``openvino`` wheel
 ships (``OpenVINO_DIR`` from :func:`openvino.utils.get_cmake_path`) and, with ``--tensorrt``,
 the TensorRT backend (TensorRT >= 10 and the CUDA toolkit, e.g. JetPack 6). Prints where
 ``pace-stream`` is.

@@ -151,10 +151,11 @@ def _gate_problems(result: TargetResult) -> dict[str, str]:
         cal = result.calibration or {}
         last = (cal.get("search") or [{}])[-1]
         problems["sensitivity"] = (
-            f"the float-layer search stopped outside its tolerance (logit NRMSE "
-            f"{last.get('nrmse', float('nan')):.4f} > {cal.get('tolerance_nrmse')} or agreement "
-            f"{last.get('agreement', float('nan')):.2%} below its floor, with "
-            f"{', '.join(last.get('float', [])) or 'no layers'} float)")
+            f"the float-layer search stopped outside its tolerance: its last model "
+            f"({', '.join(last.get('float', [])) or 'no layer'} float) has logit NRMSE "
+            f"{last.get('nrmse', float('nan')):.4f} (tolerance {cal.get('tolerance_nrmse')}) "
+            f"and agreement {last.get('agreement', float('nan')):.2%} on the held-out training "
+            "spectra")
     return problems
 
 

@@ -32,6 +32,7 @@ from ..errors import PaceEdgeError
 from . import INPUT_NAME, TENSORRT_MAX_OPSET, TENSORRT_VERSION, ExportOptions, TargetResult
 from .onnx_graph import ONNX_FILE, export_onnx, ort_graph_counts
 from .onnx_target import onnx_parity
+from .qdq_rules import require_conforming
 from .quantize.pipeline import export_int8
 from .trt_build import (
     CLEARED_FLAGS,
@@ -184,8 +185,6 @@ def export_jetson(bundle: Bundle, out_dir: Path, options: ExportOptions) -> Targ
         return _float_export(bundle, out_dir, options)
     if options.precision != "int8":
         raise PaceEdgeError(f"target jetson supports fp32, fp16 and int8, not {options.precision}")
-    from .qdq_rules import require_conforming
-
     profile = batch_profile(options)
     workspace = int(options.extra.get("workspace_mb", DEFAULT_WORKSPACE_MB))
     result = int8_qdq(bundle, out_dir, options)

@@ -237,6 +237,9 @@ def test_sensitivity_search_outside_its_tolerance_fails_the_export(
     assert manifest.calibration["tolerance_met"] is False
     assert "not met" in (out / "report.md").read_text()
 
+    assert main(["info", str(out)]) == 0
+    assert "status     FAILED its sensitivity gate" in capsys.readouterr().out
+
     # runners refuse it, naming the gate and the flag, unless --allow-failed
     spectrum = tmp_path / "s.npy"
     np.save(spectrum, load_dataset(folder, split="test").x[0])

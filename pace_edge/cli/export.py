@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         write_manifest,
     )
     from ..integrity.signing import load_private_key
+    from ..preprocess.native_support import native_runtime_entry
 
     args.precision = default_precision(args)
     spec = get_target(args.target, args.precision)  # refuse unavailable targets/precisions early
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
                 "model": bundle.config.to_dict(),
             },
             opset=result.opset,
-            runtime=result.runtime,
+            runtime={**result.runtime, **native_runtime_entry(bundle.preprocessing.to_list())},
             parity=result.parity,
             executed_graph=result.executed_graph,
             calibration=result.calibration,

@@ -109,31 +109,31 @@ namespace {
 // A step's parameters: typed access that names the step, and a check for unknown keys.
 class Params {
 public:
-    Params(const std::string& step, const json::Value& item) : step_(step), item_(item) {}
+    Params(const std::string& step, const Json& item) : step_(step), item_(item) {}
 
-    const json::Value* get(const std::string& key) {
+    const Json* get(const std::string& key) {
         used_.insert(key);
-        return item_.find(key);
+        return json::find(item_, key);
     }
     double number(const std::string& key, double fallback, bool required = false) {
-        const json::Value* v = get(key);
+        const Json* v = get(key);
         if (v == nullptr || v->is_null()) {
             if (required) fail("missing parameter " + key);
             return fallback;
         }
-        if (!v->is_number() || !std::isfinite(v->as_number()))
+        if (!v->is_number() || !std::isfinite(v->get<double>()))
             fail(key + " must be a finite number");
-        return v->as_number();
+        return v->get<double>();
     }
     int integer(const std::string& key, int fallback, int minimum, bool required = false) {
-        const json::Value* v = get(key);
+        const Json* v = get(key);
         if (v == nullptr || v->is_null()) {
             if (required) fail("missing parameter " + key);
             return fallback;
         }
         long long i = 0;
         try {
-            i = v->as_integer(key);
+            i = json::integer(*v, key);
         } catch (const JsonError&) {
             fail(key + " must be an integer");
         }
@@ -141,13 +141,13 @@ public:
         return int(i);
     }
     std::string string(const std::string& key, const std::string& fallback) {
-        const json::Value* v = get(key);
+        const Json* v = get(key);
         if (v == nullptr) return fallback;
         if (!v->is_string()) fail(key + " must be a string");
-        return v->as_string();
+        return v->get<std::string>();
     }
     void finish(const std::string& hint = "") {
-        for (const auto& [key, value] : item_.as_object())
+        for (const auto& [key, value] : item_.items())
             if (key != "name" && !used_.count(key)) fail("unknown parameter " + key + hint);
     }
     [[noreturn]] void fail(const std::string& what) const {
@@ -156,16 +156,16 @@ public:
 
 private:
     std::string step_;
-    const json::Value& item_;
+    const Json& item_;
     std::set<std::string> used_;
 };
 
-Vec number_list(Params& p, const json::Value& v, const std::string& key) {
+Vec number_list(Params& p, const Json& v, const std::string& key) {
     if (!v.is_array()) p.fail(key + " must be a list of numbers");
     Vec out;
-    for (const auto& e : v.as_array()) {
-        if (!e.is_number() || !std::isfinite(e.as_number())) p.fail(key + " must hold finite numbers");
-        out.push_back(e.as_number());
+    for (const Json& e : v) {
+        if (!e.is_number() || !std::isfinite(e.get<double>())) p.fail(key + " must hold finite numbers");
+        out.push_back(e.get<double>());
     }
     if (out.size() < 2) p.fail(key + " needs at least 2 points");
     for (size_t i = 1; i < out.size(); ++i)
@@ -196,10 +196,10 @@ Step crop_step(Params& p) {
 
 Step resample_step(Params& p) {
     Vec target;
-    const json::Value* axis = p.get("axis");
-    const json::Value* start = p.get("start");
-    const json::Value* stop = p.get("stop");
-    const json::Value* num = p.get("num");
+    const Json* axis = p.get("axis");
+    const Json* start = p.get("start");
+    const Json* stop = p.get("stop");
+    const Json* num = p.get("num");
     const bool grid = (start && !start->is_null()) || (stop && !stop->is_null()) ||
                       (num && !num->is_null());
     if (axis != nullptr && !axis->is_null()) {
@@ -244,7 +244,7 @@ Step baseline_step(Params& p) {
     }
     WhittakerOptions o;
     if (method == "arpls") o.lam = 1e5;
-    const json::Value* options = p.get("options");
+    const Json* options = p.get("options");
     if (options != nullptr && !options->is_null()) {
         if (!options->is_object()) p.fail("options must be an object");
         Params q("baseline:" + method, *options);
@@ -253,7 +253,7 @@ Step baseline_step(Params& p) {
         o.diff_order = q.integer("diff_order", o.diff_order, 1);
         o.max_iter = q.integer("max_iter", o.max_iter, 0);
         o.tol = q.number("tol", o.tol);
-        const json::Value* weights = q.get("weights");
+        const Json* weights = q.get("weights");
         if (weights != nullptr && !weights->is_null())
             q.fail("initial weights are not supported by the native runtime");
         q.finish(std::string(" (the native runtime supports lam, ") +
@@ -302,13 +302,14 @@ void check_axis(const Vec& axis, size_t length) {
 
 }  // namespace
 
-Pipeline Pipeline::from_json(const json::Value& steps) {
+Pipeline Pipeline::from_json(const Json& steps) {
     if (!steps.is_array()) throw Error("preprocessing must be a list of steps");
     Pipeline out;
-    for (const auto& item : steps.as_array()) {
-        if (!item.is_object() || item.find("name") == nullptr || !item.at("name").is_string())
+    for (const Json& item : steps) {
+        const Json* name_field = json::find(item, "name");
+        if (name_field == nullptr || !name_field->is_string())
             throw Error("a preprocessing step must be an object with a 'name'");
-        const std::string name = item.at("name").as_string();
+        const std::string name = name_field->get<std::string>();
         Params p(name, item);
         Step step;
         if (name == "crop") step = crop_step(p);

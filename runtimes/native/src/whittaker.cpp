@@ -1,8 +1,13 @@
 // pybaselines' asls and arpls: iteratively reweighted Whittaker smoothing,
-// (W + lam D'D) z = W y, solved as scipy.linalg.solveh_banded does (LAPACK dpbtf2/dpbtrs
-// banded Cholesky, reproduced step by step).
+// (W + lam D'D) z = W y, with D the diff_order-th difference matrix. The system is banded,
+// symmetric positive definite; Eigen's sparse Cholesky in natural order (no permutation, so
+// no fill outside the band) factorises it as LAPACK's banded Cholesky does (scipy's
+// solveh_banded, which pybaselines calls), the pattern analysed once per spectrum length.
 #include <cmath>
 #include <limits>
+
+#include <Eigen/SparseCholesky>
+#include <Eigen/SparseCore>
 
 #include "pace/errors.hpp"
 #include "pace/preprocess.hpp"
@@ -18,77 +23,51 @@ namespace {
 
 constexpr double kMinFloat = std::numeric_limits<double>::epsilon();  // pybaselines _MIN_FLOAT
 
-// Lower bands of D'D for the `order`-th difference matrix D (n-order by n):
-// bands[k][j] = (D'D)[j + k][j], k = 0..order, zero past the end.
-std::vector<Vec> penalty_bands(size_t n, int order) {
-    Vec c(size_t(order) + 1);  // coefficients of one difference row: (-1)^(order-k) C(order, k)
+using Sparse = Eigen::SparseMatrix<double>;
+
+// lam * D'D for the `order`-th difference matrix D ((n - order) x n).
+Sparse penalty(size_t n, int order, double lam) {
+    Vec c(size_t(order) + 1);  // one row of D: (-1)^(order-k) C(order, k)
     for (int k = 0; k <= order; ++k) {
         double binom = 1.0;
         for (int i = 0; i < k; ++i) binom = binom * double(order - i) / double(i + 1);
         c[size_t(k)] = ((order - k) % 2 ? -1.0 : 1.0) * std::round(binom);
     }
-    std::vector<Vec> bands(size_t(order) + 1, Vec(n, 0.0));
-    const size_t d = size_t(order);
-    for (size_t row = 0; row + d < n; ++row)  // row `row` of D touches columns row..row+d
-        for (size_t a = 0; a <= d; ++a)
-            for (size_t b = 0; b <= a; ++b) bands[a - b][row + b] += c[a] * c[b];
-    return bands;
-}
-
-// Solve A z = rhs for symmetric positive definite banded A given by its lower bands
-// (dpbtf2 + dpbtrs, lower). `ab` is overwritten by the Cholesky factor.
-Vec solve_banded_spd(std::vector<Vec>& ab, Vec rhs) {
-    const size_t n = rhs.size(), kd = ab.size() - 1;
-    for (size_t j = 0; j < n; ++j) {  // dpbtf2
-        double ajj = ab[0][j];
-        if (!(ajj > 0.0)) {
-            throw DataError("baseline fit failed: the Whittaker system is not positive definite "
-                            "(leading minor " + std::to_string(j + 1) + ")");
-        }
-        ajj = std::sqrt(ajj);
-        ab[0][j] = ajj;
-        const size_t kn = std::min(kd, n - 1 - j);
-        const double inv = 1.0 / ajj;
-        for (size_t i = 1; i <= kn; ++i) ab[i][j] *= inv;  // dscal
-        for (size_t jj = 1; jj <= kn; ++jj) {               // dsyr, lower, alpha = -1
-            const double temp = -ab[jj][j];
-            if (temp == 0.0) continue;
-            for (size_t ii = jj; ii <= kn; ++ii) ab[ii - jj][j + jj] += ab[ii][j] * temp;
-        }
-    }
-    for (size_t j = 0; j < n; ++j) {  // dtbsv lower, no transpose: L y = b
-        if (rhs[j] != 0.0) {
-            rhs[j] /= ab[0][j];
-            const double temp = rhs[j];
-            for (size_t i = j + 1; i <= std::min(n - 1, j + kd); ++i) rhs[i] -= temp * ab[i - j][j];
-        }
-    }
-    for (size_t j = n; j-- > 0;) {  // dtbsv lower, transpose: L' z = y
-        double temp = rhs[j];
-        for (size_t i = std::min(n - 1, j + kd); i > j; --i) temp -= ab[i - j][j] * rhs[i];
-        rhs[j] = temp / ab[0][j];
-    }
-    return rhs;
+    const size_t d = size_t(order), rows = n > d ? n - d : 0;
+    std::vector<Eigen::Triplet<double>> entries;
+    for (size_t row = 0; row < rows; ++row)
+        for (size_t k = 0; k <= d; ++k) entries.emplace_back(int(row), int(row + k), c[k]);
+    Sparse diff(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(n));
+    diff.setFromTriplets(entries.begin(), entries.end());
+    Sparse out = Sparse(diff.transpose() * diff) * lam;  // exact integers, then one rounding
+    for (Eigen::Index i = 0; i < out.rows(); ++i) out.coeffRef(i, i) += 0.0;  // a full diagonal
+    out.makeCompressed();
+    return out;
 }
 
 class WhittakerSystem {
 public:
-    WhittakerSystem(size_t n, double lam, int order) : bands_(penalty_bands(n, order)) {
-        for (Vec& band : bands_)
-            for (double& v : band) v *= lam;
+    WhittakerSystem(size_t n, double lam, int order) : penalty_(penalty(n, order, lam)) {
+        solver_.analyzePattern(penalty_);
     }
-    Vec solve(const Vec& weights, const Vec& y) const {
-        std::vector<Vec> ab = bands_;
-        Vec rhs(y.size());
-        for (size_t i = 0; i < y.size(); ++i) {
-            ab[0][i] = bands_[0][i] + weights[i];
-            rhs[i] = weights[i] * y[i];
+    Vec solve(const Vec& weights, const Vec& y) {
+        const Eigen::Index n = Eigen::Index(y.size());
+        Sparse system = penalty_;
+        Eigen::VectorXd rhs(n);
+        for (Eigen::Index i = 0; i < n; ++i) {
+            system.coeffRef(i, i) += weights[size_t(i)];
+            rhs[i] = weights[size_t(i)] * y[size_t(i)];
         }
-        return solve_banded_spd(ab, std::move(rhs));
+        solver_.factorize(system);
+        if (solver_.info() != Eigen::Success)
+            throw DataError("baseline fit failed: the Whittaker system is not positive definite");
+        const Eigen::VectorXd z = solver_.solve(rhs);
+        return Vec(z.data(), z.data() + n);
     }
 
 private:
-    std::vector<Vec> bands_;
+    Sparse penalty_;
+    Eigen::SimplicialLLT<Sparse, Eigen::Lower, Eigen::NaturalOrdering<int>> solver_;
 };
 
 double norm2(const Vec& v) {
@@ -113,7 +92,7 @@ void check_options(const Vec& y, const WhittakerOptions& o) {
 
 Vec asls_baseline(const Vec& y, const WhittakerOptions& o) {
     check_options(y, o);
-    const WhittakerSystem system(y.size(), o.lam, o.diff_order);
+    WhittakerSystem system(y.size(), o.lam, o.diff_order);
     Vec weights(y.size(), 1.0), baseline;
     for (int i = 0; i <= o.max_iter; ++i) {
         baseline = system.solve(weights, y);
@@ -127,7 +106,7 @@ Vec asls_baseline(const Vec& y, const WhittakerOptions& o) {
 
 Vec arpls_baseline(const Vec& y, const WhittakerOptions& o) {
     check_options(y, o);
-    const WhittakerSystem system(y.size(), o.lam, o.diff_order);
+    WhittakerSystem system(y.size(), o.lam, o.diff_order);
     Vec weights(y.size(), 1.0), baseline;
     for (int i = 0; i <= o.max_iter; ++i) {
         baseline = system.solve(weights, y);

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "check.hpp"
+#include "checks.hpp"
 #include "pace/errors.hpp"
 #include "pace/json.hpp"
 #include "pace/preprocess.hpp"
@@ -42,16 +42,15 @@ const Vec kResampleGrid = {103.97907993222044, 104.55401055850591, 116.997429753
 // |a - b| <= rel * (|b| + max|b|): relative per element, with the vector's scale as a floor.
 void check_vec(const Vec& got, const Vec& want, double rel, const char* what, int line) {
     if (got.size() != want.size()) {
-        check::fail(__FILE__, line, std::string(what) + ": size " + std::to_string(got.size()) + " vs " +
-                                        std::to_string(want.size()));
+        ADD_FAIL_CHECK_AT(__FILE__, line, what << ": size " << got.size() << " vs " << want.size());
         return;
     }
     double scale = 0;
     for (double v : want) scale = std::max(scale, std::fabs(v));
     for (size_t i = 0; i < got.size(); ++i) {
         if (std::fabs(got[i] - want[i]) > rel * (std::fabs(want[i]) + scale)) {
-            check::fail(__FILE__, line, std::string(what) + "[" + std::to_string(i) + "]: " +
-                                            json::number(got[i]) + " vs " + json::number(want[i]));
+            ADD_FAIL_CHECK_AT(__FILE__, line, what << "[" << i << "]: " << json::number_text(got[i]) << " vs "
+                                                   << json::number_text(want[i]));
             return;
         }
     }
@@ -68,38 +67,38 @@ Vec run(const std::string& steps, const Vec& x, Vec* axis_out = nullptr) {
 
 }  // namespace
 
-TEST(interp_is_np_interp_with_exact_nodes) {
+TEST_CASE("interp is np interp with exact nodes") {
     CHECK_VEC(pace::interp(kTarget, kAxis, kX), kInterp, 1e-15);
     const Vec same = pace::interp(kAxis, kAxis, kX);
     CHECK(same == kX);  // coinciding nodes are copied exactly
 }
 
-TEST(resample_steps) {
+TEST_CASE("resample steps") {
     Vec axis;
     CHECK_VEC(run(R"([{"name":"resample","start":401,"stop":445,"num":12}])", kX, &axis), kResampleGrid, 1e-14);
-    CHECK(axis.size() == 12 && axis.front() == 401 && axis.back() == 445);
-    CHECK_THROWS(run(R"([{"name":"resample","axis":[398.0, 420.0]}])", kX), pace::DataError,
+    CHECK((axis.size() == 12 && axis.front() == 401 && axis.back() == 445));
+    CHECK_THROWS_CONTAINING(run(R"([{"name":"resample","axis":[398.0, 420.0]}])", kX), pace::DataError,
                  "extends beyond the data's axis 400..446 by more than half a step");
     Vec a2;  // half a step of overhang is allowed (edge value held)
     CHECK(run(R"([{"name":"resample","axis":[399.0, 447.0]}])", kX, &a2) == (Vec{kX.front(), kX.back()}));
 }
 
-TEST(crop_step) {
+TEST_CASE("crop step") {
     Vec axis;
     CHECK(run(R"([{"name":"crop","lo":410,"hi":430}])", kX, &axis) == kCrop);
-    CHECK(axis.front() == 410 && axis.back() == 430);
-    CHECK_THROWS(run(R"([{"name":"crop","lo":401,"hi":401.5}])", kX), pace::DataError, "keeps 0 point(s)");
+    CHECK((axis.front() == 410 && axis.back() == 430));
+    CHECK_THROWS_CONTAINING(run(R"([{"name":"crop","lo":401,"hi":401.5}])", kX), pace::DataError, "keeps 0 point(s)");
 }
 
-TEST(savgol_matches_scipy_interp_mode) {
+TEST_CASE("savgol matches scipy interp mode") {
     CHECK_VEC(run(R"([{"name":"savgol","window":7,"polyorder":2,"deriv":0}])", kX), kSavgol72, 1e-12);
     CHECK_VEC(run(R"([{"name":"savgol","window":5,"polyorder":3,"deriv":1}])", kX), kSavgol531, 1e-10);
     CHECK_VEC(run(R"([{"name":"savgol","window":1,"polyorder":0}])", kX), kSavgol11, 1e-15);
-    CHECK_THROWS(run(R"([{"name":"savgol","window":25,"polyorder":2}])", kX), pace::DataError,
+    CHECK_THROWS_CONTAINING(run(R"([{"name":"savgol","window":25,"polyorder":2}])", kX), pace::DataError,
                  "savgol window 25 is longer than the spectra (24 points)");
 }
 
-TEST(normalize_methods_and_zero_guards) {
+TEST_CASE("normalize methods and zero guards") {
     CHECK_VEC(run(R"([{"name":"normalize","method":"minmax"}])", kX), kMinMax, 1e-15);
     CHECK_VEC(run(R"([{"name":"normalize","method":"vector"}])", kX), kVector, 1e-15);
     CHECK_VEC(run(R"([{"name":"normalize","method":"snv"}])", kX), kSnv, 1e-15);
@@ -113,45 +112,43 @@ TEST(normalize_methods_and_zero_guards) {
     }
 }
 
-TEST(whittaker_baselines_match_pybaselines) {
+TEST_CASE("whittaker baselines match pybaselines") {
     CHECK_VEC(run(R"([{"name":"baseline","method":"asls","options":{"lam":100,"p":0.05}}])", kX), kAsls, 1e-9);
     CHECK_VEC(run(R"([{"name":"baseline","method":"arpls","options":{"lam":1000}}])", kX), kArpls, 1e-9);
     CHECK_VEC(run(R"([{"name":"baseline","method":"asls","options":{"lam":10,"diff_order":1}}])", kX), kAsls1, 1e-9);
 }
 
-TEST(despike_replaces_the_spike_only) {
+TEST_CASE("despike replaces the spike only") {
     const std::vector<bool> mask = pace::spike_mask(kSpiked, 6.0, 3);
     for (size_t i = 0; i < mask.size(); ++i) CHECK(mask[i] == (i == 6));
     CHECK_VEC(run(R"([{"name":"despike","threshold":6.0,"window":3}])", kSpiked), kDespiked, 1e-15);
     CHECK(run(R"([{"name":"despike","threshold":6.0,"window":3}])", kX) == kX);  // no spike: identical
 }
 
-TEST(unsupported_steps_are_refused_by_name) {
+TEST_CASE("unsupported steps are refused by name") {
     auto build = [](const char* steps) { return pace::Pipeline::from_json(json::parse(steps)); };
-    CHECK_THROWS(build(R"([{"name":"baseline","method":"snip","options":{}}])"), pace::Error,
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"baseline","method":"snip","options":{}}])"), pace::Error,
                  "baseline method 'snip' is not implemented in the native runtime");
-    CHECK_THROWS(build(R"([{"name":"smooth"}])"), pace::Error, "unknown preprocessing step 'smooth'");
-    CHECK_THROWS(build(R"([{"name":"baseline","method":"asls","options":{"lam":1e5,"bogus":1}}])"),
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"smooth"}])"), pace::Error, "unknown preprocessing step 'smooth'");
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"baseline","method":"asls","options":{"lam":1e5,"bogus":1}}])"),
                  pace::Error, "unknown parameter bogus");
-    CHECK_THROWS(build(R"([{"name":"baseline","method":"asls","options":{"weights":[1,2]}}])"), pace::Error,
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"baseline","method":"asls","options":{"weights":[1,2]}}])"), pace::Error,
                  "initial weights are not supported");
-    CHECK_THROWS(build(R"([{"name":"normalize","method":"l3"}])"), pace::Error, "method must be one of");
-    CHECK_THROWS(build(R"([{"name":"savgol","window":4,"polyorder":2}])"), pace::Error, "window must be odd");
-    CHECK_THROWS(build(R"([{"name":"crop","lo":5}])"), pace::Error, "missing parameter hi");
-    CHECK_THROWS(build(R"({"name":"crop"})"), pace::Error, "must be a list of steps");
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"normalize","method":"l3"}])"), pace::Error, "method must be one of");
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"savgol","window":4,"polyorder":2}])"), pace::Error, "window must be odd");
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"crop","lo":5}])"), pace::Error, "missing parameter hi");
+    CHECK_THROWS_CONTAINING(build(R"({"name":"crop"})"), pace::Error, "must be a list of steps");
 }
 
-TEST(bad_spectra_are_data_errors) {
+TEST_CASE("bad spectra are data errors") {
     const pace::Pipeline p = pace::Pipeline::from_json(json::parse(R"([{"name":"normalize","method":"snv"}])"));
     Vec x = kX, axis = kAxis;
     x[3] = NAN;
-    CHECK_THROWS(p.apply(x, axis), pace::DataError, "spectrum: non-finite intensity nan at x=406");
+    CHECK_THROWS_CONTAINING(p.apply(x, axis), pace::DataError, "spectrum: non-finite intensity nan at x=406");
     x = kX;
     axis[5] = axis[4];
-    CHECK_THROWS(p.apply(x, axis), pace::DataError, "axis is not strictly increasing at point 5");
+    CHECK_THROWS_CONTAINING(p.apply(x, axis), pace::DataError, "axis is not strictly increasing at point 5");
     axis = kAxis;
     x.pop_back();
-    CHECK_THROWS(p.apply(x, axis), pace::DataError, "axis has 24 points but spectra have 23");
+    CHECK_THROWS_CONTAINING(p.apply(x, axis), pace::DataError, "axis has 24 points but spectra have 23");
 }
-
-TEST_MAIN()

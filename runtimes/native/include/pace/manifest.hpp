@@ -30,12 +30,19 @@ struct Manifest {
     size_t input_length = 0;
     long long batch = 0;  // 0: dynamic
     std::vector<double> axis;
-    json::Value preprocessing;
+    Json preprocessing;  // the list of steps
     std::string output_name;
     size_t num_classes = 0;
     std::vector<std::string> classes;
-    json::Value runtime;  // settings runners must apply, per runtime
-    json::Value raw;      // the whole document
+    Json runtime = Json::object();  // settings runners must apply, per runtime
+    Json raw;                       // the whole document
+    // The quality gates the export records as failed (see failed_gates); empty: it passed.
+    std::vector<std::string> failed_gates;
+    // runtime["pace-stream"] (pace_edge.preprocess.native_support): whether this runtime
+    // implements the preprocessing, else the first step it lacks and why. Exports written
+    // before the record existed say nothing (true); Pipeline::from_json still refuses by name.
+    bool native_preprocessing = true;
+    std::string native_step, native_reason;
 
     // The first artefact of `kind`, or nullptr.
     const Artefact* find_artefact(const std::string& kind) const;
@@ -62,5 +69,20 @@ void write_digest(const std::string& path, std::string_view data);
 
 // Parse a manifest document (no file checks): for tests and tools.
 Manifest parse_manifest(const std::string& text, const std::string& directory);
+
+// The gates a manifest document records as failed, one line each: a parity row with
+// "passed": false ("parity check of model.onnx on onnxruntime"), "accuracy": {"passed": false}
+// ("accuracy gate on DATA"), a "status" other than "passed" ("export status 'failed'",
+// with its "status_detail" when given). pace-stream refuses such an export unless
+// --allow-failed.
+std::vector<std::string> failed_gates(const Json& manifest);
+
+// BundleError naming the export, its first failed gate and --allow-failed, when `m` records
+// one; nothing otherwise.
+void refuse_failed_export(const Manifest& m);
+
+// BundleError naming the step, when the manifest records that this runtime cannot run the
+// export's preprocessing.
+void refuse_unsupported_preprocessing(const Manifest& m);
 
 }  // namespace pace

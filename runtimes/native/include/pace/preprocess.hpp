@@ -1,5 +1,5 @@
 // The export manifest's preprocessing steps, computed as pace_edge.preprocess does, operation
-// for operation (numpy's pairwise sums, np.interp's formula, LAPACK's banded Cholesky): crop,
+// for operation (numpy's pairwise sums, np.interp's formula, a banded Cholesky): crop,
 // resample, normalize and despike are bit-exact or within a few ulp, savgol within ~1e-12
 // relative; the Whittaker baselines (ill-conditioned for large lam) within ~1e-8 of the
 // spectrum's scale.
@@ -59,7 +59,7 @@ struct Step {
 class Pipeline {
 public:
     // From the manifest's ``input.preprocessing`` list; Error naming what is unsupported.
-    static Pipeline from_json(const json::Value& steps);
+    static Pipeline from_json(const Json& steps);
 
     // Preprocess one spectrum in place (x and axis replaced by the result); DataError if
     // the spectrum or its axis cannot be used (as Pipeline.apply raises DataError).

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pace_edge.preprocess import STEPS, Pipeline
-from pace_edge.preprocess.baseline import SUPPORTED_BASELINES
+from pace_edge.preprocess.baseline import SUPPORTED_BASELINES, method_options
 from pace_edge.preprocess.native_support import (
     NATIVE_BASELINES,
     NATIVE_STEPS,
@@ -29,6 +29,11 @@ def test_every_python_step_has_a_native_twin() -> None:
     assert set(NATIVE_BASELINES) <= set(SUPPORTED_BASELINES)
 
 
+@pytest.mark.parametrize("method", sorted(NATIVE_BASELINES))
+def test_native_baselines_take_every_option_but_initial_weights(method: str) -> None:
+    assert set(NATIVE_BASELINES[method]) | {"weights"} == set(method_options(method))
+
+
 @pytest.mark.parametrize("method", SUPPORTED_BASELINES)
 def test_baseline_methods(method: str) -> None:
     steps = Pipeline.from_spec(f"despike,baseline:{method},normalize:snv").to_list()
@@ -38,7 +43,7 @@ def test_baseline_methods(method: str) -> None:
     else:
         assert record["preprocessing"] is False
         assert record["step"] == f"baseline:{method}"
-        assert "asls and arpls only" in record["reason"]
+        assert "asls, arpls, airpls and iarpls only" in record["reason"]
         assert record["reason"].endswith("run this export with pace-edge stream (Python)")
 
 

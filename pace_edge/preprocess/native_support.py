@@ -1,8 +1,8 @@
 """Whether ``pace-stream``, the native (C++) runtime, can run a preprocessing pipeline.
 
 The native runtime (``runtimes/native/src/preprocess.cpp``) implements every step the Python
-side offers, but of pybaselines' baseline methods only ``asls`` and ``arpls`` (with their
-``lam``, ``p``, ``diff_order``, ``max_iter`` and ``tol`` options, no initial ``weights``). The
+side offers, but of pybaselines' baseline methods only ``asls``, ``arpls``, ``airpls`` and
+``iarpls`` (with their options except initial ``weights``). The
 export records the verdict in the manifest, ``runtime["pace-stream"]``::
 
     {"preprocessing": true}
@@ -25,6 +25,8 @@ NATIVE_STEPS = ("crop", "resample", "savgol", "baseline", "normalize", "despike"
 NATIVE_BASELINES: dict[str, tuple[str, ...]] = {
     "asls": ("lam", "p", "diff_order", "max_iter", "tol"),
     "arpls": ("lam", "diff_order", "max_iter", "tol"),
+    "airpls": ("lam", "diff_order", "max_iter", "tol", "normalize_weights"),
+    "iarpls": ("lam", "diff_order", "max_iter", "tol"),
 }
 
 
@@ -42,7 +44,8 @@ def unsupported_step(steps: Sequence[Mapping[str, Any]]) -> tuple[str, str] | No
             continue
         method = str(item.get("method", "asls"))
         if method not in NATIVE_BASELINES:
-            known = " and ".join(NATIVE_BASELINES)
+            *first, last = NATIVE_BASELINES
+            known = f"{', '.join(first)} and {last}"
             return f"baseline:{method}", f"pace-stream computes the baseline methods {known} only"
         options = item.get("options") or {}
         if options.get("weights") is not None:

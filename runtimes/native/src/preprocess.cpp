@@ -140,6 +140,12 @@ public:
         if (i < minimum || i > 1000000) fail(key + " must be >= " + std::to_string(minimum));
         return int(i);
     }
+    bool boolean(const std::string& key, bool fallback) {
+        const Json* v = get(key);
+        if (v == nullptr || v->is_null()) return fallback;
+        if (!v->is_boolean()) fail(key + " must be true or false");
+        return v->get<bool>();
+    }
     std::string string(const std::string& key, const std::string& fallback) {
         const Json* v = get(key);
         if (v == nullptr) return fallback;
@@ -238,36 +244,34 @@ Step baseline_step(Params& p) {
     const auto& ok = supported_baselines();
     if (std::find(ok.begin(), ok.end(), method) == ok.end()) {
         p.fail("baseline method '" + method +
-               "' is not implemented in the native runtime (it computes asls and arpls); "
-               "use the Python runtime (pace-edge stream) or retrain with baseline:asls or "
-               "baseline:arpls");
+               "' is not implemented in the native runtime (it computes asls, arpls, airpls and "
+               "iarpls); use the Python runtime (pace-edge stream) or retrain with one of those");
     }
     WhittakerOptions o;
-    if (method == "arpls") o.lam = 1e5;
+    if (method == "arpls" || method == "iarpls") o.lam = 1e5;
     const Json* options = p.get("options");
     if (options != nullptr && !options->is_null()) {
         if (!options->is_object()) p.fail("options must be an object");
         Params q("baseline:" + method, *options);
         o.lam = q.number("lam", o.lam);
         if (method == "asls") o.p = q.number("p", o.p);
+        if (method == "airpls") o.normalize_weights = q.boolean("normalize_weights", false);
         o.diff_order = q.integer("diff_order", o.diff_order, 1);
         o.max_iter = q.integer("max_iter", o.max_iter, 0);
         o.tol = q.number("tol", o.tol);
         const Json* weights = q.get("weights");
         if (weights != nullptr && !weights->is_null())
             q.fail("initial weights are not supported by the native runtime");
-        q.finish(std::string(" (the native runtime supports lam, ") +
-                 (method == "asls" ? "p, " : "") + "diff_order, max_iter, tol)");
+        q.finish(std::string(" (the native runtime supports lam, ") + (method == "asls" ? "p, " : "") +
+                 (method == "airpls" ? "normalize_weights, " : "") + "diff_order, max_iter, tol)");
         if (!(o.lam > 0)) q.fail("lam must be positive");
         if (method == "asls" && !(o.p > 0 && o.p < 1)) q.fail("p must be between 0 and 1");
     }
-    if (method == "asls")
-        return {"baseline", [o](Vec& x, Vec&) {
-                    Vec b = asls_baseline(x, o);
-                    for (size_t i = 0; i < x.size(); ++i) x[i] -= b[i];
-                }};
-    return {"baseline", [o](Vec& x, Vec&) {
-                Vec b = arpls_baseline(x, o);
+    Vec (*fit)(const Vec&, const WhittakerOptions&) =
+        method == "asls" ? asls_baseline : method == "arpls" ? arpls_baseline
+        : method == "airpls" ? airpls_baseline : iarpls_baseline;
+    return {"baseline", [o, fit](Vec& x, Vec&) {
+                const Vec b = fit(x, o);
                 for (size_t i = 0; i < x.size(); ++i) x[i] -= b[i];
             }};
 }

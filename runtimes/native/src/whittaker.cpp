@@ -1,8 +1,9 @@
-// pybaselines' asls and arpls: iteratively reweighted Whittaker smoothing,
+// pybaselines' asls, arpls, airpls and iarpls: iteratively reweighted Whittaker smoothing,
 // (W + lam D'D) z = W y, with D the diff_order-th difference matrix. The system is banded,
 // symmetric positive definite; Eigen's sparse Cholesky in natural order (no permutation, so
 // no fill outside the band) factorises it as LAPACK's banded Cholesky does (scipy's
 // solveh_banded, which pybaselines calls), the pattern analysed once per spectrum length.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -15,7 +16,7 @@
 namespace pace {
 
 const std::vector<std::string>& supported_baselines() {
-    static const std::vector<std::string> methods = {"asls", "arpls"};
+    static const std::vector<std::string> methods = {"asls", "arpls", "airpls", "iarpls"};
     return methods;
 }
 
@@ -123,6 +124,73 @@ Vec arpls_baseline(const Vec& y, const WhittakerOptions& o) {
         for (size_t k = 0; k < y.size(); ++k) {
             const double v = -(2 / sd) * (residual[k] - shift);
             next[k] = 1.0 / (1.0 + std::exp(-v));  // scipy.special.expit
+        }
+        if (relative_difference(weights, next) < o.tol) break;
+        weights.swap(next);
+    }
+    return baseline;
+}
+
+namespace {
+
+// y - baseline, and its negative entries in order (pybaselines' residual[residual < 0]).
+void residuals(const Vec& y, const Vec& baseline, Vec& residual, Vec& negative) {
+    residual.resize(y.size());
+    negative.clear();
+    for (size_t k = 0; k < y.size(); ++k) {
+        residual[k] = y[k] - baseline[k];
+        if (residual[k] < 0) negative.push_back(residual[k]);
+    }
+}
+
+}  // namespace
+
+Vec airpls_baseline(const Vec& y, const WhittakerOptions& o) {
+    check_options(y, o);
+    WhittakerSystem system(y.size(), o.lam, o.diff_order);
+    Vec magnitude(y.size());
+    for (size_t k = 0; k < y.size(); ++k) magnitude[k] = std::fabs(y[k]);
+    const double y_l1_norm = sum(magnitude);
+    const double log_max = std::log(std::numeric_limits<double>::max());
+    const double inner_max = std::nextafter(log_max, 0.0);  // log_max - np.spacing(log_max)
+    Vec weights(y.size(), 1.0), baseline, residual, negative;
+    for (int i = 1; i <= o.max_iter + 1; ++i) {
+        baseline = system.solve(weights, y);
+        residuals(y, baseline, residual, negative);
+        if (negative.size() < 2) break;  // pybaselines exits early (and warns)
+        const double residual_l1_norm = sum(negative);
+        const double scale = double(std::min(i, 50)) / residual_l1_norm;
+        Vec next(y.size(), 0.0);
+        double largest = 0.0;
+        for (size_t k = 0; k < y.size(); ++k) {
+            if (!(residual[k] < 0)) continue;
+            next[k] = std::exp(std::clamp(scale * residual[k], 0.0, inner_max));
+            largest = std::max(largest, next[k]);
+        }
+        if (o.normalize_weights)
+            for (size_t k = 0; k < y.size(); ++k)
+                if (residual[k] < 0) next[k] /= largest;
+        if (std::fabs(residual_l1_norm) / y_l1_norm < o.tol) break;
+        weights.swap(next);
+    }
+    return baseline;
+}
+
+Vec iarpls_baseline(const Vec& y, const WhittakerOptions& o) {
+    check_options(y, o);
+    WhittakerSystem system(y.size(), o.lam, o.diff_order);
+    Vec weights(y.size(), 1.0), baseline, residual, negative;
+    for (int i = 1; i <= o.max_iter + 1; ++i) {
+        baseline = system.solve(weights, y);
+        residuals(y, baseline, residual, negative);
+        if (negative.size() < 2) break;  // pybaselines exits early (and warns)
+        double sd = stddev(negative, 1);
+        if (sd == 0) sd = kMinFloat;  // pybaselines _safe_std
+        const double gain = std::exp(double(std::min(i, 100))) / sd;
+        Vec next(y.size());
+        for (size_t k = 0; k < y.size(); ++k) {
+            const double inner = gain * (residual[k] - 2 * sd);
+            next[k] = 0.5 * (1 - (inner / std::sqrt(1 + inner * inner)));
         }
         if (relative_difference(weights, next) < o.tol) break;
         weights.swap(next);

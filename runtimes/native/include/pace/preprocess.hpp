@@ -4,7 +4,7 @@
 // relative; the Whittaker baselines (ill-conditioned for large lam) within ~1e-8 of the
 // spectrum's scale.
 //
-// Steps: crop, resample, savgol, baseline (pybaselines asls and arpls only), normalize
+// Steps: crop, resample, savgol, baseline (pybaselines asls, arpls, airpls, iarpls), normalize
 // (minmax, vector, snv, area, max), despike. Any other step or baseline method is refused
 // when the pipeline is built, with an error naming it.
 #pragma once
@@ -39,9 +39,12 @@ struct WhittakerOptions {
     int diff_order = 2;
     int max_iter = 50;
     double tol = 1e-3;
+    bool normalize_weights = false;  // airpls only
 };
 Vec asls_baseline(const Vec& y, const WhittakerOptions& options);
 Vec arpls_baseline(const Vec& y, const WhittakerOptions& options);
+Vec airpls_baseline(const Vec& y, const WhittakerOptions& options);
+Vec iarpls_baseline(const Vec& y, const WhittakerOptions& options);
 // The baseline methods this runtime computes; others are refused by name.
 const std::vector<std::string>& supported_baselines();
 

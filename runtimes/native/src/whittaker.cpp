@@ -48,18 +48,22 @@ Sparse penalty(size_t n, int order, double lam) {
 
 class WhittakerSystem {
 public:
-    WhittakerSystem(size_t n, double lam, int order) : penalty_(penalty(n, order, lam)) {
-        solver_.analyzePattern(penalty_);
+    WhittakerSystem(size_t n, double lam, int order) : penalty_(penalty(n, order, lam)), system_(penalty_) {
+        diagonal_.resize(n);  // where each diagonal entry sits in the compressed values
+        for (Eigen::Index j = 0; j < system_.outerSize(); ++j)
+            for (Sparse::InnerIterator it(system_, j); it; ++it)
+                if (it.row() == j) diagonal_[size_t(j)] = &it.valueRef();
+        solver_.analyzePattern(system_);
     }
     Vec solve(const Vec& weights, const Vec& y) {
         const Eigen::Index n = Eigen::Index(y.size());
-        Sparse system = penalty_;
         Eigen::VectorXd rhs(n);
         for (Eigen::Index i = 0; i < n; ++i) {
-            system.coeffRef(i, i) += weights[size_t(i)];
+            *diagonal_[size_t(i)] = penalty_.valuePtr()[diagonal_[size_t(i)] - system_.valuePtr()] +
+                                    weights[size_t(i)];
             rhs[i] = weights[size_t(i)] * y[size_t(i)];
         }
-        solver_.factorize(system);
+        solver_.factorize(system_);
         if (solver_.info() != Eigen::Success)
             throw DataError("baseline fit failed: the Whittaker system is not positive definite");
         const Eigen::VectorXd z = solver_.solve(rhs);
@@ -67,7 +71,9 @@ public:
     }
 
 private:
-    Sparse penalty_;
+    Sparse penalty_;                // lam D'D
+    Sparse system_;                 // W + lam D'D, same pattern: the diagonal rewritten per solve
+    std::vector<double*> diagonal_;
     Eigen::SimplicialLLT<Sparse, Eigen::Lower, Eigen::NaturalOrdering<int>> solver_;
 };
 

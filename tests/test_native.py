@@ -103,6 +103,20 @@ def test_ctest_suite_passes(native_build: Path) -> None:
     assert f"0 tests failed out of {len(names)}" in result.stdout
 
 
+@pytest.mark.parametrize("package", ["OpenSSL", "nlohmann_json", "Eigen3"])
+def test_a_missing_system_library_names_the_install_line(tmp_path: Path, package: str) -> None:
+    """CMake stops at the first missing system library with the one apt-get line (README)."""
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed (the native runtime is built with CMake)")
+    result = subprocess.run(["cmake", "-S", str(ROOT), "-B", str(tmp_path / "build"),
+                             f"-DCMAKE_DISABLE_FIND_PACKAGE_{package}=TRUE"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    message = " ".join(result.stderr.split())  # CMake wraps its messages
+    assert ("not found; on Debian/Ubuntu (JetPack included): apt-get install -y libssl-dev "
+            "nlohmann-json3-dev libeigen3-dev doctest-dev") in message, result.stderr
+
+
 def test_version_lists_the_backends(pace_stream: str) -> None:
     out = subprocess.run([pace_stream, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("pace-stream ") and "openvino" in out.stdout

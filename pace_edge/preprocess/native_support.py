@@ -1,8 +1,8 @@
 """Whether ``pace-stream``, the native (C++) runtime, can run a preprocessing pipeline.
 
 The native runtime (``runtimes/native/src/preprocess.cpp``) implements every step the Python
-side offers, but of pybaselines' baseline methods only ``asls``, ``arpls``, ``airpls`` and
-``iarpls`` (with their options except initial ``weights``). The
+side offers, but of pybaselines' baseline methods only ``asls``, ``arpls``, ``airpls``,
+``iarpls`` and ``psalsa`` (with their options except initial ``weights``). The
 export records the verdict in the manifest, ``runtime["pace-stream"]``::
 
     {"preprocessing": true}
@@ -27,6 +27,7 @@ NATIVE_BASELINES: dict[str, tuple[str, ...]] = {
     "arpls": ("lam", "diff_order", "max_iter", "tol"),
     "airpls": ("lam", "diff_order", "max_iter", "tol", "normalize_weights"),
     "iarpls": ("lam", "diff_order", "max_iter", "tol"),
+    "psalsa": ("lam", "p", "k", "diff_order", "max_iter", "tol"),
 }
 
 

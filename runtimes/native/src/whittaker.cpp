@@ -1,4 +1,4 @@
-// pybaselines' asls, arpls, airpls and iarpls: iteratively reweighted Whittaker smoothing,
+// pybaselines' asls, arpls, airpls, iarpls and psalsa: iteratively reweighted Whittaker smoothing,
 // (W + lam D'D) z = W y, with D the diff_order-th difference matrix. The system is banded,
 // symmetric positive definite; Eigen's sparse Cholesky in natural order (no permutation, so
 // no fill outside the band) factorises it as LAPACK's banded Cholesky does (scipy's
@@ -16,7 +16,7 @@
 namespace pace {
 
 const std::vector<std::string>& supported_baselines() {
-    static const std::vector<std::string> methods = {"asls", "arpls", "airpls", "iarpls"};
+    static const std::vector<std::string> methods = {"asls", "arpls", "airpls", "iarpls", "psalsa"};
     return methods;
 }
 
@@ -197,6 +197,24 @@ Vec iarpls_baseline(const Vec& y, const WhittakerOptions& o) {
         for (size_t k = 0; k < y.size(); ++k) {
             const double inner = gain * (residual[k] - 2 * sd);
             next[k] = 0.5 * (1 - (inner / std::sqrt(1 + inner * inner)));
+        }
+        if (relative_difference(weights, next) < o.tol) break;
+        weights.swap(next);
+    }
+    return baseline;
+}
+
+Vec psalsa_baseline(const Vec& y, const WhittakerOptions& o) {
+    check_options(y, o);
+    WhittakerSystem system(y.size(), o.lam, o.diff_order);
+    const double k = o.k > 0 ? o.k : stddev(y) / 10;
+    Vec weights(y.size(), 1.0), baseline;
+    for (int i = 0; i <= o.max_iter; ++i) {
+        baseline = system.solve(weights, y);
+        Vec next(y.size(), 1.0 - o.p);
+        for (size_t j = 0; j < y.size(); ++j) {
+            const double residual = y[j] - baseline[j];
+            if (residual > 0) next[j] = o.p * std::exp(-residual / k);
         }
         if (relative_difference(weights, next) < o.tol) break;
         weights.swap(next);

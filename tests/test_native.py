@@ -424,26 +424,38 @@ def test_python_only_preprocessing_is_recorded_and_refused(
     assert result.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("gate", ["accuracy", "parity"])
+@pytest.mark.parametrize("gate", ["status", "accepted", "accuracy", "parity"])
 def test_failed_export_is_refused_unless_allowed(pace_stream: str, native_export: Path,
                                                  tmp_path: Path, gate: str) -> None:
+    """The manifest's status.failed_gates (or, written before it, a failed parity row or
+    accuracy gate) stops pace-stream in one line unless --allow-failed; a gate accepted with
+    export --force (status.accepted_gates) does not."""
     copy = tmp_path / "export"
     shutil.copytree(native_export, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
-    if gate == "accuracy":
+    if gate in ("status", "accepted"):
+        failed = ["sensitivity"] if gate == "status" else []
+        manifest["status"] = {"passed": False, "failed_gates": failed,
+                              "accepted_gates": ["accuracy"],
+                              "problems": {"sensitivity": "2 layers over tolerance",
+                                           "accuracy": "drop 2.15 pp"}}
+        expected = "failed its sensitivity gate (sensitivity: 2 layers over tolerance)"
+    elif gate == "accuracy":
         manifest["accuracy"] = {"data": "cov/test", "spectra": 93, "passed": False}
-        expected = "the export failed its accuracy gate on cov/test"
+        expected = "failed its accuracy gate (accuracy: on cov/test)"
     else:
         row = manifest["parity"][0]
         row.update(passed=False, max_abs_diff=None)  # strict JSON: a NaN figure is null
-        expected = f"the export failed its parity check of {row['artefact']} on {row['runtime']}"
+        expected = f"failed its parity gate (parity: {row['artefact']} on {row['runtime']})"
     _rewrite(copy / "manifest.json", json.dumps(manifest).encode())
-    result = _stream_error(pace_stream, copy)
-    assert result.returncode == 2 and result.stdout == ""
-    assert f"{expected}; run it anyway with --allow-failed" in result.stderr, result.stderr
-    assert result.stderr.count("\n") == 1
+    if gate != "accepted":
+        result = _stream_error(pace_stream, copy)
+        assert result.returncode == 2 and result.stdout == ""
+        assert f"{copy} {expected}; --allow-failed runs it anyway" in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
     with Emulator("obp", seed=0) as emu:
-        records, summary, _ = _run_native(pace_stream, copy, emu, 3, tmp_path, "--allow-failed")
+        extra = () if gate == "accepted" else ("--allow-failed",)
+        records, summary, _ = _run_native(pace_stream, copy, emu, 3, tmp_path, *extra)
     assert summary["received"] == 3 and all("class" in r for r in records)
 
 

@@ -96,27 +96,32 @@ std::string Manifest::artefact_path(const std::string& kind) const {
     throw BundleError("export has no " + kind + " artefact (it has: " + kinds + ")");
 }
 
-std::vector<std::string> failed_gates(const Json& doc) {
-    std::vector<std::string> out;
+std::vector<FailedGate> failed_gates(const Json& doc) {
+    std::vector<FailedGate> out;
     const auto text = [](const Json* v) { return v && v->is_string() ? v->get<std::string>() : "?"; };
-    if (const Json* status = json::find(doc, "status"); status && status->is_string() && *status != "passed") {
-        std::string gate = "export status '" + status->get<std::string>() + "'";
-        if (const Json* d = json::find(doc, "status_detail"); d && d->is_string())
-            gate += " (" + d->get<std::string>() + ")";
-        out.push_back(gate);
+    const Json* status = json::find(doc, "status");
+    if (const Json* failed = status ? json::find(*status, "failed_gates") : nullptr) {
+        const Json* problems = json::find(*status, "problems");
+        for (const Json& gate : json::array(*failed, "status.failed_gates")) {
+            const std::string name = json::string(gate, "status.failed_gates entry");
+            const Json* problem = problems ? json::find(*problems, name) : nullptr;
+            out.push_back({name, problem && problem->is_string() ? problem->get<std::string>() : ""});
+        }
+        return out;
     }
-    if (const Json* parity = json::find(doc, "parity"); parity && parity->is_array()) {
-        for (const Json& row : *parity) {
-            const Json* passed = json::find(row, "passed");
-            if (passed && passed->is_boolean() && !passed->get<bool>())
-                out.push_back("parity check of " + text(json::find(row, "artefact")) + " on " +
-                              text(json::find(row, "runtime")));
+    // Written before the status was recorded: failed parity rows and a failed accuracy gate.
+    std::string parity;
+    if (const Json* rows = json::find(doc, "parity"); rows && rows->is_array()) {
+        for (const Json& row : *rows) {
+            if (const Json* passed = json::find(row, "passed"); !(passed && *passed == true))
+                parity += (parity.empty() ? "" : "; ") + text(json::find(row, "artefact")) + " on " +
+                          text(json::find(row, "runtime"));
         }
     }
-    if (const Json* accuracy = json::find(doc, "accuracy")) {
-        const Json* passed = json::find(*accuracy, "passed");
-        if (passed && passed->is_boolean() && !passed->get<bool>())
-            out.push_back("accuracy gate on " + text(json::find(*accuracy, "data")));
+    if (!parity.empty()) out.push_back({"parity", parity});
+    if (const Json* accuracy = json::find(doc, "accuracy"); accuracy && !accuracy->empty()) {
+        if (const Json* passed = json::find(*accuracy, "passed"); !(passed && *passed == true))
+            out.push_back({"accuracy", "on " + text(json::find(*accuracy, "data"))});
     }
     return out;
 }
@@ -130,11 +135,14 @@ void refuse_unsupported_preprocessing(const Manifest& m) {
 
 void refuse_failed_export(const Manifest& m) {
     if (m.failed_gates.empty()) return;
-    const size_t more = m.failed_gates.size() - 1;
-    throw BundleError(join(m.directory, kManifestFile) + ": the export failed its " +
-                      m.failed_gates.front() +
-                      (more ? " (and " + std::to_string(more) + " more gate(s))" : std::string()) +
-                      "; run it anyway with --allow-failed");
+    std::string names, detail;
+    for (const FailedGate& g : m.failed_gates) {
+        names += (names.empty() ? "" : " and ") + g.name;
+        detail += (detail.empty() ? "" : "; ") + (g.problem.empty() ? g.name : g.name + ": " + g.problem);
+    }
+    throw BundleError(m.directory + " failed its " + names + " gate" +
+                      (m.failed_gates.size() > 1 ? "s" : "") + " (" + detail +
+                      "); --allow-failed runs it anyway");
 }
 
 Manifest parse_manifest(const std::string& text, const std::string& directory) {

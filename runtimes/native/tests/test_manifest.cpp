@@ -167,30 +167,43 @@ TEST_CASE("failed gates are found and refused without allow failed") {
     Export e;
     CHECK(pace::load_manifest(e.dir).failed_gates.empty());
     CHECK_NOTHROW(pace::refuse_failed_export(pace::load_manifest(e.dir)));
-    // passed parity, failed accuracy gate (exported with --force or not: the manifest says so)
+    // the status the exporter records: failed gates refused, gates accepted with --force not
     write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
-                                        R"(, "parity": [{"artefact": "model.bin", "runtime": "openvino", "passed": true}],
+                                        R"(, "status": {"passed": false, "failed_gates": ["sensitivity"],
+                                                        "accepted_gates": ["accuracy"],
+                                                        "problems": {"sensitivity": "3 layers over tolerance",
+                                                                     "accuracy": "drop 2.2 pp"}},
                                             "accuracy": {"data": "cov/test", "passed": false})"));
     pace::Manifest m = pace::load_manifest(e.dir);
     REQUIRE(m.failed_gates.size() == 1);
-    CHECK(m.failed_gates[0] == "accuracy gate on cov/test");
+    CHECK(m.failed_gates[0].name == "sensitivity");
     CHECK_THROWS_CONTAINING(pace::refuse_failed_export(m), BundleError,
-                            e.dir + "/manifest.json: the export failed its accuracy gate on cov/test; "
-                                    "run it anyway with --allow-failed");
-    // a failed parity row and a status field: every gate listed, the first named
+                            e.dir + " failed its sensitivity gate (sensitivity: 3 layers over tolerance); "
+                                    "--allow-failed runs it anyway");
     write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
-                                        R"(, "status": "failed", "status_detail": "sensitivity search",
-                                            "parity": [{"artefact": "model.bin", "runtime": "openvino",
-                                                        "max_abs_diff": null, "passed": false}],
-                                            "accuracy": null)"));
+                                        R"(, "status": {"passed": false, "failed_gates": [],
+                                                        "accepted_gates": ["accuracy"]},
+                                            "accuracy": {"data": "cov/test", "passed": false})"));
+    CHECK(pace::load_manifest(e.dir).failed_gates.empty());  // accepted with --force: runs
+    // written before the status: failed parity rows and a failed accuracy gate
+    write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
+                                        R"(, "parity": [{"artefact": "model.bin", "runtime": "openvino",
+                                                         "max_abs_diff": null, "passed": false},
+                                                        {"artefact": "model.onnx", "runtime": "onnxruntime",
+                                                         "passed": true}],
+                                            "accuracy": {"data": "cov/test", "passed": false})"));
     m = pace::load_manifest(e.dir);
     REQUIRE(m.failed_gates.size() == 2);
-    CHECK(m.failed_gates[1] == "parity check of model.bin on openvino");
     CHECK_THROWS_CONTAINING(pace::refuse_failed_export(m), BundleError,
-                            "failed its export status 'failed' (sensitivity search) (and 1 more gate(s)); "
-                            "run it anyway with --allow-failed");
-    write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin", R"(, "status": "passed")"));
+                            e.dir + " failed its parity and accuracy gates (parity: model.bin on openvino; "
+                                    "accuracy: on cov/test); --allow-failed runs it anyway");
+    write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
+                                        R"(, "parity": [{"artefact": "model.bin", "passed": true}],
+                                            "accuracy": null)"));
     CHECK(pace::load_manifest(e.dir).failed_gates.empty());
+    write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
+                                        R"(, "status": {"failed_gates": "parity"})"));
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "status.failed_gates must be an array");
 }
 
 TEST_CASE("the native support record is read and enforced") {

@@ -1,8 +1,9 @@
 """Whether ``pace-stream``, the native (C++) runtime, can run a preprocessing pipeline.
 
 The native runtime (``runtimes/native/src/preprocess.cpp``) implements every step the Python
-side offers, but of pybaselines' baseline methods only ``asls``, ``arpls``, ``airpls``,
-``iarpls`` and ``psalsa`` (with their options except initial ``weights``). The
+side offers, but of pybaselines' baseline methods only the Whittaker-smoothing ``asls``,
+``arpls``, ``airpls``, ``iarpls``, ``psalsa`` and ``drpls`` (with their options except initial
+``weights``). The
 export records the verdict in the manifest, ``runtime["pace-stream"]``::
 
     {"preprocessing": true}
@@ -28,6 +29,7 @@ NATIVE_BASELINES: dict[str, tuple[str, ...]] = {
     "airpls": ("lam", "diff_order", "max_iter", "tol", "normalize_weights"),
     "iarpls": ("lam", "diff_order", "max_iter", "tol"),
     "psalsa": ("lam", "p", "k", "diff_order", "max_iter", "tol"),
+    "drpls": ("lam", "eta", "diff_order", "max_iter", "tol"),
 }
 
 

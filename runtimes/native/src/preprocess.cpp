@@ -244,11 +244,12 @@ Step baseline_step(Params& p) {
     const auto& ok = supported_baselines();
     if (std::find(ok.begin(), ok.end(), method) == ok.end()) {
         p.fail("baseline method '" + method +
-               "' is not implemented in the native runtime (it computes asls, arpls, airpls, iarpls "
-               "and psalsa); use the Python runtime (pace-edge stream) or retrain with one of those");
+               "' is not implemented in the native runtime (it computes asls, arpls, airpls, iarpls, "
+               "psalsa and drpls); use the Python runtime (pace-edge stream) or retrain with one of "
+               "those");
     }
     WhittakerOptions o;
-    if (method == "arpls" || method == "iarpls" || method == "psalsa") o.lam = 1e5;
+    if (method != "asls" && method != "airpls") o.lam = 1e5;  // pybaselines' defaults
     if (method == "psalsa") o.p = 0.5;
     const Json* options = p.get("options");
     if (options != nullptr && !options->is_null()) {
@@ -262,6 +263,10 @@ Step baseline_step(Params& p) {
             if (k != nullptr && !k->is_null() && !(o.k > 0)) q.fail("k must be positive");
         }
         if (method == "airpls") o.normalize_weights = q.boolean("normalize_weights", false);
+        if (method == "drpls") {
+            o.eta = q.number("eta", o.eta);
+            if (!(o.eta >= 0 && o.eta <= 1)) q.fail("eta must be between 0 and 1");
+        }
         o.diff_order = q.integer("diff_order", o.diff_order, 1);
         o.max_iter = q.integer("max_iter", o.max_iter, 0);
         o.tol = q.number("tol", o.tol);
@@ -269,16 +274,20 @@ Step baseline_step(Params& p) {
         if (weights != nullptr && !weights->is_null())
             q.fail("initial weights are not supported by the native runtime");
         q.finish(std::string(" (the native runtime supports lam, ") +
-                 (method == "asls" ? "p, " : method == "psalsa" ? "p, k, " : "") +
+                 (method == "asls"     ? "p, "
+                  : method == "psalsa" ? "p, k, "
+                  : method == "drpls"  ? "eta, "
+                                       : "") +
                  (method == "airpls" ? "normalize_weights, " : "") + "diff_order, max_iter, tol)");
         if (!(o.lam > 0)) q.fail("lam must be positive");
+        if (method == "drpls" && o.diff_order < 2) q.fail("diff_order must be 2 or greater");
         if ((method == "asls" || method == "psalsa") && !(o.p > 0 && o.p < 1))
             q.fail("p must be between 0 and 1");
     }
     Vec (*fit)(const Vec&, const WhittakerOptions&) =
         method == "asls" ? asls_baseline : method == "arpls" ? arpls_baseline
         : method == "airpls" ? airpls_baseline : method == "iarpls" ? iarpls_baseline
-        : psalsa_baseline;
+        : method == "psalsa" ? psalsa_baseline : drpls_baseline;
     return {"baseline", [o, fit](Vec& x, Vec&) {
                 const Vec b = fit(x, o);
                 for (size_t i = 0; i < x.size(); ++i) x[i] -= b[i];

@@ -1,14 +1,17 @@
-// pybaselines' asls, arpls, airpls, iarpls and psalsa: iteratively reweighted Whittaker smoothing,
-// (W + lam D'D) z = W y, with D the diff_order-th difference matrix. The system is banded,
-// symmetric positive definite; Eigen's sparse Cholesky in natural order (no permutation, so
-// no fill outside the band) factorises it as LAPACK's banded Cholesky does (scipy's
-// solveh_banded, which pybaselines calls), the pattern analysed once per spectrum length.
+// pybaselines' asls, arpls, airpls, iarpls and psalsa: iteratively reweighted Whittaker
+// smoothing, (W + lam D'D) z = W y, with D the diff_order-th difference matrix. The system is
+// banded, symmetric positive definite; Eigen's sparse Cholesky in natural order (no
+// permutation, so no fill outside the band) factorises it as LAPACK's banded Cholesky does
+// (scipy's solveh_banded, which pybaselines calls), the pattern analysed once per spectrum.
+// drpls's system, (W + D1'D1 + (I - eta W) lam D'D) z = W y, is not symmetric: Eigen's sparse
+// LU with partial pivoting in natural order, as scipy's solve_banded (LAPACK dgbsv).
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include <Eigen/SparseCholesky>
 #include <Eigen/SparseCore>
+#include <Eigen/SparseLU>
 
 #include "pace/errors.hpp"
 #include "pace/preprocess.hpp"
@@ -16,7 +19,7 @@
 namespace pace {
 
 const std::vector<std::string>& supported_baselines() {
-    static const std::vector<std::string> methods = {"asls", "arpls", "airpls", "iarpls", "psalsa"};
+    static const std::vector<std::string> methods = {"asls", "arpls", "airpls", "iarpls", "psalsa", "drpls"};
     return methods;
 }
 
@@ -48,20 +51,23 @@ Sparse penalty(size_t n, int order, double lam) {
 
 class WhittakerSystem {
 public:
-    WhittakerSystem(size_t n, double lam, int order) : penalty_(penalty(n, order, lam)), system_(penalty_) {
+    WhittakerSystem(size_t n, double lam, int order) : system_(penalty(n, order, lam)) {
         diagonal_.resize(n);  // where each diagonal entry sits in the compressed values
+        penalty_diagonal_.resize(n);
         for (Eigen::Index j = 0; j < system_.outerSize(); ++j)
             for (Sparse::InnerIterator it(system_, j); it; ++it)
-                if (it.row() == j) diagonal_[size_t(j)] = &it.valueRef();
+                if (it.row() == j) {
+                    diagonal_[size_t(j)] = &it.valueRef();
+                    penalty_diagonal_[size_t(j)] = it.value();
+                }
         solver_.analyzePattern(system_);
     }
     Vec solve(const Vec& weights, const Vec& y) {
         const Eigen::Index n = Eigen::Index(y.size());
         Eigen::VectorXd rhs(n);
-        for (Eigen::Index i = 0; i < n; ++i) {
-            *diagonal_[size_t(i)] = penalty_.valuePtr()[diagonal_[size_t(i)] - system_.valuePtr()] +
-                                    weights[size_t(i)];
-            rhs[i] = weights[size_t(i)] * y[size_t(i)];
+        for (size_t i = 0; i < y.size(); ++i) {
+            *diagonal_[i] = penalty_diagonal_[i] + weights[i];
+            rhs[Eigen::Index(i)] = weights[i] * y[i];
         }
         solver_.factorize(system_);
         if (solver_.info() != Eigen::Success)
@@ -71,11 +77,21 @@ public:
     }
 
 private:
-    Sparse penalty_;                // lam D'D
-    Sparse system_;                 // W + lam D'D, same pattern: the diagonal rewritten per solve
+    Sparse system_;  // W + lam D'D: the pattern fixed, the diagonal rewritten per solve
     std::vector<double*> diagonal_;
+    Vec penalty_diagonal_;  // lam D'D's diagonal
     Eigen::SimplicialLLT<Sparse, Eigen::Lower, Eigen::NaturalOrdering<int>> solver_;
 };
+
+// y - baseline, and its negative entries in order (pybaselines' residual[residual < 0]).
+void residuals(const Vec& y, const Vec& baseline, Vec& residual, Vec& negative) {
+    residual.resize(y.size());
+    negative.clear();
+    for (size_t k = 0; k < y.size(); ++k) {
+        residual[k] = y[k] - baseline[k];
+        if (residual[k] < 0) negative.push_back(residual[k]);
+    }
+}
 
 double norm2(const Vec& v) {
     double s = 0.0;
@@ -114,17 +130,13 @@ Vec asls_baseline(const Vec& y, const WhittakerOptions& o) {
 Vec arpls_baseline(const Vec& y, const WhittakerOptions& o) {
     check_options(y, o);
     WhittakerSystem system(y.size(), o.lam, o.diff_order);
-    Vec weights(y.size(), 1.0), baseline;
+    Vec weights(y.size(), 1.0), baseline, residual, negative;
     for (int i = 0; i <= o.max_iter; ++i) {
         baseline = system.solve(weights, y);
-        Vec residual(y.size()), negative;
-        for (size_t k = 0; k < y.size(); ++k) {
-            residual[k] = y[k] - baseline[k];
-            if (residual[k] < 0) negative.push_back(residual[k]);
-        }
+        residuals(y, baseline, residual, negative);
         if (negative.size() < 2) break;  // pybaselines exits early (and warns)
         double sd = stddev(negative, 1);
-        if (sd == 0) sd = kMinFloat;
+        if (sd == 0) sd = kMinFloat;  // pybaselines _safe_std
         const double shift = 2 * sd - mean(negative);
         Vec next(y.size());
         for (size_t k = 0; k < y.size(); ++k) {
@@ -136,20 +148,6 @@ Vec arpls_baseline(const Vec& y, const WhittakerOptions& o) {
     }
     return baseline;
 }
-
-namespace {
-
-// y - baseline, and its negative entries in order (pybaselines' residual[residual < 0]).
-void residuals(const Vec& y, const Vec& baseline, Vec& residual, Vec& negative) {
-    residual.resize(y.size());
-    negative.clear();
-    for (size_t k = 0; k < y.size(); ++k) {
-        residual[k] = y[k] - baseline[k];
-        if (residual[k] < 0) negative.push_back(residual[k]);
-    }
-}
-
-}  // namespace
 
 Vec airpls_baseline(const Vec& y, const WhittakerOptions& o) {
     check_options(y, o);
@@ -218,6 +216,47 @@ Vec psalsa_baseline(const Vec& y, const WhittakerOptions& o) {
         }
         if (relative_difference(weights, next) < o.tol) break;
         weights.swap(next);
+    }
+    return baseline;
+}
+
+Vec drpls_baseline(const Vec& y, const WhittakerOptions& o) {
+    check_options(y, o);
+    if (o.diff_order < 2) throw DataError("baseline drpls needs diff_order >= 2");
+    const size_t n = y.size();
+    const Sparse smooth = penalty(n, o.diff_order, o.lam);  // lam D'D
+    const auto size = static_cast<Eigen::Index>(n);
+    Sparse identity(size, size);
+    identity.setIdentity();
+    const Sparse fixed = penalty(n, 1, 1.0) + smooth;   // D1'D1 + lam D'D
+    const Sparse scaled = identity - o.eta * smooth;    // I - eta lam D'D, rows scaled by W
+    Eigen::SparseLU<Sparse, Eigen::NaturalOrdering<int>> solver;
+    Eigen::VectorXd w = Eigen::VectorXd::Ones(size);
+    const Eigen::Map<const Eigen::VectorXd> data(y.data(), size);
+    Vec weights(n, 1.0), baseline, residual, negative;
+    for (int i = 1; i <= o.max_iter + 1; ++i) {
+        Sparse system = fixed + Sparse(w.asDiagonal() * scaled);
+        system.makeCompressed();
+        if (i == 1) solver.analyzePattern(system);
+        solver.factorize(system);
+        if (solver.info() != Eigen::Success)
+            throw DataError("baseline fit failed: the drpls system is singular");
+        const Eigen::VectorXd z = solver.solve(Eigen::VectorXd(w.cwiseProduct(data)));
+        baseline.assign(z.data(), z.data() + n);
+        residuals(y, baseline, residual, negative);
+        if (negative.size() < 2) break;  // pybaselines exits early (and warns)
+        double sd = stddev(negative, 1);
+        if (sd == 0) sd = kMinFloat;  // pybaselines _safe_std
+        const double gain = std::exp(double(std::min(i, 100))) / sd;
+        const double shift = 2 * sd - mean(negative);
+        Vec next(n);
+        for (size_t k = 0; k < n; ++k) {
+            const double inner = gain * (residual[k] - shift);
+            next[k] = 0.5 * (1 - (inner / (1 + std::fabs(inner))));
+        }
+        if (relative_difference(weights, next) < o.tol) break;
+        weights.swap(next);
+        w = Eigen::Map<const Eigen::VectorXd>(weights.data(), size);
     }
     return baseline;
 }

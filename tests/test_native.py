@@ -162,6 +162,7 @@ SPECS = [
     "baseline:iarpls", "baseline:iarpls:lam=1e4:diff_order=1",
     "baseline:psalsa", "baseline:psalsa:lam=1e6:p=0.05:k=20",
     "baseline:drpls", "baseline:drpls:lam=1e6:eta=0.3:diff_order=3",
+    "baseline:iasls", "baseline:iasls:lam=1e5:p=0.05:lam_1=1e-3",
     "normalize:minmax", "normalize:vector", "normalize:snv", "normalize:area", "normalize:max",
     "crop:450:1750,savgol:11:3,normalize:snv",
     "resample:420:1780:500,baseline:asls:lam=1e5,normalize:snv",
@@ -420,8 +421,8 @@ def test_python_only_preprocessing_is_recorded_and_refused(
     result = _stream_error(pace_stream, copy)
     assert result.returncode == 2 and result.stdout == ""
     assert ("manifest.json: pace-stream cannot run this export's preprocessing step baseline:snip "
-            "(pace-stream computes the baseline methods asls, arpls, airpls, iarpls, psalsa and "
-            "drpls only; run this export with pace-edge stream (Python))") in result.stderr
+            "(pace-stream computes the baseline methods asls, iasls, arpls, airpls, iarpls, psalsa "
+            "and drpls only; run this export with pace-edge stream (Python))") in result.stderr
     assert result.stderr.count("\n") == 1
 
 

@@ -43,7 +43,7 @@ def test_baseline_methods(method: str) -> None:
     else:
         assert record["preprocessing"] is False
         assert record["step"] == f"baseline:{method}"
-        assert "asls, arpls, airpls, iarpls, psalsa and drpls only" in record["reason"]
+        assert "asls, iasls, arpls, airpls, iarpls, psalsa and drpls only" in record["reason"]
         assert record["reason"].endswith("run this export with pace-edge stream (Python)")
 
 

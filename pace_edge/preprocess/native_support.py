@@ -2,8 +2,8 @@
 
 The native runtime (``runtimes/native/src/preprocess.cpp``) implements every step the Python
 side offers, but of pybaselines' baseline methods only the Whittaker-smoothing ``asls``,
-``arpls``, ``airpls``, ``iarpls``, ``psalsa`` and ``drpls`` (with their options except initial
-``weights``). The
+``iasls``, ``arpls``, ``airpls``, ``iarpls``, ``psalsa`` and ``drpls`` (with their options except
+initial ``weights``). The
 export records the verdict in the manifest, ``runtime["pace-stream"]``::
 
     {"preprocessing": true}
@@ -25,6 +25,7 @@ NATIVE_STEPS = ("crop", "resample", "savgol", "baseline", "normalize", "despike"
 #: Baseline methods the native runtime computes, with the options it accepts.
 NATIVE_BASELINES: dict[str, tuple[str, ...]] = {
     "asls": ("lam", "p", "diff_order", "max_iter", "tol"),
+    "iasls": ("lam", "p", "lam_1", "diff_order", "max_iter", "tol"),
     "arpls": ("lam", "diff_order", "max_iter", "tol"),
     "airpls": ("lam", "diff_order", "max_iter", "tol", "normalize_weights"),
     "iarpls": ("lam", "diff_order", "max_iter", "tol"),

@@ -244,19 +244,23 @@ Step baseline_step(Params& p) {
     const auto& ok = supported_baselines();
     if (std::find(ok.begin(), ok.end(), method) == ok.end()) {
         p.fail("baseline method '" + method +
-               "' is not implemented in the native runtime (it computes asls, arpls, airpls, iarpls, "
-               "psalsa and drpls); use the Python runtime (pace-edge stream) or retrain with one of "
-               "those");
+               "' is not implemented in the native runtime (it computes asls, iasls, arpls, airpls, "
+               "iarpls, psalsa and drpls); use the Python runtime (pace-edge stream) or retrain "
+               "with one of those");
     }
     WhittakerOptions o;
-    if (method != "asls" && method != "airpls") o.lam = 1e5;  // pybaselines' defaults
+    if (method != "asls" && method != "iasls" && method != "airpls") o.lam = 1e5;  // pybaselines
     if (method == "psalsa") o.p = 0.5;
     const Json* options = p.get("options");
     if (options != nullptr && !options->is_null()) {
         if (!options->is_object()) p.fail("options must be an object");
         Params q("baseline:" + method, *options);
         o.lam = q.number("lam", o.lam);
-        if (method == "asls" || method == "psalsa") o.p = q.number("p", o.p);
+        if (method == "asls" || method == "iasls" || method == "psalsa") o.p = q.number("p", o.p);
+        if (method == "iasls") {
+            o.lam_1 = q.number("lam_1", o.lam_1);
+            if (!(o.lam_1 > 0)) q.fail("lam_1 must be positive");
+        }
         if (method == "psalsa") {
             o.k = q.number("k", 0);
             const Json* k = q.get("k");
@@ -275,15 +279,22 @@ Step baseline_step(Params& p) {
             q.fail("initial weights are not supported by the native runtime");
         q.finish(std::string(" (the native runtime supports lam, ") +
                  (method == "asls"     ? "p, "
+                  : method == "iasls"  ? "p, lam_1, "
                   : method == "psalsa" ? "p, k, "
                   : method == "drpls"  ? "eta, "
                                        : "") +
                  (method == "airpls" ? "normalize_weights, " : "") + "diff_order, max_iter, tol)");
         if (!(o.lam > 0)) q.fail("lam must be positive");
-        if (method == "drpls" && o.diff_order < 2) q.fail("diff_order must be 2 or greater");
-        if ((method == "asls" || method == "psalsa") && !(o.p > 0 && o.p < 1))
+        if ((method == "drpls" || method == "iasls") && o.diff_order < 2)
+            q.fail("diff_order must be 2 or greater");
+        if ((method == "asls" || method == "iasls" || method == "psalsa") && !(o.p > 0 && o.p < 1))
             q.fail("p must be between 0 and 1");
     }
+    if (method == "iasls")
+        return {"baseline", [o](Vec& x, Vec& axis) {
+                    const Vec b = iasls_baseline(x, axis, o);
+                    for (size_t i = 0; i < x.size(); ++i) x[i] -= b[i];
+                }};
     Vec (*fit)(const Vec&, const WhittakerOptions&) =
         method == "asls" ? asls_baseline : method == "arpls" ? arpls_baseline
         : method == "airpls" ? airpls_baseline : method == "iarpls" ? iarpls_baseline

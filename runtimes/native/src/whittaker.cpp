@@ -1,4 +1,4 @@
-// pybaselines' asls, arpls, airpls, iarpls and psalsa: iteratively reweighted Whittaker
+// pybaselines' asls, iasls, arpls, airpls, iarpls and psalsa: iteratively reweighted Whittaker
 // smoothing, (W + lam D'D) z = W y, with D the diff_order-th difference matrix. The system is
 // banded, symmetric positive definite; Eigen's sparse Cholesky in natural order (no
 // permutation, so no fill outside the band) factorises it as LAPACK's banded Cholesky does
@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include <Eigen/Dense>
 #include <Eigen/SparseCholesky>
 #include <Eigen/SparseCore>
 #include <Eigen/SparseLU>
@@ -19,7 +20,7 @@
 namespace pace {
 
 const std::vector<std::string>& supported_baselines() {
-    static const std::vector<std::string> methods = {"asls", "arpls", "airpls", "iarpls", "psalsa", "drpls"};
+    static const std::vector<std::string> methods = {"asls", "iasls", "arpls", "airpls", "iarpls", "psalsa", "drpls"};
     return methods;
 }
 
@@ -51,7 +52,9 @@ Sparse penalty(size_t n, int order, double lam) {
 
 class WhittakerSystem {
 public:
-    WhittakerSystem(size_t n, double lam, int order) : system_(penalty(n, order, lam)) {
+    WhittakerSystem(size_t n, double lam, int order) : WhittakerSystem(penalty(n, order, lam)) {}
+    explicit WhittakerSystem(Sparse penalty) : system_(std::move(penalty)) {
+        const size_t n = size_t(system_.rows());
         diagonal_.resize(n);  // where each diagonal entry sits in the compressed values
         penalty_diagonal_.resize(n);
         for (Eigen::Index j = 0; j < system_.outerSize(); ++j)
@@ -62,12 +65,13 @@ public:
                 }
         solver_.analyzePattern(system_);
     }
-    Vec solve(const Vec& weights, const Vec& y) {
+    // (W + penalty) z = W y, or = W y + extra when `extra` is given.
+    Vec solve(const Vec& weights, const Vec& y, const Vec* extra = nullptr) {
         const Eigen::Index n = Eigen::Index(y.size());
         Eigen::VectorXd rhs(n);
         for (size_t i = 0; i < y.size(); ++i) {
             *diagonal_[i] = penalty_diagonal_[i] + weights[i];
-            rhs[Eigen::Index(i)] = weights[i] * y[i];
+            rhs[Eigen::Index(i)] = weights[i] * y[i] + (extra ? (*extra)[i] : 0.0);
         }
         solver_.factorize(system_);
         if (solver_.info() != Eigen::Success)
@@ -257,6 +261,44 @@ Vec drpls_baseline(const Vec& y, const WhittakerOptions& o) {
         if (relative_difference(weights, next) < o.tol) break;
         weights.swap(next);
         w = Eigen::Map<const Eigen::VectorXd>(weights.data(), size);
+    }
+    return baseline;
+}
+
+Vec iasls_baseline(const Vec& y, const Vec& axis, const WhittakerOptions& o) {
+    check_options(y, o);
+    if (o.diff_order < 2) throw DataError("baseline iasls needs diff_order >= 2");
+    const size_t n = y.size();
+    const auto size = static_cast<Eigen::Index>(n);
+    // Initial weights: asls's rule on a least-squares quadratic (pybaselines fits it on the
+    // axis mapped to [-1, 1], np.polynomial's mapdomain).
+    const double lo = axis.front(), hi = axis.back();
+    const double offset = (-hi - lo) / (hi - lo), scale = 2.0 / (hi - lo);
+    Eigen::MatrixXd vander(size, 3);
+    for (Eigen::Index i = 0; i < size; ++i) {
+        const double t = offset + scale * axis[size_t(i)];
+        vander(i, 0) = 1.0;
+        vander(i, 1) = t;
+        vander(i, 2) = t * t;
+    }
+    const Eigen::Map<const Eigen::VectorXd> data(y.data(), size);
+    const Eigen::VectorXd quadratic = vander * vander.completeOrthogonalDecomposition().solve(data);
+    Vec weights(n);
+    for (size_t k = 0; k < n; ++k) weights[k] = y[k] > quadratic[Eigen::Index(k)] ? o.p : 1.0 - o.p;
+    // (W'W + lam_1 D1'D1 + lam D'D) z = W'W y + lam_1 D1'D1 y
+    WhittakerSystem system(Sparse(penalty(n, o.diff_order, o.lam) + penalty(n, 1, o.lam_1)));
+    Vec d1_y(n);
+    d1_y[0] = o.lam_1 * (y[0] - y[1]);
+    d1_y[n - 1] = o.lam_1 * (y[n - 1] - y[n - 2]);
+    for (size_t k = 1; k + 1 < n; ++k) d1_y[k] = o.lam_1 * (2 * y[k] - y[k - 1] - y[k + 1]);
+    Vec baseline, squared(n);
+    for (int i = 0; i <= o.max_iter; ++i) {
+        for (size_t k = 0; k < n; ++k) squared[k] = weights[k] * weights[k];
+        baseline = system.solve(squared, y, &d1_y);
+        Vec next(n);
+        for (size_t k = 0; k < n; ++k) next[k] = y[k] > baseline[k] ? o.p : 1.0 - o.p;
+        if (relative_difference(weights, next) < o.tol) break;
+        weights.swap(next);
     }
     return baseline;
 }

@@ -4,8 +4,8 @@
 // relative; the Whittaker baselines (ill-conditioned for large lam) within ~1e-8 of the
 // spectrum's scale.
 //
-// Steps: crop, resample, savgol, baseline (pybaselines asls, arpls, airpls, iarpls, psalsa,
-// drpls), normalize
+// Steps: crop, resample, savgol, baseline (pybaselines asls, iasls, arpls, airpls, iarpls,
+// psalsa, drpls), normalize
 // (minmax, vector, snv, area, max), despike. Any other step or baseline method is refused
 // when the pipeline is built, with an error naming it.
 #pragma once
@@ -43,6 +43,7 @@ struct WhittakerOptions {
     bool normalize_weights = false;  // airpls only
     double k = 0;                    // psalsa only; 0: np.std(y) / 10
     double eta = 0.5;                // drpls only
+    double lam_1 = 1e-4;             // iasls only
 };
 Vec asls_baseline(const Vec& y, const WhittakerOptions& options);
 Vec arpls_baseline(const Vec& y, const WhittakerOptions& options);
@@ -50,6 +51,8 @@ Vec airpls_baseline(const Vec& y, const WhittakerOptions& options);
 Vec iarpls_baseline(const Vec& y, const WhittakerOptions& options);
 Vec psalsa_baseline(const Vec& y, const WhittakerOptions& options);
 Vec drpls_baseline(const Vec& y, const WhittakerOptions& options);
+// iasls fits its initial weights on the spectrum's axis.
+Vec iasls_baseline(const Vec& y, const Vec& axis, const WhittakerOptions& options);
 // The baseline methods this runtime computes; others are refused by name.
 const std::vector<std::string>& supported_baselines();
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pace_edge.preprocess import Pipeline
+from pace_edge.preprocess import NORMALIZE_METHODS, Pipeline
 from pace_edge.streaming.drivers import open_spectrometer
 from pace_edge.streaming.emulator import Emulator
 
@@ -84,10 +85,36 @@ def reference_runner(native_export: Path):
 # -- build and unit tests ----------------------------------------------------------------------
 
 
+CTEST_SUITES = ("json", "hash", "obp", "ascii", "preprocess", "manifest", "signature", "stream",
+                "engine_check")
+
+
 def test_ctest_suite_passes(native_build: Path) -> None:
+    """ctest lists every doctest case of every test executable ("SUITE:case") and runs them."""
+    listed = subprocess.run(["ctest", "--test-dir", str(native_build), "-N"],
+                            capture_output=True, text=True, timeout=120, check=True)
+    names = re.findall(r"Test +#\d+: (.+)", listed.stdout)
+    for suite in CTEST_SUITES:
+        assert sum(n.startswith(f"{suite}:") for n in names) >= 3, (suite, names)
+    assert "manifest:failed gates are found and refused without allow failed" in names
     result = subprocess.run(["ctest", "--test-dir", str(native_build), "--output-on-failure"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert f"0 tests failed out of {len(names)}" in result.stdout
+
+
+@pytest.mark.parametrize("package", ["OpenSSL", "nlohmann_json", "Eigen3"])
+def test_a_missing_system_library_names_the_install_line(tmp_path: Path, package: str) -> None:
+    """CMake stops at the first missing system library with the one apt-get line (README)."""
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed (the native runtime is built with CMake)")
+    result = subprocess.run(["cmake", "-S", str(ROOT), "-B", str(tmp_path / "build"),
+                             f"-DCMAKE_DISABLE_FIND_PACKAGE_{package}=TRUE"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    message = " ".join(result.stderr.split())  # CMake wraps its messages
+    assert ("not found; on Debian/Ubuntu (JetPack included): apt-get install -y libssl-dev "
+            "nlohmann-json3-dev libeigen3-dev doctest-dev") in message, result.stderr
 
 
 def test_version_lists_the_backends(pace_stream: str) -> None:
@@ -116,8 +143,10 @@ def _spectra(n: int, axis: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _native_preprocess(native_build: Path, steps: list, axis: np.ndarray, x: np.ndarray) -> list:
-    doc = {"preprocessing": steps, "axis": axis.tolist(), "spectra": x.tolist()}
-    result = subprocess.run([str(native_build / "pace-preprocess")], input=json.dumps(doc),
+    spectra = [[None if np.isnan(v) else v for v in row] for row in x.tolist()]  # strict JSON
+    doc = {"preprocessing": steps, "axis": axis.tolist(), "spectra": spectra}
+    result = subprocess.run([str(native_build / "pace-preprocess")],
+                            input=json.dumps(doc, allow_nan=False),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["results"]
@@ -129,11 +158,26 @@ SPECS = [
     "despike", "despike:4:2",
     "baseline:asls", "baseline:asls:lam=1e5:p=0.02", "baseline:asls:lam=1e4:diff_order=1",
     "baseline:arpls", "baseline:arpls:lam=1e6:max_iter=20",
+    "baseline:airpls", "baseline:airpls:lam=1e5:normalize_weights=true",
+    "baseline:iarpls", "baseline:iarpls:lam=1e4:diff_order=1",
+    "baseline:psalsa", "baseline:psalsa:lam=1e6:p=0.05:k=20",
+    "baseline:drpls", "baseline:drpls:lam=1e6:eta=0.3:diff_order=3",
+    "baseline:iasls", "baseline:iasls:lam=1e5:p=0.05:lam_1=1e-3",
     "normalize:minmax", "normalize:vector", "normalize:snv", "normalize:area", "normalize:max",
     "crop:450:1750,savgol:11:3,normalize:snv",
     "resample:420:1780:500,baseline:asls:lam=1e5,normalize:snv",
     "despike,baseline:asls:lam=1e5,normalize:snv",
 ]
+
+
+def test_parity_specs_cover_every_native_step() -> None:
+    """Every step and baseline method that both sides offer is in the parity specs above."""
+    from pace_edge.preprocess.native_support import NATIVE_BASELINES, NATIVE_STEPS
+
+    steps = [step for spec in SPECS for step in Pipeline.from_spec(spec).to_list()]
+    assert {s["name"] for s in steps} == set(NATIVE_STEPS)
+    assert {s["method"] for s in steps if s["name"] == "baseline"} == set(NATIVE_BASELINES)
+    assert {s["method"] for s in steps if s["name"] == "normalize"} == set(NORMALIZE_METHODS)
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -173,6 +217,20 @@ def test_unsupported_steps_are_refused_by_name(native_build: Path) -> None:
                                                          "spectra": []}))
     assert result.returncode == 2
     assert "baseline method 'snip' is not implemented in the native runtime" in result.stderr
+
+
+def test_native_support_matches_the_binary(native_build: Path) -> None:
+    """The export's record (pace_edge.preprocess.native_support) says "runs natively" for
+    exactly the baseline methods pace-preprocess accepts."""
+    from pace_edge.preprocess.baseline import SUPPORTED_BASELINES
+    from pace_edge.preprocess.native_support import native_support
+
+    for method in SUPPORTED_BASELINES:
+        steps = [{"name": "baseline", "method": method, "options": {}}]
+        result = subprocess.run([str(native_build / "pace-preprocess")], capture_output=True,
+                                text=True, input=json.dumps({"preprocessing": steps,
+                                                             "axis": [1, 2], "spectra": []}))
+        assert (result.returncode == 0) == native_support(steps)["preprocessing"], method
 
 
 def test_data_errors_are_reported_per_spectrum(native_build: Path) -> None:
@@ -344,6 +402,63 @@ def test_tampered_missing_and_unsupported_exports_are_refused(
 
     result = subprocess.run([pace_stream, "--protocol", "usb"], capture_output=True, text=True)
     assert result.returncode == 2 and "usage: pace-stream" in result.stderr
+
+
+def test_python_only_preprocessing_is_recorded_and_refused(
+    pace_stream: str, native_export: Path, tmp_path: Path
+) -> None:
+    """The export says whether pace-stream runs its preprocessing; pace-stream reads that
+    record and refuses, naming the step, in one line."""
+    from pace_edge.preprocess.native_support import native_runtime_entry
+
+    manifest = json.loads((native_export / "manifest.json").read_text())
+    assert manifest["runtime"]["pace-stream"] == {"preprocessing": True}
+    copy = tmp_path / "export"
+    shutil.copytree(native_export, copy)
+    manifest["input"]["preprocessing"][2] = {"name": "baseline", "method": "snip", "options": {}}
+    manifest["runtime"].update(native_runtime_entry(manifest["input"]["preprocessing"]))
+    _rewrite(copy / "manifest.json", json.dumps(manifest).encode())
+    result = _stream_error(pace_stream, copy)
+    assert result.returncode == 2 and result.stdout == ""
+    assert ("manifest.json: pace-stream cannot run this export's preprocessing step baseline:snip "
+            "(pace-stream computes the baseline methods asls, iasls, arpls, airpls, iarpls, psalsa "
+            "and drpls only; run this export with pace-edge stream (Python))") in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("gate", ["status", "accepted", "accuracy", "parity"])
+def test_failed_export_is_refused_unless_allowed(pace_stream: str, native_export: Path,
+                                                 tmp_path: Path, gate: str) -> None:
+    """The manifest's status.failed_gates (or, written before it, a failed parity row or
+    accuracy gate) stops pace-stream in one line unless --allow-failed; a gate accepted with
+    export --force (status.accepted_gates) does not."""
+    copy = tmp_path / "export"
+    shutil.copytree(native_export, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    if gate in ("status", "accepted"):
+        failed = ["sensitivity"] if gate == "status" else []
+        manifest["status"] = {"passed": False, "failed_gates": failed,
+                              "accepted_gates": ["accuracy"],
+                              "problems": {"sensitivity": "2 layers over tolerance",
+                                           "accuracy": "drop 2.15 pp"}}
+        expected = "failed its sensitivity gate (sensitivity: 2 layers over tolerance)"
+    elif gate == "accuracy":
+        manifest["accuracy"] = {"data": "cov/test", "spectra": 93, "passed": False}
+        expected = "failed its accuracy gate (accuracy: on cov/test)"
+    else:
+        row = manifest["parity"][0]
+        row.update(passed=False, max_abs_diff=None)  # strict JSON: a NaN figure is null
+        expected = f"failed its parity gate (parity: {row['artefact']} on {row['runtime']})"
+    _rewrite(copy / "manifest.json", json.dumps(manifest).encode())
+    if gate != "accepted":
+        result = _stream_error(pace_stream, copy)
+        assert result.returncode == 2 and result.stdout == ""
+        assert f"{copy} {expected}; --allow-failed runs it anyway" in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+    with Emulator("obp", seed=0) as emu:
+        extra = () if gate == "accepted" else ("--allow-failed",)
+        records, summary, _ = _run_native(pace_stream, copy, emu, 3, tmp_path, *extra)
+    assert summary["received"] == 3 and all("class" in r for r in records)
 
 
 def _rewrite(path: Path, text: bytes) -> None:

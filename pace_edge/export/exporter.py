@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bundle import META_FILE, WEIGHTS_FILE, Bundle, library_versions, sha256_file
+from ..preprocess.native_support import native_runtime_entry
 from . import OUTPUT_NAME, ExportOptions, TargetResult, get_target, run_target
 from .manifest import (
     MANIFEST_FILE,
@@ -182,7 +183,7 @@ def _manifest(bundle: Bundle, target: str, options: ExportOptions, result: Targe
             "model": bundle.config.to_dict(),
         },
         opset=result.opset,
-        runtime=result.runtime,
+        runtime={**result.runtime, **native_runtime_entry(bundle.preprocessing.to_list())},
         parity=result.parity,
         executed_graph=result.executed_graph,
         calibration=result.calibration,

@@ -18,8 +18,8 @@ std::string format_command(const std::string& templ, long long us) {
             i += key.size();
             return true;
         };
-        if (field("us", std::to_string(us)) || field("ms", json::number(double(us) / 1e3)) ||
-            field("s", json::number(double(us) / 1e6))) {
+        if (field("us", std::to_string(us)) || field("ms", json::number_text(double(us) / 1e3)) ||
+            field("s", json::number_text(double(us) / 1e6))) {
             continue;
         }
         out += templ[i++];

@@ -25,11 +25,10 @@ std::string join(const std::string& dir, const std::string& name) {
 }
 
 // A manifest config value as the string OpenVINO parses ("f32", "4", "YES").
-std::string config_value(const std::string& key, const json::Value& v) {
-    if (v.is_string()) return v.as_string();
-    if (v.is_bool()) return v.as_bool() ? "YES" : "NO";
-    if (v.is_integer()) return std::to_string(v.as_integer());
-    if (v.is_number()) return json::number(v.as_number());
+std::string config_value(const std::string& key, const Json& v) {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_boolean()) return v.get<bool>() ? "YES" : "NO";
+    if (v.is_number()) return json::dump(v);
     throw BundleError("manifest runtime.openvino.config." + key + " is not a string or number");
 }
 
@@ -44,10 +43,10 @@ public:
                 weights = join(m.directory, a.path);
         device_ = "CPU";
         ov::AnyMap config;
-        if (const json::Value* rt = m.runtime.find("openvino")) {
-            if (const json::Value* d = rt->find("device"); d && d->is_string()) device_ = d->as_string();
-            if (const json::Value* c = rt->find("config"); c && c->is_object())
-                for (const auto& [key, value] : c->as_object()) config[key] = config_value(key, value);
+        if (const Json* rt = json::find(m.runtime, "openvino")) {
+            if (const Json* d = json::find(*rt, "device"); d && d->is_string()) device_ = d->get<std::string>();
+            if (const Json* c = json::find(*rt, "config"); c && c->is_object())
+                for (const auto& [key, value] : c->items()) config[key] = config_value(key, value);
         }
         if (precision() == "fp32" && !config.count("INFERENCE_PRECISION_HINT"))
             config["INFERENCE_PRECISION_HINT"] = "f32";

@@ -18,8 +18,8 @@ namespace pace {
 
 namespace {
 
-const json::Value& tensorrt_settings(const Manifest& m) {
-    const json::Value* trt = m.runtime.find("tensorrt");
+const Json& tensorrt_settings(const Manifest& m) {
+    const Json* trt = json::find(m.runtime, "tensorrt");
     if (trt == nullptr || !trt->is_object()) {
         throw Error(m.directory + " is a " + m.target + " export; TensorRT plans are built from "
                     "pace-edge export --target jetson or tensorrt");
@@ -55,25 +55,17 @@ std::vector<float> read_f32(const std::string& path, size_t rows, size_t cols) {
     return out;
 }
 
-json::Value str(const std::string& s) { return json::Value::string(s); }
-json::Value real(double d) { return json::Value::number(d, false); }
-json::Value integer(long long v) { return json::Value::number(double(v), true); }
-json::Value strings(const std::vector<std::string>& v) {
-    json::Array a;
-    for (const auto& s : v) a.push_back(str(s));
-    return json::Value::array(std::move(a));
-}
-
+Json finite_or_null(double d) { return std::isfinite(d) ? Json(d) : Json(); }
 
 }  // namespace
 
 PlanRequest plan_request(const Manifest& m, const std::string& precision) {
-    const json::Value& trt = tensorrt_settings(m);
+    const Json& trt = tensorrt_settings(m);
     PlanRequest r;
     r.precision = precision;
     if (r.precision.empty()) {
-        const json::Value* p = trt.find("precision");
-        r.precision = p && p->is_string() ? p->as_string() : m.precision;
+        const Json* p = json::find(trt, "precision");
+        r.precision = p && p->is_string() ? p->get<std::string>() : m.precision;
     }
     if (r.precision != "fp32" && r.precision != "fp16" && r.precision != "int8") r.precision = "fp32";
     r.fp16 = r.precision != "fp32";
@@ -93,45 +85,46 @@ PlanRequest plan_request(const Manifest& m, const std::string& precision) {
                                  ", which this export lacks; export with --target jetson --calib DATA"
                            : m.directory + ": the export has no FP32 ONNX model to build a plan from");
     }
-    if (const json::Value* p = trt.find("profile"); p && p->is_object()) {
-        r.min_batch = p->at("min").as_integer("profile.min");
-        r.opt_batch = p->at("opt").as_integer("profile.opt");
-        r.max_batch = p->at("max").as_integer("profile.max");
+    if (const Json* p = json::find(trt, "profile"); p && p->is_object()) {
+        r.min_batch = json::integer(json::at(*p, "min"), "profile.min");
+        r.opt_batch = json::integer(json::at(*p, "opt"), "profile.opt");
+        r.max_batch = json::integer(json::at(*p, "max"), "profile.max");
     } else if (m.batch > 0) {
         r.min_batch = r.opt_batch = r.max_batch = m.batch;
     }
-    if (const json::Value* w = trt.find("workspace_mb"); w && w->is_number())
-        r.workspace_mb = w->as_integer("workspace_mb");
+    if (const Json* w = json::find(trt, "workspace_mb"); w && w->is_number())
+        r.workspace_mb = json::integer(*w, "workspace_mb");
     return r;
 }
 
 Tolerance tolerance_for(const Manifest& m, const std::string& precision) {
-    const json::Value* check = tensorrt_settings(m).find("engine_check");
-    const json::Value* all = check ? check->find("tolerances") : nullptr;
-    const json::Value* t = all ? all->find(precision) : nullptr;
+    const Json* check = json::find(tensorrt_settings(m), "engine_check");
+    const Json* all = check ? json::find(*check, "tolerances") : nullptr;
+    const Json* t = all ? json::find(*all, precision) : nullptr;
     if (t == nullptr || !t->is_object())
         throw BundleError(m.directory + ": the manifest records no engine tolerance for " + precision);
     Tolerance out;
-    if (const json::Value* a = t->find("max_abs"); a && !a->is_null()) out.max_abs = a->as_number("max_abs");
-    out.min_agreement = t->at("min_agreement").as_number("min_agreement");
+    if (const Json* a = json::find(*t, "max_abs"); a && !a->is_null()) out.max_abs = json::number(*a, "max_abs");
+    out.min_agreement = json::number(json::at(*t, "min_agreement"), "min_agreement");
     return out;
 }
 
 CheckData load_check_data(const Manifest& m, const std::string& source) {
-    const json::Value* check = tensorrt_settings(m).find("engine_check");
-    const json::Value* refs = check ? check->find("references") : nullptr;
-    const json::Value* ref = refs ? refs->find(source) : nullptr;
+    const Json* check = json::find(tensorrt_settings(m), "engine_check");
+    const Json* refs = check ? json::find(*check, "references") : nullptr;
+    const Json* ref = refs ? json::find(*refs, source) : nullptr;
     if (ref == nullptr) {
         throw BundleError(m.directory + ": the export has no engine-check logits for " + source +
                           "; export it again with this pace-edge (--target jetson or tensorrt)");
     }
     CheckData d;
     d.source = source;
-    d.count = size_t(check->at("count").as_integer("engine_check.count"));
-    d.length = size_t(check->at("length").as_integer("engine_check.length"));
-    d.classes = check->find("classes") ? size_t(check->at("classes").as_integer("classes")) : m.num_classes;
-    const std::string spectra = check->at("spectra").as_string("engine_check.spectra");
-    const std::string reference = ref->at("file").as_string("file");
+    d.count = size_t(json::integer(json::at(*check, "count"), "engine_check.count"));
+    d.length = size_t(json::integer(json::at(*check, "length"), "engine_check.length"));
+    const Json* classes = json::find(*check, "classes");
+    d.classes = classes ? size_t(json::integer(*classes, "classes")) : m.num_classes;
+    const std::string spectra = json::string(json::at(*check, "spectra"), "engine_check.spectra");
+    const std::string reference = json::string(json::at(*ref, "file"), "file");
     for (const std::string& f : {spectra, reference})
         if (!listed(m, f)) throw BundleError(m.directory + ": engine-check file " + f + " is not listed in the manifest");
     if (d.length != m.input_length)
@@ -139,7 +132,7 @@ CheckData load_check_data(const Manifest& m, const std::string& source) {
                           std::to_string(m.input_length));
     d.spectra = read_f32(dir_of(m) + spectra, d.count, d.length);
     d.reference = read_f32(dir_of(m) + reference, d.count, d.classes);
-    if (const json::Value* r = ref->find("runtime"); r && r->is_string()) d.reference_runtime = r->as_string();
+    if (const Json* r = json::find(*ref, "runtime"); r && r->is_string()) d.reference_runtime = r->get<std::string>();
     return d;
 }
 
@@ -187,49 +180,46 @@ std::string describe(const CheckResult& r) {
     return buf;
 }
 
-json::Value engine_record(const Manifest& m, const PlanHeader& h, const std::string& plan, const CheckResult& r,
-                          const CheckData& data, const std::string& builder) {
-    json::Object check;
-    json::set(check, "artefact", str(plan));
-    json::set(check, "runtime", str("tensorrt-" + h.tensorrt_version + " (" + h.gpu_name + ")"));
-    json::set(check, "precision", str(h.precision));
-    json::set(check, "samples", integer((long long)r.samples));
-    json::set(check, "max_abs_diff", std::isfinite(r.max_abs_diff) ? real(r.max_abs_diff) : json::Value());
-    json::set(check, "mean_abs_diff", std::isfinite(r.mean_abs_diff) ? real(r.mean_abs_diff) : json::Value());
-    json::set(check, "agreement", real(r.agreement));
-    json::set(check, "max_abs_limit", r.tolerance.max_abs ? real(*r.tolerance.max_abs) : json::Value());
-    json::set(check, "min_agreement", real(r.tolerance.min_agreement));
-    json::set(check, "passed", json::Value::boolean(r.passed));
-    json::set(check, "reference", str(data.source + " on " + data.reference_runtime));
-    json::set(check, "builder", str(builder));
+Json engine_record(const Manifest& m, const PlanHeader& h, const std::string& plan, const CheckResult& r,
+                   const CheckData& data, const std::string& builder) {
+    const Json check = {
+        {"artefact", plan},
+        {"runtime", "tensorrt-" + h.tensorrt_version + " (" + h.gpu_name + ")"},
+        {"precision", h.precision},
+        {"samples", r.samples},
+        {"max_abs_diff", finite_or_null(r.max_abs_diff)},
+        {"mean_abs_diff", finite_or_null(r.mean_abs_diff)},
+        {"agreement", r.agreement},
+        {"max_abs_limit", r.tolerance.max_abs ? Json(*r.tolerance.max_abs) : Json()},
+        {"min_agreement", r.tolerance.min_agreement},
+        {"passed", r.passed},
+        {"reference", data.source + " on " + data.reference_runtime},
+        {"builder", builder},
+    };
 
     const std::string file = dir_of(m) + plan;
     std::ifstream f(file, std::ios::binary | std::ios::ate);
     if (!f) throw Error(file + ": cannot read (" + std::strerror(errno) + ")");
     const long long bytes = (long long)f.tellg();
-    json::Object batch;
-    json::set(batch, "min", integer(h.min_batch));
-    json::set(batch, "opt", integer(h.opt_batch));
-    json::set(batch, "max", integer(h.max_batch));
-    json::Object o;  // the keys of pace_edge.export.engine_record.EngineRecord
-    json::set(o, "format", str(kEngineFormat));
-    json::set(o, "format_version", integer(kEngineFormatVersion));
-    json::set(o, "plan", str(plan));
-    json::set(o, "plan_sha256", str(sha256_file(file)));
-    json::set(o, "plan_bytes", integer(bytes));
-    json::set(o, "source_onnx", str(h.source_onnx));
-    json::set(o, "source_onnx_sha256", str(h.source_onnx_sha256));
-    json::set(o, "precision", str(h.precision));
-    json::set(o, "tensorrt_version", str(h.tensorrt_version));
-    json::set(o, "gpu_name", str(h.gpu_name));
-    json::set(o, "compute_capability", str(h.compute_capability));
-    json::set(o, "check", json::Value::object(std::move(check)));
-    json::set(o, "builder_flags", strings(h.builder_flags));
-    json::set(o, "cleared_flags", strings(h.cleared_flags));
-    json::set(o, "batch", json::Value::object(std::move(batch)));
-    json::set(o, "created", str(h.created));
-    json::set(o, "pace_edge", str("pace-stream"));
-    return json::Value::object(std::move(o));
+    return {  // the keys of pace_edge.export.engine_record.EngineRecord
+        {"format", kEngineFormat},
+        {"format_version", kEngineFormatVersion},
+        {"plan", plan},
+        {"plan_sha256", sha256_file(file)},
+        {"plan_bytes", bytes},
+        {"source_onnx", h.source_onnx},
+        {"source_onnx_sha256", h.source_onnx_sha256},
+        {"precision", h.precision},
+        {"tensorrt_version", h.tensorrt_version},
+        {"gpu_name", h.gpu_name},
+        {"compute_capability", h.compute_capability},
+        {"check", check},
+        {"builder_flags", h.builder_flags},
+        {"cleared_flags", h.cleared_flags},
+        {"batch", {{"min", h.min_batch}, {"opt", h.opt_batch}, {"max", h.max_batch}}},
+        {"created", h.created},
+        {"pace_edge", "pace-stream"},
+    };
 }
 
 std::string install_plan(const Manifest& m, const std::string& staged, const PlanHeader& h, const CheckResult& r,

@@ -56,27 +56,27 @@ std::optional<EngineRecord> read_engine_record(const Manifest& m, const std::str
     EngineRecord r;
     try {
         r.doc = json::parse(bytes);
-        const json::Value* format = r.doc.find("format");
-        if (!r.doc.is_object() || format == nullptr || !format->is_string() ||
-            format->as_string() != kEngineFormat)
+        const Json* format = json::find(r.doc, "format");
+        if (format == nullptr || *format != kEngineFormat)
             throw BundleError(path + ": not a pace-edge engine record");
-        const json::Value* version = r.doc.find("format_version");
-        if (version == nullptr || !version->is_integer() || version->as_number() > kEngineFormatVersion)
+        const Json* version = json::find(r.doc, "format_version");
+        if (version == nullptr || !version->is_number_integer() || *version > kEngineFormatVersion)
             throw BundleError(path + ": engine record format " +
-                              (version ? version->dump() : std::string("None")) +
+                              (version ? json::dump(*version) : std::string("None")) +
                               " is newer than this pace-stream understands (" +
                               std::to_string(kEngineFormatVersion) + ")");
-        r.plan = r.doc.at("plan").as_string("plan");
-        r.plan_sha256 = r.doc.at("plan_sha256").as_string("plan_sha256");
-        r.plan_bytes = r.doc.at("plan_bytes").as_integer("plan_bytes");
-        r.source_onnx = r.doc.at("source_onnx").as_string("source_onnx");
-        r.source_onnx_sha256 = r.doc.at("source_onnx_sha256").as_string("source_onnx_sha256");
-        r.precision = r.doc.at("precision").as_string("precision");
-        r.tensorrt_version = r.doc.at("tensorrt_version").as_string("tensorrt_version");
-        r.gpu_name = r.doc.at("gpu_name").as_string("gpu_name");
-        r.compute_capability = r.doc.at("compute_capability").as_string("compute_capability");
-        const json::Value* passed = r.doc.at("check").find("passed");
-        r.check_passed = passed != nullptr && passed->is_bool() && passed->as_bool();
+        const auto text = [&r](const char* key) { return json::string(json::at(r.doc, key), key); };
+        r.plan = text("plan");
+        r.plan_sha256 = text("plan_sha256");
+        r.plan_bytes = json::integer(json::at(r.doc, "plan_bytes"), "plan_bytes");
+        r.source_onnx = text("source_onnx");
+        r.source_onnx_sha256 = text("source_onnx_sha256");
+        r.precision = text("precision");
+        r.tensorrt_version = text("tensorrt_version");
+        r.gpu_name = text("gpu_name");
+        r.compute_capability = text("compute_capability");
+        const Json* passed = json::find(json::at(r.doc, "check"), "passed");
+        r.check_passed = passed != nullptr && *passed == true;
     } catch (const JsonError& e) {
         throw BundleError(path + ": malformed engine record (" + e.what() + ")");
     }
@@ -111,9 +111,9 @@ std::string plan_problem(const Manifest& m, const EngineRecord& r) {
     return r.plan + " was built from " + r.source_onnx + ", which this export's manifest does not list";
 }
 
-void write_engine_record(const Manifest& m, const json::Value& record, const std::string& name) {
+void write_engine_record(const Manifest& m, const Json& record, const std::string& name) {
     const std::string path = dir_of(m) + name, tmp = path + ".tmp";
-    const std::string text = record.dump(2) + "\n";
+    const std::string text = json::dump(record, 2) + "\n";
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         out << text;

@@ -96,67 +96,113 @@ std::string Manifest::artefact_path(const std::string& kind) const {
     throw BundleError("export has no " + kind + " artefact (it has: " + kinds + ")");
 }
 
+std::vector<FailedGate> failed_gates(const Json& doc) {
+    std::vector<FailedGate> out;
+    const auto text = [](const Json* v) { return v && v->is_string() ? v->get<std::string>() : "?"; };
+    const Json* status = json::find(doc, "status");
+    if (const Json* failed = status ? json::find(*status, "failed_gates") : nullptr) {
+        const Json* problems = json::find(*status, "problems");
+        for (const Json& gate : json::array(*failed, "status.failed_gates")) {
+            const std::string name = json::string(gate, "status.failed_gates entry");
+            const Json* problem = problems ? json::find(*problems, name) : nullptr;
+            out.push_back({name, problem && problem->is_string() ? problem->get<std::string>() : ""});
+        }
+        return out;
+    }
+    // Written before the status was recorded: failed parity rows and a failed accuracy gate.
+    std::string parity;
+    if (const Json* rows = json::find(doc, "parity"); rows && rows->is_array()) {
+        for (const Json& row : *rows) {
+            if (const Json* passed = json::find(row, "passed"); !(passed && *passed == true))
+                parity += (parity.empty() ? "" : "; ") + text(json::find(row, "artefact")) + " on " +
+                          text(json::find(row, "runtime"));
+        }
+    }
+    if (!parity.empty()) out.push_back({"parity", parity});
+    if (const Json* accuracy = json::find(doc, "accuracy"); accuracy && !accuracy->empty()) {
+        if (const Json* passed = json::find(*accuracy, "passed"); !(passed && *passed == true))
+            out.push_back({"accuracy", "on " + text(json::find(*accuracy, "data"))});
+    }
+    return out;
+}
+
+void refuse_unsupported_preprocessing(const Manifest& m) {
+    if (m.native_preprocessing) return;
+    throw BundleError(join(m.directory, kManifestFile) + ": pace-stream cannot run this export's "
+                      "preprocessing step " + (m.native_step.empty() ? "(unnamed)" : m.native_step) +
+                      (m.native_reason.empty() ? std::string() : " (" + m.native_reason + ")"));
+}
+
+void refuse_failed_export(const Manifest& m) {
+    if (m.failed_gates.empty()) return;
+    std::string names, detail;
+    for (const FailedGate& g : m.failed_gates) {
+        names += (names.empty() ? "" : " and ") + g.name;
+        detail += (detail.empty() ? "" : "; ") + (g.problem.empty() ? g.name : g.name + ": " + g.problem);
+    }
+    throw BundleError(m.directory + " failed its " + names + " gate" +
+                      (m.failed_gates.size() > 1 ? "s" : "") + " (" + detail +
+                      "); --allow-failed runs it anyway");
+}
+
 Manifest parse_manifest(const std::string& text, const std::string& directory) {
     const std::string where = join(directory, kManifestFile);
-    json::Value doc;
+    Json doc;
     try {
         doc = json::parse(text);
     } catch (const JsonError& e) {
         throw BundleError(where + ": not valid JSON (" + e.what() + ")");
     }
-    const json::Value* format = doc.find("format");
-    if (!doc.is_object() || format == nullptr || !format->is_string() ||
-        format->as_string() != kManifestFormat) {
+    const Json* format = json::find(doc, "format");
+    if (format == nullptr || !format->is_string() || *format != kManifestFormat)
         throw BundleError(where + ": not a pace-edge export manifest");
-    }
-    const json::Value* version = doc.find("format_version");
-    if (version == nullptr || !version->is_integer() ||
-        version->as_number() > kManifestFormatVersion) {
+    const Json* version = json::find(doc, "format_version");
+    if (version == nullptr || !version->is_number_integer() ||
+        version->get<long long>() > kManifestFormatVersion) {
         throw BundleError(where + ": export format " +
-                          (version != nullptr ? version->dump() : std::string("None")) +
+                          (version != nullptr ? json::dump(*version) : std::string("None")) +
                           " is newer than this runtime understands (" +
                           std::to_string(kManifestFormatVersion) + "); rebuild pace-stream");
     }
     Manifest m;
     m.directory = directory;
-    m.raw = doc;
     try {
-        m.target = doc.at("target").as_string("target");
-        m.precision = doc.at("precision").as_string("precision");
-        for (const json::Value& a : doc.at("artefacts").as_array("artefacts")) {
+        m.target = json::string(json::at(doc, "target"), "target");
+        m.precision = json::string(json::at(doc, "precision"), "precision");
+        for (const Json& a : json::array(json::at(doc, "artefacts"), "artefacts")) {
             Artefact art;
-            art.path = a.at("path").as_string("artefact path");
-            art.kind = a.at("kind").as_string("artefact kind");
-            art.precision = a.at("precision").as_string("artefact precision");
-            art.sha256 = a.at("sha256").as_string("artefact sha256");
-            if (const json::Value* b = a.find("bytes")) art.bytes = b->as_integer("artefact bytes");
+            art.path = json::string(json::at(a, "path"), "artefact path");
+            art.kind = json::string(json::at(a, "kind"), "artefact kind");
+            art.precision = json::string(json::at(a, "precision"), "artefact precision");
+            art.sha256 = json::string(json::at(a, "sha256"), "artefact sha256");
+            if (const Json* b = json::find(a, "bytes")) art.bytes = json::integer(*b, "artefact bytes");
             check_relative(where, art.path);
             m.artefacts.push_back(art);
         }
-        const json::Value& in = doc.at("input");
-        m.input_name = in.at("name").as_string("input name");
-        const long long length = in.at("length").as_integer("input length");
-        const json::Value& batch = in.at("batch");
-        if (batch.is_string() && batch.as_string() == "dynamic") {
+        const Json& in = json::object(json::at(doc, "input"), "input");
+        m.input_name = json::string(json::at(in, "name"), "input name");
+        const long long length = json::integer(json::at(in, "length"), "input length");
+        const Json& batch = json::at(in, "batch");
+        if (batch == "dynamic") {
             m.batch = 0;
         } else {
-            m.batch = batch.as_integer("input batch");
+            m.batch = json::integer(batch, "input batch");
             if (m.batch < 1) throw JsonError("input batch must be positive or \"dynamic\"");
         }
-        for (const json::Value& v : in.at("axis").as_array("input axis"))
-            m.axis.push_back(v.as_number("input axis value"));
-        m.preprocessing = in.at("preprocessing");
-        m.preprocessing.as_array("input preprocessing");
-        if (const json::Value* dtype = in.find("dtype"); dtype && dtype->as_string("input dtype") != "float32")
-            throw JsonError("input dtype must be float32, got " + dtype->as_string());
-        const json::Value& out = doc.at("output");
-        m.output_name = out.at("name").as_string("output name");
-        const long long classes = out.at("classes").as_integer("output classes");
-        if (const json::Value* kind = out.find("kind"); kind && kind->as_string("output kind") != "logits")
-            throw JsonError("output kind must be logits, got " + kind->as_string());
-        for (const json::Value& c : doc.at("classes").as_array("classes"))
-            m.classes.push_back(c.as_string("class name"));
-        if (const json::Value* rt = doc.find("runtime")) m.runtime = *rt;
+        for (const Json& v : json::array(json::at(in, "axis"), "input axis"))
+            m.axis.push_back(json::number(v, "input axis value"));
+        m.preprocessing = json::array(json::at(in, "preprocessing"), "input preprocessing");
+        if (const Json* dtype = json::find(in, "dtype"); dtype && json::string(*dtype, "input dtype") != "float32")
+            throw JsonError("input dtype must be float32, got " + dtype->get<std::string>());
+        const Json& out = json::object(json::at(doc, "output"), "output");
+        m.output_name = json::string(json::at(out, "name"), "output name");
+        const long long classes = json::integer(json::at(out, "classes"), "output classes");
+        if (const Json* kind = json::find(out, "kind"); kind && json::string(*kind, "output kind") != "logits")
+            throw JsonError("output kind must be logits, got " + kind->get<std::string>());
+        for (const Json& c : json::array(json::at(doc, "classes"), "classes"))
+            m.classes.push_back(json::string(c, "class name"));
+        if (const Json* rt = json::find(doc, "runtime"); rt && !rt->is_null())
+            m.runtime = json::object(*rt, "runtime");
         if (length < 2 || size_t(length) != m.axis.size())
             throw JsonError("input length " + std::to_string(length) + " does not match its axis (" +
                             std::to_string(m.axis.size()) + " points)");
@@ -165,9 +211,19 @@ Manifest parse_manifest(const std::string& text, const std::string& directory) {
                             std::to_string(m.classes.size()) + " class names");
         m.input_length = size_t(length);
         m.num_classes = size_t(classes);
+        m.failed_gates = failed_gates(doc);
+        if (const Json* native = json::find(m.runtime, "pace-stream")) {
+            const Json* runs = json::find(json::object(*native, "runtime.pace-stream"), "preprocessing");
+            m.native_preprocessing = runs == nullptr || json::boolean(*runs, "runtime.pace-stream.preprocessing");
+            if (const Json* step = json::find(*native, "step"); step && !step->is_null())
+                m.native_step = json::string(*step, "runtime.pace-stream.step");
+            if (const Json* reason = json::find(*native, "reason"); reason && !reason->is_null())
+                m.native_reason = json::string(*reason, "runtime.pace-stream.reason");
+        }
     } catch (const JsonError& e) {
         throw BundleError(where + ": malformed manifest (" + e.what() + ")");
     }
+    m.raw = std::move(doc);
     return m;
 }
 

@@ -109,45 +109,51 @@ namespace {
 // A step's parameters: typed access that names the step, and a check for unknown keys.
 class Params {
 public:
-    Params(const std::string& step, const json::Value& item) : step_(step), item_(item) {}
+    Params(const std::string& step, const Json& item) : step_(step), item_(item) {}
 
-    const json::Value* get(const std::string& key) {
+    const Json* get(const std::string& key) {
         used_.insert(key);
-        return item_.find(key);
+        return json::find(item_, key);
     }
     double number(const std::string& key, double fallback, bool required = false) {
-        const json::Value* v = get(key);
+        const Json* v = get(key);
         if (v == nullptr || v->is_null()) {
             if (required) fail("missing parameter " + key);
             return fallback;
         }
-        if (!v->is_number() || !std::isfinite(v->as_number()))
+        if (!v->is_number() || !std::isfinite(v->get<double>()))
             fail(key + " must be a finite number");
-        return v->as_number();
+        return v->get<double>();
     }
     int integer(const std::string& key, int fallback, int minimum, bool required = false) {
-        const json::Value* v = get(key);
+        const Json* v = get(key);
         if (v == nullptr || v->is_null()) {
             if (required) fail("missing parameter " + key);
             return fallback;
         }
         long long i = 0;
         try {
-            i = v->as_integer(key);
+            i = json::integer(*v, key);
         } catch (const JsonError&) {
             fail(key + " must be an integer");
         }
         if (i < minimum || i > 1000000) fail(key + " must be >= " + std::to_string(minimum));
         return int(i);
     }
+    bool boolean(const std::string& key, bool fallback) {
+        const Json* v = get(key);
+        if (v == nullptr || v->is_null()) return fallback;
+        if (!v->is_boolean()) fail(key + " must be true or false");
+        return v->get<bool>();
+    }
     std::string string(const std::string& key, const std::string& fallback) {
-        const json::Value* v = get(key);
+        const Json* v = get(key);
         if (v == nullptr) return fallback;
         if (!v->is_string()) fail(key + " must be a string");
-        return v->as_string();
+        return v->get<std::string>();
     }
     void finish(const std::string& hint = "") {
-        for (const auto& [key, value] : item_.as_object())
+        for (const auto& [key, value] : item_.items())
             if (key != "name" && !used_.count(key)) fail("unknown parameter " + key + hint);
     }
     [[noreturn]] void fail(const std::string& what) const {
@@ -156,16 +162,16 @@ public:
 
 private:
     std::string step_;
-    const json::Value& item_;
+    const Json& item_;
     std::set<std::string> used_;
 };
 
-Vec number_list(Params& p, const json::Value& v, const std::string& key) {
+Vec number_list(Params& p, const Json& v, const std::string& key) {
     if (!v.is_array()) p.fail(key + " must be a list of numbers");
     Vec out;
-    for (const auto& e : v.as_array()) {
-        if (!e.is_number() || !std::isfinite(e.as_number())) p.fail(key + " must hold finite numbers");
-        out.push_back(e.as_number());
+    for (const Json& e : v) {
+        if (!e.is_number() || !std::isfinite(e.get<double>())) p.fail(key + " must hold finite numbers");
+        out.push_back(e.get<double>());
     }
     if (out.size() < 2) p.fail(key + " needs at least 2 points");
     for (size_t i = 1; i < out.size(); ++i)
@@ -196,10 +202,10 @@ Step crop_step(Params& p) {
 
 Step resample_step(Params& p) {
     Vec target;
-    const json::Value* axis = p.get("axis");
-    const json::Value* start = p.get("start");
-    const json::Value* stop = p.get("stop");
-    const json::Value* num = p.get("num");
+    const Json* axis = p.get("axis");
+    const Json* start = p.get("start");
+    const Json* stop = p.get("stop");
+    const Json* num = p.get("num");
     const bool grid = (start && !start->is_null()) || (stop && !stop->is_null()) ||
                       (num && !num->is_null());
     if (axis != nullptr && !axis->is_null()) {
@@ -238,36 +244,63 @@ Step baseline_step(Params& p) {
     const auto& ok = supported_baselines();
     if (std::find(ok.begin(), ok.end(), method) == ok.end()) {
         p.fail("baseline method '" + method +
-               "' is not implemented in the native runtime (it computes asls and arpls); "
-               "use the Python runtime (pace-edge stream) or retrain with baseline:asls or "
-               "baseline:arpls");
+               "' is not implemented in the native runtime (it computes asls, iasls, arpls, airpls, "
+               "iarpls, psalsa and drpls); use the Python runtime (pace-edge stream) or retrain "
+               "with one of those");
     }
     WhittakerOptions o;
-    if (method == "arpls") o.lam = 1e5;
-    const json::Value* options = p.get("options");
+    if (method != "asls" && method != "iasls" && method != "airpls") o.lam = 1e5;  // pybaselines
+    if (method == "psalsa") o.p = 0.5;
+    const Json* options = p.get("options");
     if (options != nullptr && !options->is_null()) {
         if (!options->is_object()) p.fail("options must be an object");
         Params q("baseline:" + method, *options);
         o.lam = q.number("lam", o.lam);
-        if (method == "asls") o.p = q.number("p", o.p);
+        if (method == "asls" || method == "iasls" || method == "psalsa") o.p = q.number("p", o.p);
+        if (method == "iasls") {
+            o.lam_1 = q.number("lam_1", o.lam_1);
+            if (!(o.lam_1 > 0)) q.fail("lam_1 must be positive");
+        }
+        if (method == "psalsa") {
+            o.k = q.number("k", 0);
+            const Json* k = q.get("k");
+            if (k != nullptr && !k->is_null() && !(o.k > 0)) q.fail("k must be positive");
+        }
+        if (method == "airpls") o.normalize_weights = q.boolean("normalize_weights", false);
+        if (method == "drpls") {
+            o.eta = q.number("eta", o.eta);
+            if (!(o.eta >= 0 && o.eta <= 1)) q.fail("eta must be between 0 and 1");
+        }
         o.diff_order = q.integer("diff_order", o.diff_order, 1);
         o.max_iter = q.integer("max_iter", o.max_iter, 0);
         o.tol = q.number("tol", o.tol);
-        const json::Value* weights = q.get("weights");
+        const Json* weights = q.get("weights");
         if (weights != nullptr && !weights->is_null())
             q.fail("initial weights are not supported by the native runtime");
         q.finish(std::string(" (the native runtime supports lam, ") +
-                 (method == "asls" ? "p, " : "") + "diff_order, max_iter, tol)");
+                 (method == "asls"     ? "p, "
+                  : method == "iasls"  ? "p, lam_1, "
+                  : method == "psalsa" ? "p, k, "
+                  : method == "drpls"  ? "eta, "
+                                       : "") +
+                 (method == "airpls" ? "normalize_weights, " : "") + "diff_order, max_iter, tol)");
         if (!(o.lam > 0)) q.fail("lam must be positive");
-        if (method == "asls" && !(o.p > 0 && o.p < 1)) q.fail("p must be between 0 and 1");
+        if ((method == "drpls" || method == "iasls") && o.diff_order < 2)
+            q.fail("diff_order must be 2 or greater");
+        if ((method == "asls" || method == "iasls" || method == "psalsa") && !(o.p > 0 && o.p < 1))
+            q.fail("p must be between 0 and 1");
     }
-    if (method == "asls")
-        return {"baseline", [o](Vec& x, Vec&) {
-                    Vec b = asls_baseline(x, o);
+    if (method == "iasls")
+        return {"baseline", [o](Vec& x, Vec& axis) {
+                    const Vec b = iasls_baseline(x, axis, o);
                     for (size_t i = 0; i < x.size(); ++i) x[i] -= b[i];
                 }};
-    return {"baseline", [o](Vec& x, Vec&) {
-                Vec b = arpls_baseline(x, o);
+    Vec (*fit)(const Vec&, const WhittakerOptions&) =
+        method == "asls" ? asls_baseline : method == "arpls" ? arpls_baseline
+        : method == "airpls" ? airpls_baseline : method == "iarpls" ? iarpls_baseline
+        : method == "psalsa" ? psalsa_baseline : drpls_baseline;
+    return {"baseline", [o, fit](Vec& x, Vec&) {
+                const Vec b = fit(x, o);
                 for (size_t i = 0; i < x.size(); ++i) x[i] -= b[i];
             }};
 }
@@ -302,13 +335,14 @@ void check_axis(const Vec& axis, size_t length) {
 
 }  // namespace
 
-Pipeline Pipeline::from_json(const json::Value& steps) {
+Pipeline Pipeline::from_json(const Json& steps) {
     if (!steps.is_array()) throw Error("preprocessing must be a list of steps");
     Pipeline out;
-    for (const auto& item : steps.as_array()) {
-        if (!item.is_object() || item.find("name") == nullptr || !item.at("name").is_string())
+    for (const Json& item : steps) {
+        const Json* name_field = json::find(item, "name");
+        if (name_field == nullptr || !name_field->is_string())
             throw Error("a preprocessing step must be an object with a 'name'");
-        const std::string name = item.at("name").as_string();
+        const std::string name = name_field->get<std::string>();
         Params p(name, item);
         Step step;
         if (name == "crop") step = crop_step(p);

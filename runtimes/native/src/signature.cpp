@@ -114,36 +114,37 @@ const TrustedKey& verify_signature(const std::string& path, std::string_view dat
         throw BundleError(parent(path) + " is not signed (" + name + ".sig is missing) and only "
                           "exports signed by one of the " + keys + " may run; sign it with "
                           "pace-edge export --sign KEY");
-    json::Value doc;
+    Json doc;
     try {
         doc = json::parse(read_file(sig_path));
     } catch (const Error& e) {
         throw BundleError(sig_path + ": unreadable signature (" + e.what() + ")");
     }
-    const json::Value* format = doc.find("format");
-    const json::Value* key_id = doc.find("key_sha256");
-    const json::Value* signature = doc.find("signature");
-    if (format == nullptr || !format->is_string() || format->as_string() != kFormat ||
+    const Json* format = json::find(doc, "format");
+    const Json* key_id = json::find(doc, "key_sha256");
+    const Json* signature = json::find(doc, "signature");
+    if (format == nullptr || *format != kFormat ||
         key_id == nullptr || !key_id->is_string() || signature == nullptr || !signature->is_string())
         throw BundleError(sig_path + ": not a pace-edge signature");
-    const json::Value* version = doc.find("format_version");
-    const json::Value* algorithm = doc.find("algorithm");
-    if (version == nullptr || !version->is_integer() || version->as_integer() != kFormatVersion ||
-        algorithm == nullptr || !algorithm->is_string() || algorithm->as_string() != "ed25519")
+    const Json* version = json::find(doc, "format_version");
+    const Json* algorithm = json::find(doc, "algorithm");
+    if (version == nullptr || !version->is_number_integer() || *version != kFormatVersion ||
+        algorithm == nullptr || *algorithm != "ed25519")
         throw BundleError(sig_path + ": unsupported signature (format " +
-                          (version ? version->dump() : std::string("None")) + ", " +
-                          (algorithm ? algorithm->dump() : std::string("None")) +
+                          (version ? json::dump(*version) : std::string("None")) + ", " +
+                          (algorithm ? json::dump(*algorithm) : std::string("None")) +
                           "); expected ed25519");
-    const json::Value* file = doc.find("file");
-    if (file == nullptr || !file->is_string() || file->as_string() != name)
-        throw BundleError(sig_path + ": signs " + (file ? file->dump() : std::string("None")) +
+    const Json* file = json::find(doc, "file");
+    if (file == nullptr || *file != name)
+        throw BundleError(sig_path + ": signs " + (file ? json::dump(*file) : std::string("None")) +
                           ", not " + name);
-    const TrustedKey* signer = trusted.find(key_id->as_string());
+    const std::string& key_hex = key_id->get_ref<const std::string&>();
+    const TrustedKey* signer = trusted.find(key_hex);
     if (signer == nullptr)
-        throw BundleError(parent(path) + " is signed by key " + key_id->as_string().substr(0, 16) +
+        throw BundleError(parent(path) + " is signed by key " + key_hex.substr(0, 16) +
                           "…, which is not one of the " + keys);
     std::vector<unsigned char> sig;
-    bool ok = hex_decode(signature->as_string(), sig);
+    bool ok = hex_decode(signature->get<std::string>(), sig);
     if (ok) {
         std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
                                                                    &EVP_MD_CTX_free);

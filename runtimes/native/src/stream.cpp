@@ -31,9 +31,6 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-json::Value integer(long long v) { return json::Value::number(double(v), true); }
-json::Value real(double v) { return json::Value::number(v, false); }
-
 double round4(double v) {  // Python's round(v, 4): the double nearest the correctly rounded decimal
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.4f", v);
@@ -117,32 +114,32 @@ double StreamStats::percentile(std::vector<double> values, double q) {
     return t >= 0.5 ? b - diff * (1 - t) : a + diff * t;
 }
 
-json::Value StreamStats::summary(long rss_kib) const {
-    json::Object rej, latency_ms, out;
-    for (const auto& [reason, count] : rejected) rej.emplace_back(reason, integer(long(count)));
+Json StreamStats::summary(long rss_kib) const {
+    Json latency_ms = Json::object();
     for (const char* key : kLatencyKeys) {
         auto it = latency.find(key);
         if (it == latency.end() || it->second.empty()) continue;
         const auto& v = it->second;
-        latency_ms.emplace_back(key, json::Value::object({{"p50", real(percentile(v, 50))},
-                                                          {"p99", real(percentile(v, 99))},
-                                                          {"max", real(*std::max_element(v.begin(), v.end()))}}));
+        latency_ms[key] = {{"p50", percentile(v, 50)},
+                           {"p99", percentile(v, 99)},
+                           {"max", *std::max_element(v.begin(), v.end())}};
     }
-    out.emplace_back("received", integer(long(received)));
-    out.emplace_back("classified", integer(long(classified)));
-    out.emplace_back("frames_classified", integer(long(frames_classified)));
-    out.emplace_back("averaging_incomplete", integer(long(averaging)));
-    out.emplace_back("rejected", json::Value::object(rej));
-    out.emplace_back("rejected_total", integer(long(rejected_total())));
-    out.emplace_back("reconnects", integer(long(reconnects.load())));
-    out.emplace_back("batches", integer(long(batches)));
-    out.emplace_back("silences", integer(long(silences)));
-    out.emplace_back("device_changes", integer(long(device_changes)));
-    out.emplace_back("stop_reason", stop_reason.empty() ? json::Value() : json::Value::string(stop_reason));
-    out.emplace_back("accounted", json::Value::boolean(accounted()));
-    out.emplace_back("latency_ms", json::Value::object(latency_ms));
-    out.emplace_back("peak_rss_mib", real(std::round(double(rss_kib) / 1024.0 * 10) / 10));
-    return json::Value::object(out);
+    return {
+        {"received", received},
+        {"classified", classified},
+        {"frames_classified", frames_classified},
+        {"averaging_incomplete", averaging},
+        {"rejected", rejected},
+        {"rejected_total", rejected_total()},
+        {"reconnects", reconnects.load()},
+        {"batches", batches},
+        {"silences", silences},
+        {"device_changes", device_changes},
+        {"stop_reason", stop_reason.empty() ? Json() : Json(stop_reason)},
+        {"accounted", accounted()},
+        {"latency_ms", latency_ms},
+        {"peak_rss_mib", std::round(double(rss_kib) / 1024.0 * 10) / 10},
+    };
 }
 
 std::string StreamStats::summary_text(long rss_kib) const {
@@ -404,25 +401,22 @@ void StreamClassifier::fold_overruns() {
     if (n == 0) return;
     stats_.received += n;
     stats_.rejected["overrun"] += n;
-    json::Object record;
-    record.emplace_back("time", real(wall_time()));
-    record.emplace_back("seq", json::Value());
-    record.emplace_back("rejected", json::Value::string("overrun"));
-    record.emplace_back("frames", integer(long(n)));
-    record.emplace_back("detail", json::Value::string(std::to_string(n) + " frame(s) lost: the backlog was full"));
-    emit_(json::Value::object(std::move(record)));
+    emit_({{"time", wall_time()},
+           {"seq", nullptr},
+           {"rejected", "overrun"},
+           {"frames", n},
+           {"detail", std::to_string(n) + " frame(s) lost: the backlog was full"}});
 }
 
 void StreamClassifier::reject(const Item& item, const std::string& reason, const std::string& detail,
                               size_t n_frames) {
     stats_.rejected[reason] += n_frames;
-    json::Object record;
-    record.emplace_back("time", real(wall_time()));
-    record.emplace_back("seq", item.frame ? integer(long(item.frame->sequence)) : json::Value());
-    record.emplace_back("rejected", json::Value::string(reason));
-    if (n_frames > 1) record.emplace_back("frames", integer(long(n_frames)));
-    if (!detail.empty()) record.emplace_back("detail", json::Value::string(detail));
-    emit_(json::Value::object(std::move(record)));
+    Json record = {{"time", wall_time()},
+                   {"seq", item.frame ? Json(item.frame->sequence) : Json()},
+                   {"rejected", reason}};
+    if (n_frames > 1) record["frames"] = n_frames;
+    if (!detail.empty()) record["detail"] = detail;
+    emit_(record);
 }
 
 std::optional<std::pair<std::vector<float>, size_t>> StreamClassifier::prepare(const Item& item) {
@@ -529,18 +523,17 @@ void StreamClassifier::process(std::vector<Item>& items) {
                                                            {"preprocess", ready[r].prep_s * 1e3},
                                                            {"infer", infer_s * 1e3},
                                                            {"total", total_ms}};
-        json::Object probabilities, latency_ms, record;
-        for (size_t c = 0; c < classes; ++c) probabilities.emplace_back(model_.classes[c], real(p[c]));
-        for (const auto& [key, value] : latency) latency_ms.emplace_back(key, real(round4(value)));
-        record.emplace_back("time", real(wall_time()));
-        record.emplace_back("seq", integer(long(ready[r].item->frame->sequence)));
-        record.emplace_back("class", json::Value::string(model_.classes[best]));
-        record.emplace_back("probability", real(p[best]));
-        record.emplace_back("probabilities", json::Value::object(std::move(probabilities)));
-        record.emplace_back("frames", integer(long(ready[r].frames)));
-        record.emplace_back("batch", integer(long(ready.size())));
-        record.emplace_back("latency_ms", json::Value::object(std::move(latency_ms)));
-        emit_(json::Value::object(std::move(record)));
+        Json probabilities = Json::object(), latency_ms = Json::object();
+        for (size_t c = 0; c < classes; ++c) probabilities[model_.classes[c]] = p[c];
+        for (const auto& [key, value] : latency) latency_ms[key] = round4(value);
+        emit_({{"time", wall_time()},
+               {"seq", ready[r].item->frame->sequence},
+               {"class", model_.classes[best]},
+               {"probability", p[best]},
+               {"probabilities", probabilities},
+               {"frames", ready[r].frames},
+               {"batch", ready.size()},
+               {"latency_ms", latency_ms}});
         ++stats_.classified;
         stats_.frames_classified += ready[r].frames;
         for (const auto& [key, value] : latency) stats_.latency[key].push_back(value);

@@ -22,13 +22,13 @@ std::uint32_t u32(const unsigned char* p) {
            std::uint32_t(p[3]) << 24;
 }
 
-std::string str_field(const json::Value& doc, const char* key, bool required = true) {
-    const json::Value* v = doc.find(key);
+std::string str_field(const Json& doc, const char* key, bool required = true) {
+    const Json* v = json::find(doc, key);
     if (v == nullptr) {
         if (required) throw JsonError(std::string("missing field '") + key + "'");
         return "";
     }
-    return v->as_string(key);
+    return json::string(*v, key);
 }
 
 // (major, minor, patch) of "10.3.0.30"; the build number is ignored.
@@ -55,35 +55,25 @@ void write_plan(const std::string& path, const std::vector<char>& engine, PlanHe
     if (engine.empty()) throw Error("refusing to write an empty TensorRT engine");
     h.engine_sha256 = sha256_hex(std::string_view(engine.data(), engine.size()));
     h.engine_bytes = (long long)engine.size();
-    auto str = [](const std::string& s) { return json::Value::string(s); };
-    auto integer = [](long long v) { return json::Value::number(double(v), true); };
-    auto list = [&](const std::vector<std::string>& v) {
-        json::Array a;
-        for (const auto& s : v) a.push_back(str(s));
-        return json::Value::array(std::move(a));
+    const Json header = {  // keys sorted, as the Python writer's json.dumps(sort_keys=True)
+        {"batch", {{"max", h.max_batch}, {"min", h.min_batch}, {"opt", h.opt_batch}}},
+        {"builder_flags", h.builder_flags},
+        {"cleared_flags", h.cleared_flags},
+        {"compute_capability", h.compute_capability},
+        {"created", h.created},
+        {"engine_bytes", h.engine_bytes},
+        {"engine_sha256", h.engine_sha256},
+        {"gpu_name", h.gpu_name},
+        {"input_length", h.input_length},
+        {"input_name", h.input_name},
+        {"pace_edge", "pace-stream"},
+        {"precision", h.precision},
+        {"source_onnx", h.source_onnx},
+        {"source_onnx_sha256", h.source_onnx_sha256},
+        {"tensorrt_version", h.tensorrt_version},
+        {"workspace_mb", h.workspace_mb},
     };
-    json::Object batch;
-    json::set(batch, "max", integer(h.max_batch));
-    json::set(batch, "min", integer(h.min_batch));
-    json::set(batch, "opt", integer(h.opt_batch));
-    json::Object o;
-    json::set(o, "batch", json::Value::object(std::move(batch)));
-    json::set(o, "builder_flags", list(h.builder_flags));
-    json::set(o, "cleared_flags", list(h.cleared_flags));
-    json::set(o, "compute_capability", str(h.compute_capability));
-    json::set(o, "created", str(h.created));
-    json::set(o, "engine_bytes", integer(h.engine_bytes));
-    json::set(o, "engine_sha256", str(h.engine_sha256));
-    json::set(o, "gpu_name", str(h.gpu_name));
-    json::set(o, "input_length", integer(h.input_length));
-    json::set(o, "input_name", str(h.input_name));
-    json::set(o, "pace_edge", str("pace-stream"));
-    json::set(o, "precision", str(h.precision));
-    json::set(o, "source_onnx", str(h.source_onnx));
-    json::set(o, "source_onnx_sha256", str(h.source_onnx_sha256));
-    json::set(o, "tensorrt_version", str(h.tensorrt_version));
-    json::set(o, "workspace_mb", integer(h.workspace_mb));
-    const std::string blob = json::Value::object(std::move(o)).dump();
+    const std::string blob = json::dump(header);
     unsigned char prefix[16];
     std::memcpy(prefix, kMagic, 8);
     const std::uint32_t fields[2] = {std::uint32_t(kPlanFormatVersion), std::uint32_t(blob.size())};
@@ -123,7 +113,7 @@ Plan read_plan(const std::string& path) {
     if (std::uint32_t(in.gcount()) != length) throw BundleError(path + ": plan header is truncated");
     Plan plan;
     try {
-        const json::Value doc = json::parse(blob);
+        const Json doc = json::parse(blob);
         PlanHeader& h = plan.header;
         h.tensorrt_version = str_field(doc, "tensorrt_version");
         h.gpu_name = str_field(doc, "gpu_name");
@@ -131,10 +121,10 @@ Plan read_plan(const std::string& path) {
         h.precision = str_field(doc, "precision");
         h.source_onnx = str_field(doc, "source_onnx");
         h.source_onnx_sha256 = str_field(doc, "source_onnx_sha256");
-        if (doc.find("input_name")) h.input_name = str_field(doc, "input_name");
-        if (const json::Value* v = doc.find("input_length")) h.input_length = v->as_integer("input_length");
+        if (json::find(doc, "input_name")) h.input_name = str_field(doc, "input_name");
+        if (const Json* v = json::find(doc, "input_length")) h.input_length = json::integer(*v, "input_length");
         h.engine_sha256 = str_field(doc, "engine_sha256", false);
-        if (const json::Value* v = doc.find("engine_bytes")) h.engine_bytes = v->as_integer("engine_bytes");
+        if (const Json* v = json::find(doc, "engine_bytes")) h.engine_bytes = json::integer(*v, "engine_bytes");
     } catch (const JsonError& e) {
         throw BundleError(path + ": corrupt plan header (" + e.what() + ")");
     }

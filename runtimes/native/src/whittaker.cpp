@@ -1,8 +1,18 @@
-// pybaselines' asls and arpls: iteratively reweighted Whittaker smoothing,
-// (W + lam D'D) z = W y, solved as scipy.linalg.solveh_banded does (LAPACK dpbtf2/dpbtrs
-// banded Cholesky, reproduced step by step).
+// pybaselines' asls, iasls, arpls, airpls, iarpls and psalsa: iteratively reweighted Whittaker
+// smoothing, (W + lam D'D) z = W y, with D the diff_order-th difference matrix. The system is
+// banded, symmetric positive definite; Eigen's sparse Cholesky in natural order (no
+// permutation, so no fill outside the band) factorises it as LAPACK's banded Cholesky does
+// (scipy's solveh_banded, which pybaselines calls), the pattern analysed once per spectrum.
+// drpls's system, (W + D1'D1 + (I - eta W) lam D'D) z = W y, is not symmetric: Eigen's sparse
+// LU with partial pivoting in natural order, as scipy's solve_banded (LAPACK dgbsv).
+#include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include <Eigen/Dense>
+#include <Eigen/SparseCholesky>
+#include <Eigen/SparseCore>
+#include <Eigen/SparseLU>
 
 #include "pace/errors.hpp"
 #include "pace/preprocess.hpp"
@@ -10,7 +20,7 @@
 namespace pace {
 
 const std::vector<std::string>& supported_baselines() {
-    static const std::vector<std::string> methods = {"asls", "arpls"};
+    static const std::vector<std::string> methods = {"asls", "iasls", "arpls", "airpls", "iarpls", "psalsa", "drpls"};
     return methods;
 }
 
@@ -18,78 +28,74 @@ namespace {
 
 constexpr double kMinFloat = std::numeric_limits<double>::epsilon();  // pybaselines _MIN_FLOAT
 
-// Lower bands of D'D for the `order`-th difference matrix D (n-order by n):
-// bands[k][j] = (D'D)[j + k][j], k = 0..order, zero past the end.
-std::vector<Vec> penalty_bands(size_t n, int order) {
-    Vec c(size_t(order) + 1);  // coefficients of one difference row: (-1)^(order-k) C(order, k)
+using Sparse = Eigen::SparseMatrix<double>;
+
+// lam * D'D for the `order`-th difference matrix D ((n - order) x n).
+Sparse penalty(size_t n, int order, double lam) {
+    Vec c(size_t(order) + 1);  // one row of D: (-1)^(order-k) C(order, k)
     for (int k = 0; k <= order; ++k) {
         double binom = 1.0;
         for (int i = 0; i < k; ++i) binom = binom * double(order - i) / double(i + 1);
         c[size_t(k)] = ((order - k) % 2 ? -1.0 : 1.0) * std::round(binom);
     }
-    std::vector<Vec> bands(size_t(order) + 1, Vec(n, 0.0));
-    const size_t d = size_t(order);
-    for (size_t row = 0; row + d < n; ++row)  // row `row` of D touches columns row..row+d
-        for (size_t a = 0; a <= d; ++a)
-            for (size_t b = 0; b <= a; ++b) bands[a - b][row + b] += c[a] * c[b];
-    return bands;
-}
-
-// Solve A z = rhs for symmetric positive definite banded A given by its lower bands
-// (dpbtf2 + dpbtrs, lower). `ab` is overwritten by the Cholesky factor.
-Vec solve_banded_spd(std::vector<Vec>& ab, Vec rhs) {
-    const size_t n = rhs.size(), kd = ab.size() - 1;
-    for (size_t j = 0; j < n; ++j) {  // dpbtf2
-        double ajj = ab[0][j];
-        if (!(ajj > 0.0)) {
-            throw DataError("baseline fit failed: the Whittaker system is not positive definite "
-                            "(leading minor " + std::to_string(j + 1) + ")");
-        }
-        ajj = std::sqrt(ajj);
-        ab[0][j] = ajj;
-        const size_t kn = std::min(kd, n - 1 - j);
-        const double inv = 1.0 / ajj;
-        for (size_t i = 1; i <= kn; ++i) ab[i][j] *= inv;  // dscal
-        for (size_t jj = 1; jj <= kn; ++jj) {               // dsyr, lower, alpha = -1
-            const double temp = -ab[jj][j];
-            if (temp == 0.0) continue;
-            for (size_t ii = jj; ii <= kn; ++ii) ab[ii - jj][j + jj] += ab[ii][j] * temp;
-        }
-    }
-    for (size_t j = 0; j < n; ++j) {  // dtbsv lower, no transpose: L y = b
-        if (rhs[j] != 0.0) {
-            rhs[j] /= ab[0][j];
-            const double temp = rhs[j];
-            for (size_t i = j + 1; i <= std::min(n - 1, j + kd); ++i) rhs[i] -= temp * ab[i - j][j];
-        }
-    }
-    for (size_t j = n; j-- > 0;) {  // dtbsv lower, transpose: L' z = y
-        double temp = rhs[j];
-        for (size_t i = std::min(n - 1, j + kd); i > j; --i) temp -= ab[i - j][j] * rhs[i];
-        rhs[j] = temp / ab[0][j];
-    }
-    return rhs;
+    const size_t d = size_t(order), rows = n > d ? n - d : 0;
+    std::vector<Eigen::Triplet<double>> entries;
+    for (size_t row = 0; row < rows; ++row)
+        for (size_t k = 0; k <= d; ++k) entries.emplace_back(int(row), int(row + k), c[k]);
+    Sparse diff(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(n));
+    diff.setFromTriplets(entries.begin(), entries.end());
+    Sparse out = Sparse(diff.transpose() * diff) * lam;  // exact integers, then one rounding
+    for (Eigen::Index i = 0; i < out.rows(); ++i) out.coeffRef(i, i) += 0.0;  // a full diagonal
+    out.makeCompressed();
+    return out;
 }
 
 class WhittakerSystem {
 public:
-    WhittakerSystem(size_t n, double lam, int order) : bands_(penalty_bands(n, order)) {
-        for (Vec& band : bands_)
-            for (double& v : band) v *= lam;
+    WhittakerSystem(size_t n, double lam, int order) : WhittakerSystem(penalty(n, order, lam)) {}
+    explicit WhittakerSystem(Sparse penalty) : system_(std::move(penalty)) {
+        const size_t n = size_t(system_.rows());
+        diagonal_.resize(n);  // where each diagonal entry sits in the compressed values
+        penalty_diagonal_.resize(n);
+        for (Eigen::Index j = 0; j < system_.outerSize(); ++j)
+            for (Sparse::InnerIterator it(system_, j); it; ++it)
+                if (it.row() == j) {
+                    diagonal_[size_t(j)] = &it.valueRef();
+                    penalty_diagonal_[size_t(j)] = it.value();
+                }
+        solver_.analyzePattern(system_);
     }
-    Vec solve(const Vec& weights, const Vec& y) const {
-        std::vector<Vec> ab = bands_;
-        Vec rhs(y.size());
+    // (W + penalty) z = W y, or = W y + extra when `extra` is given.
+    Vec solve(const Vec& weights, const Vec& y, const Vec* extra = nullptr) {
+        const Eigen::Index n = Eigen::Index(y.size());
+        Eigen::VectorXd rhs(n);
         for (size_t i = 0; i < y.size(); ++i) {
-            ab[0][i] = bands_[0][i] + weights[i];
-            rhs[i] = weights[i] * y[i];
+            *diagonal_[i] = penalty_diagonal_[i] + weights[i];
+            rhs[Eigen::Index(i)] = weights[i] * y[i] + (extra ? (*extra)[i] : 0.0);
         }
-        return solve_banded_spd(ab, std::move(rhs));
+        solver_.factorize(system_);
+        if (solver_.info() != Eigen::Success)
+            throw DataError("baseline fit failed: the Whittaker system is not positive definite");
+        const Eigen::VectorXd z = solver_.solve(rhs);
+        return Vec(z.data(), z.data() + n);
     }
 
 private:
-    std::vector<Vec> bands_;
+    Sparse system_;  // W + lam D'D: the pattern fixed, the diagonal rewritten per solve
+    std::vector<double*> diagonal_;
+    Vec penalty_diagonal_;  // lam D'D's diagonal
+    Eigen::SimplicialLLT<Sparse, Eigen::Lower, Eigen::NaturalOrdering<int>> solver_;
 };
+
+// y - baseline, and its negative entries in order (pybaselines' residual[residual < 0]).
+void residuals(const Vec& y, const Vec& baseline, Vec& residual, Vec& negative) {
+    residual.resize(y.size());
+    negative.clear();
+    for (size_t k = 0; k < y.size(); ++k) {
+        residual[k] = y[k] - baseline[k];
+        if (residual[k] < 0) negative.push_back(residual[k]);
+    }
+}
 
 double norm2(const Vec& v) {
     double s = 0.0;
@@ -113,7 +119,7 @@ void check_options(const Vec& y, const WhittakerOptions& o) {
 
 Vec asls_baseline(const Vec& y, const WhittakerOptions& o) {
     check_options(y, o);
-    const WhittakerSystem system(y.size(), o.lam, o.diff_order);
+    WhittakerSystem system(y.size(), o.lam, o.diff_order);
     Vec weights(y.size(), 1.0), baseline;
     for (int i = 0; i <= o.max_iter; ++i) {
         baseline = system.solve(weights, y);
@@ -127,24 +133,170 @@ Vec asls_baseline(const Vec& y, const WhittakerOptions& o) {
 
 Vec arpls_baseline(const Vec& y, const WhittakerOptions& o) {
     check_options(y, o);
-    const WhittakerSystem system(y.size(), o.lam, o.diff_order);
-    Vec weights(y.size(), 1.0), baseline;
+    WhittakerSystem system(y.size(), o.lam, o.diff_order);
+    Vec weights(y.size(), 1.0), baseline, residual, negative;
     for (int i = 0; i <= o.max_iter; ++i) {
         baseline = system.solve(weights, y);
-        Vec residual(y.size()), negative;
-        for (size_t k = 0; k < y.size(); ++k) {
-            residual[k] = y[k] - baseline[k];
-            if (residual[k] < 0) negative.push_back(residual[k]);
-        }
+        residuals(y, baseline, residual, negative);
         if (negative.size() < 2) break;  // pybaselines exits early (and warns)
         double sd = stddev(negative, 1);
-        if (sd == 0) sd = kMinFloat;
+        if (sd == 0) sd = kMinFloat;  // pybaselines _safe_std
         const double shift = 2 * sd - mean(negative);
         Vec next(y.size());
         for (size_t k = 0; k < y.size(); ++k) {
             const double v = -(2 / sd) * (residual[k] - shift);
             next[k] = 1.0 / (1.0 + std::exp(-v));  // scipy.special.expit
         }
+        if (relative_difference(weights, next) < o.tol) break;
+        weights.swap(next);
+    }
+    return baseline;
+}
+
+Vec airpls_baseline(const Vec& y, const WhittakerOptions& o) {
+    check_options(y, o);
+    WhittakerSystem system(y.size(), o.lam, o.diff_order);
+    Vec magnitude(y.size());
+    for (size_t k = 0; k < y.size(); ++k) magnitude[k] = std::fabs(y[k]);
+    const double y_l1_norm = sum(magnitude);
+    const double log_max = std::log(std::numeric_limits<double>::max());
+    const double inner_max = std::nextafter(log_max, 0.0);  // log_max - np.spacing(log_max)
+    Vec weights(y.size(), 1.0), baseline, residual, negative;
+    for (int i = 1; i <= o.max_iter + 1; ++i) {
+        baseline = system.solve(weights, y);
+        residuals(y, baseline, residual, negative);
+        if (negative.size() < 2) break;  // pybaselines exits early (and warns)
+        const double residual_l1_norm = sum(negative);
+        const double scale = double(std::min(i, 50)) / residual_l1_norm;
+        Vec next(y.size(), 0.0);
+        double largest = 0.0;
+        for (size_t k = 0; k < y.size(); ++k) {
+            if (!(residual[k] < 0)) continue;
+            next[k] = std::exp(std::clamp(scale * residual[k], 0.0, inner_max));
+            largest = std::max(largest, next[k]);
+        }
+        if (o.normalize_weights)
+            for (size_t k = 0; k < y.size(); ++k)
+                if (residual[k] < 0) next[k] /= largest;
+        if (std::fabs(residual_l1_norm) / y_l1_norm < o.tol) break;
+        weights.swap(next);
+    }
+    return baseline;
+}
+
+Vec iarpls_baseline(const Vec& y, const WhittakerOptions& o) {
+    check_options(y, o);
+    WhittakerSystem system(y.size(), o.lam, o.diff_order);
+    Vec weights(y.size(), 1.0), baseline, residual, negative;
+    for (int i = 1; i <= o.max_iter + 1; ++i) {
+        baseline = system.solve(weights, y);
+        residuals(y, baseline, residual, negative);
+        if (negative.size() < 2) break;  // pybaselines exits early (and warns)
+        double sd = stddev(negative, 1);
+        if (sd == 0) sd = kMinFloat;  // pybaselines _safe_std
+        const double gain = std::exp(double(std::min(i, 100))) / sd;
+        Vec next(y.size());
+        for (size_t k = 0; k < y.size(); ++k) {
+            const double inner = gain * (residual[k] - 2 * sd);
+            next[k] = 0.5 * (1 - (inner / std::sqrt(1 + inner * inner)));
+        }
+        if (relative_difference(weights, next) < o.tol) break;
+        weights.swap(next);
+    }
+    return baseline;
+}
+
+Vec psalsa_baseline(const Vec& y, const WhittakerOptions& o) {
+    check_options(y, o);
+    WhittakerSystem system(y.size(), o.lam, o.diff_order);
+    const double k = o.k > 0 ? o.k : stddev(y) / 10;
+    Vec weights(y.size(), 1.0), baseline;
+    for (int i = 0; i <= o.max_iter; ++i) {
+        baseline = system.solve(weights, y);
+        Vec next(y.size(), 1.0 - o.p);
+        for (size_t j = 0; j < y.size(); ++j) {
+            const double residual = y[j] - baseline[j];
+            if (residual > 0) next[j] = o.p * std::exp(-residual / k);
+        }
+        if (relative_difference(weights, next) < o.tol) break;
+        weights.swap(next);
+    }
+    return baseline;
+}
+
+Vec drpls_baseline(const Vec& y, const WhittakerOptions& o) {
+    check_options(y, o);
+    if (o.diff_order < 2) throw DataError("baseline drpls needs diff_order >= 2");
+    const size_t n = y.size();
+    const Sparse smooth = penalty(n, o.diff_order, o.lam);  // lam D'D
+    const auto size = static_cast<Eigen::Index>(n);
+    Sparse identity(size, size);
+    identity.setIdentity();
+    const Sparse fixed = penalty(n, 1, 1.0) + smooth;   // D1'D1 + lam D'D
+    const Sparse scaled = identity - o.eta * smooth;    // I - eta lam D'D, rows scaled by W
+    Eigen::SparseLU<Sparse, Eigen::NaturalOrdering<int>> solver;
+    Eigen::VectorXd w = Eigen::VectorXd::Ones(size);
+    const Eigen::Map<const Eigen::VectorXd> data(y.data(), size);
+    Vec weights(n, 1.0), baseline, residual, negative;
+    for (int i = 1; i <= o.max_iter + 1; ++i) {
+        Sparse system = fixed + Sparse(w.asDiagonal() * scaled);
+        system.makeCompressed();
+        if (i == 1) solver.analyzePattern(system);
+        solver.factorize(system);
+        if (solver.info() != Eigen::Success)
+            throw DataError("baseline fit failed: the drpls system is singular");
+        const Eigen::VectorXd z = solver.solve(Eigen::VectorXd(w.cwiseProduct(data)));
+        baseline.assign(z.data(), z.data() + n);
+        residuals(y, baseline, residual, negative);
+        if (negative.size() < 2) break;  // pybaselines exits early (and warns)
+        double sd = stddev(negative, 1);
+        if (sd == 0) sd = kMinFloat;  // pybaselines _safe_std
+        const double gain = std::exp(double(std::min(i, 100))) / sd;
+        const double shift = 2 * sd - mean(negative);
+        Vec next(n);
+        for (size_t k = 0; k < n; ++k) {
+            const double inner = gain * (residual[k] - shift);
+            next[k] = 0.5 * (1 - (inner / (1 + std::fabs(inner))));
+        }
+        if (relative_difference(weights, next) < o.tol) break;
+        weights.swap(next);
+        w = Eigen::Map<const Eigen::VectorXd>(weights.data(), size);
+    }
+    return baseline;
+}
+
+Vec iasls_baseline(const Vec& y, const Vec& axis, const WhittakerOptions& o) {
+    check_options(y, o);
+    if (o.diff_order < 2) throw DataError("baseline iasls needs diff_order >= 2");
+    const size_t n = y.size();
+    const auto size = static_cast<Eigen::Index>(n);
+    // Initial weights: asls's rule on a least-squares quadratic (pybaselines fits it on the
+    // axis mapped to [-1, 1], np.polynomial's mapdomain).
+    const double lo = axis.front(), hi = axis.back();
+    const double offset = (-hi - lo) / (hi - lo), scale = 2.0 / (hi - lo);
+    Eigen::MatrixXd vander(size, 3);
+    for (Eigen::Index i = 0; i < size; ++i) {
+        const double t = offset + scale * axis[size_t(i)];
+        vander(i, 0) = 1.0;
+        vander(i, 1) = t;
+        vander(i, 2) = t * t;
+    }
+    const Eigen::Map<const Eigen::VectorXd> data(y.data(), size);
+    const Eigen::VectorXd quadratic = vander * vander.completeOrthogonalDecomposition().solve(data);
+    Vec weights(n);
+    for (size_t k = 0; k < n; ++k) weights[k] = y[k] > quadratic[Eigen::Index(k)] ? o.p : 1.0 - o.p;
+    // (W'W + lam_1 D1'D1 + lam D'D) z = W'W y + lam_1 D1'D1 y
+    WhittakerSystem system(Sparse(penalty(n, o.diff_order, o.lam) + penalty(n, 1, o.lam_1)));
+    Vec d1_y(n);
+    d1_y[0] = o.lam_1 * (y[0] - y[1]);
+    d1_y[n - 1] = o.lam_1 * (y[n - 1] - y[n - 2]);
+    for (size_t k = 1; k + 1 < n; ++k) d1_y[k] = o.lam_1 * (2 * y[k] - y[k - 1] - y[k + 1]);
+    Vec baseline, squared(n);
+    for (int i = 0; i <= o.max_iter; ++i) {
+        for (size_t k = 0; k < n; ++k) squared[k] = weights[k] * weights[k];
+        baseline = system.solve(squared, y, &d1_y);
+        Vec next(n);
+        for (size_t k = 0; k < n; ++k) next[k] = y[k] > baseline[k] ? o.p : 1.0 - o.p;
         if (relative_difference(weights, next) < o.tol) break;
         weights.swap(next);
     }

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "check.hpp"
+#include "checks.hpp"
 #include "pace/engine_check.hpp"
 #include "pace/engine_record.hpp"
 #include "pace/errors.hpp"
@@ -106,57 +106,57 @@ pace::PlanHeader header(const pace::Manifest& m) {
 
 }  // namespace
 
-TEST(plan_request_follows_the_export) {
+TEST_CASE("plan request follows the export") {
     Export e(true);
     const pace::Manifest m = pace::load_manifest(e.dir);
     const pace::PlanRequest r = pace::plan_request(m);
-    CHECK(r.source == "model.onnx" && r.precision == "fp16" && r.fp16 && !r.int8);
-    CHECK(r.min_batch == 1 && r.opt_batch == 2 && r.max_batch == 4 && r.workspace_mb == 64);
+    CHECK((r.source == "model.onnx" && r.precision == "fp16" && r.fp16 && !r.int8));
+    CHECK((r.min_batch == 1 && r.opt_batch == 2 && r.max_batch == 4 && r.workspace_mb == 64));
     const pace::PlanRequest q = pace::plan_request(m, "int8");
-    CHECK(q.source == "model_int8_qdq.onnx" && q.int8 && q.fp16);
-    CHECK(pace::plan_request(m, "fp32").source == "model.onnx" && !pace::plan_request(m, "fp32").fp16);
+    CHECK((q.source == "model_int8_qdq.onnx" && q.int8 && q.fp16));
+    CHECK((pace::plan_request(m, "fp32").source == "model.onnx" && !pace::plan_request(m, "fp32").fp16));
     Export plain;
-    CHECK_THROWS(pace::plan_request(pace::load_manifest(plain.dir), "int8"), pace::Error,
+    CHECK_THROWS_CONTAINING(pace::plan_request(pace::load_manifest(plain.dir), "int8"), pace::Error,
                  "an INT8 plan is built from the Q/DQ model model_int8_qdq.onnx");
 }
 
-TEST(check_data_and_tolerances_come_from_the_manifest) {
+TEST_CASE("check data and tolerances come from the manifest") {
     Export e;
     const pace::Manifest m = pace::load_manifest(e.dir);
     const pace::CheckData d = pace::load_check_data(m, "model.onnx");
-    CHECK(d.count == 4 && d.length == 3 && d.classes == 2);
-    CHECK(d.spectra == kSpectra && d.reference == kReference);
+    CHECK((d.count == 4 && d.length == 3 && d.classes == 2));
+    CHECK((d.spectra == kSpectra && d.reference == kReference));
     CHECK(d.reference_runtime == "onnxruntime 1.22.0 CPUExecutionProvider");
-    CHECK_THROWS(pace::load_check_data(m, "model_int8_qdq.onnx"), BundleError,
+    CHECK_THROWS_CONTAINING(pace::load_check_data(m, "model_int8_qdq.onnx"), BundleError,
                  "no engine-check logits for model_int8_qdq.onnx; export it again");
     CHECK(*pace::tolerance_for(m, "fp32").max_abs == 0.001);
-    CHECK(!pace::tolerance_for(m, "int8").max_abs && pace::tolerance_for(m, "int8").min_agreement == 0.98);
-    CHECK_THROWS(pace::tolerance_for(m, "bf16"), BundleError, "no engine tolerance for bf16");
+    CHECK((!pace::tolerance_for(m, "int8").max_abs && pace::tolerance_for(m, "int8").min_agreement == 0.98));
+    CHECK_THROWS_CONTAINING(pace::tolerance_for(m, "bf16"), BundleError, "no engine tolerance for bf16");
 }
 
-TEST(the_gate_passes_and_fails_per_precision) {
+TEST_CASE("the gate passes and fails per precision") {
     Export e;
     const pace::Manifest m = pace::load_manifest(e.dir);
     std::vector<float> near = kReference;
     for (float& v : near) v += 0.002f;
     CHECK(pace::compare_logits(kReference, kReference, 2, pace::tolerance_for(m, "fp32")).passed);
     const pace::CheckResult fp32 = pace::compare_logits(kReference, near, 2, pace::tolerance_for(m, "fp32"));
-    CHECK(!fp32.passed && fp32.agreement == 1.0);  // 2e-3 is beyond FP32's 1e-3
+    CHECK((!fp32.passed && fp32.agreement == 1.0));  // 2e-3 is beyond FP32's 1e-3
     CHECK_CLOSE(fp32.max_abs_diff, 0.002, 1e-3);
     CHECK(pace::compare_logits(kReference, near, 2, pace::tolerance_for(m, "fp16")).passed);
     std::vector<float> flipped = kReference;
     flipped[0] = -3.0f;  // spectrum 0's top-1 moves to class b: 75 % agreement
     const pace::CheckResult int8 = pace::compare_logits(kReference, flipped, 2, pace::tolerance_for(m, "int8"));
-    CHECK(!int8.passed && int8.agreement == 0.75 && int8.samples == 4);
+    CHECK((!int8.passed && int8.agreement == 0.75 && int8.samples == 4));
     CHECK(pace::describe(int8).find("top-1 agreement 75.00 % (need 98.00 %) over 4 spectra") != std::string::npos);
     std::vector<float> nan = kReference;
     nan[3] = NAN;
     CHECK(!pace::compare_logits(kReference, nan, 2, pace::tolerance_for(m, "int8")).passed);
-    CHECK_THROWS(pace::compare_logits(kReference, {1.0f}, 2, pace::tolerance_for(m, "int8")), pace::Error,
+    CHECK_THROWS_CONTAINING(pace::compare_logits(kReference, {1.0f}, 2, pace::tolerance_for(m, "int8")), pace::Error,
                  "logits of 1 values, expected 8");
 }
 
-TEST(checked_plans_are_recorded_beside_an_untouched_manifest) {
+TEST_CASE("checked plans are recorded beside an untouched manifest") {
     Export e;
     const std::string manifest_bytes = read(e.dir + "/manifest.json");
     write(e.dir + "/manifest.json.sig", "a signature over manifest.json");
@@ -165,18 +165,18 @@ TEST(checked_plans_are_recorded_beside_an_untouched_manifest) {
     const std::vector<char> engine = {'e', 'n', 'g', 'i', 'n', 'e'};
     pace::write_plan(e.dir + "/model.plan.building", engine, h);
     const pace::Plan plan = pace::read_plan(e.dir + "/model.plan.building");
-    CHECK(plan.engine == engine && plan.header.engine_bytes == 6 && plan.header.precision == "fp16");
+    CHECK((plan.engine == engine && plan.header.engine_bytes == 6 && plan.header.precision == "fp16"));
     pace::check_plan_source(plan.header, m, "model.plan");
     const pace::CheckData d = pace::load_check_data(m, "model.onnx");
 
     std::vector<float> off = kReference;
     off[1] += 1.0f;
     const pace::CheckResult bad = pace::compare_logits(d.reference, off, 2, pace::tolerance_for(m, "fp16"));
-    CHECK_THROWS(pace::install_plan(m, e.dir + "/model.plan.building", h, bad, d, "test"), pace::Error,
+    CHECK_THROWS_CONTAINING(pace::install_plan(m, e.dir + "/model.plan.building", h, bad, d, "test"), pace::Error,
                  "kept as model.plan.rejected, not used, the result is in engine.rejected.json");
     CHECK(!pace::device_plan(m));  // nothing a runner would use
     const auto rejected = pace::read_engine_record(m, pace::kRejectedEngineFile);
-    CHECK(rejected && !rejected->check_passed && rejected->plan == "model.plan.rejected");
+    CHECK((rejected && !rejected->check_passed && rejected->plan == "model.plan.rejected"));
 
     pace::write_plan(e.dir + "/model.plan.building", engine, h);
     const pace::CheckResult good = pace::compare_logits(d.reference, d.reference, 2, pace::tolerance_for(m, "fp16"));
@@ -184,18 +184,18 @@ TEST(checked_plans_are_recorded_beside_an_untouched_manifest) {
     CHECK(read(e.dir + "/manifest.json") == manifest_bytes);  // never rewritten, still signed
     CHECK(read(e.dir + "/manifest.json.sig") == "a signature over manifest.json");
     const pace::Manifest again = pace::load_manifest(e.dir);
-    CHECK(again.artefacts.size() == 3 && !again.find_artefact("tensorrt-plan"));
+    CHECK((again.artefacts.size() == 3 && !again.find_artefact("tensorrt-plan")));
     const auto record = pace::device_plan(again);
-    CHECK(record && record->check_passed && pace::plan_problem(again, *record).empty());
+    CHECK((record && record->check_passed && pace::plan_problem(again, *record).empty()));
     CHECK(pace::plan_path(again, *record) == e.dir + "/model.plan");
     CHECK(record->plan_sha256 == pace::sha256_hex(read(e.dir + "/model.plan")));
-    CHECK(record->source_onnx == "model.onnx" && record->source_onnx_sha256 == m.find_artefact("onnx")->sha256);
-    CHECK(record->doc.at("cleared_flags").as_array()[0].as_string() == "TF32");
-    CHECK(record->doc.at("check").at("reference").as_string() == "model.onnx on onnxruntime 1.22.0 CPUExecutionProvider");
+    CHECK((record->source_onnx == "model.onnx" && record->source_onnx_sha256 == m.find_artefact("onnx")->sha256));
+    CHECK(record->doc.at("cleared_flags")[0] == "TF32");
+    CHECK(record->doc.at("check").at("reference") == "model.onnx on onnxruntime 1.22.0 CPUExecutionProvider");
     CHECK(read(e.dir + "/engine.json.sha256").find("  engine.json\n") == 64);
 }
 
-TEST(edited_records_swapped_plans_and_stale_plans_are_refused) {
+TEST_CASE("edited records swapped plans and stale plans are refused") {
     Export e;
     const pace::Manifest m = pace::load_manifest(e.dir);
     pace::PlanHeader h = header(m);
@@ -206,10 +206,10 @@ TEST(edited_records_swapped_plans_and_stale_plans_are_refused) {
     const std::string record = read(e.dir + "/engine.json"), plan = read(e.dir + "/model.plan");
 
     write(e.dir + "/engine.json", record + " ");
-    CHECK_THROWS(pace::device_plan(m), BundleError, "engine.json was edited after it was written");
+    CHECK_THROWS_CONTAINING(pace::device_plan(m), BundleError, "engine.json was edited after it was written");
     write(e.dir + "/engine.json", record);
     write(e.dir + "/model.plan", plan + "x");
-    CHECK_THROWS(pace::device_plan(m), BundleError, "does not match engine.json");
+    CHECK_THROWS_CONTAINING(pace::device_plan(m), BundleError, "does not match engine.json");
     write(e.dir + "/model.plan", plan);
     CHECK(pace::device_plan(m).has_value());
 
@@ -218,8 +218,8 @@ TEST(edited_records_swapped_plans_and_stale_plans_are_refused) {
     other.source_onnx_sha256 = std::string(64, 'f');
     pace::write_engine_record(m, pace::engine_record(m, other, "model.plan", good, d, "test"));
     const auto stale = pace::device_plan(m);
-    CHECK(stale && pace::plan_problem(m, *stale).find("model.plan was built from model.onnx with sha256 "
-                                                     "ffffffffffff…, not from this export's") == 0);
+    CHECK((stale && pace::plan_problem(m, *stale).find("model.plan was built from model.onnx with sha256 "
+                                                     "ffffffffffff…, not from this export's") == 0));
     other.source_onnx = "gone.onnx";
     pace::write_engine_record(m, pace::engine_record(m, other, "model.plan", good, d, "test"));
     CHECK(pace::plan_problem(m, *pace::device_plan(m)) ==
@@ -230,5 +230,3 @@ TEST(edited_records_swapped_plans_and_stale_plans_are_refused) {
     pace::write_engine_record(m, pace::engine_record(m, h, "model.plan", bad, d, "test"));
     CHECK(pace::plan_problem(m, *pace::device_plan(m)) == "engine.json records no passed engine check for model.plan");
 }
-
-TEST_MAIN()

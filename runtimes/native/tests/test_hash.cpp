@@ -1,10 +1,10 @@
 // SHA-256 (FIPS 180-4 / NIST examples) and MD5 (RFC 1321 appendix A.5) test vectors.
 #include <string>
 
-#include "check.hpp"
+#include "checks.hpp"
 #include "pace/hash.hpp"
 
-TEST(sha256_vectors) {
+TEST_CASE("sha256 vectors") {
     using pace::sha256_hex;
     CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
@@ -14,7 +14,7 @@ TEST(sha256_vectors) {
           "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
-TEST(sha256_streaming_any_chunking) {
+TEST_CASE("sha256 streaming any chunking") {
     const std::string text(1000, 'x');
     const std::string whole = pace::sha256_hex(text);
     for (size_t chunk : {1u, 7u, 63u, 64u, 65u, 999u}) {
@@ -25,7 +25,7 @@ TEST(sha256_streaming_any_chunking) {
     }
 }
 
-TEST(md5_rfc1321_vectors) {
+TEST_CASE("md5 rfc1321 vectors") {
     using pace::md5_hex;
     CHECK(md5_hex("") == "d41d8cd98f00b204e9800998ecf8427e");
     CHECK(md5_hex("a") == "0cc175b9c0f1b6a831c399e269772661");
@@ -37,5 +37,3 @@ TEST(md5_rfc1321_vectors) {
     CHECK(md5_hex("12345678901234567890123456789012345678901234567890123456789012345678901234567890") ==
           "57edf4a22be3c955ac49da2e2107b67a");
 }
-
-TEST_MAIN()

@@ -3,11 +3,12 @@
 // says what is wrong.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <string>
 
-#include "check.hpp"
+#include "checks.hpp"
 #include "pace/engine_record.hpp"
 #include "pace/errors.hpp"
 #include "pace/hash.hpp"
@@ -66,54 +67,54 @@ struct Export {
 
 }  // namespace
 
-TEST(a_good_export_loads) {
+TEST_CASE("a good export loads") {
     Export e;
     const pace::Manifest m = pace::load_manifest(e.dir);
-    CHECK(m.target == "openvino" && m.precision == "fp32");
-    CHECK(m.input_length == 3 && m.batch == 0 && m.axis.size() == 3 && m.num_classes == 2);
-    CHECK(m.classes[1] == "b" && m.input_name == "spectrum" && m.output_name == "logits");
+    CHECK((m.target == "openvino" && m.precision == "fp32"));
+    CHECK((m.input_length == 3 && m.batch == 0 && m.axis.size() == 3 && m.num_classes == 2));
+    CHECK((m.classes[1] == "b" && m.input_name == "spectrum" && m.output_name == "logits"));
     CHECK(m.artefact_path("openvino-bin") == e.dir + "/model.bin");
-    CHECK_THROWS(m.artefact_path("onnx"), BundleError, "export has no onnx artefact (it has: openvino-bin)");
-    CHECK(m.runtime.at("openvino").at("config").at("INFERENCE_PRECISION_HINT").as_string() == "f32");
+    CHECK_THROWS_CONTAINING(m.artefact_path("onnx"), BundleError, "export has no onnx artefact (it has: openvino-bin)");
+    CHECK(m.runtime.at("openvino").at("config").at("INFERENCE_PRECISION_HINT") == "f32");
     CHECK(!pace::device_plan(m));
 }
 
-TEST(a_tampered_artefact_is_refused) {
+TEST_CASE("a tampered artefact is refused") {
     Export e;
     write(e.dir + "/model.bin", "hellO");
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError,
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError,
                  "does not match the manifest (" + pace::sha256_hex("hello").substr(0, 12) +
                      "…): the file was altered or replaced");
 }
 
-TEST(missing_and_escaping_artefacts_are_refused) {
+TEST_CASE("missing and escaping artefacts are refused") {
     Export e;
     ::unlink((e.dir + "/model.bin").c_str());
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "artefact model.bin listed in the manifest is missing");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "artefact model.bin listed in the manifest is missing");
     write_manifest(e.dir, manifest_text("00", "../model.bin"));
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "artefact path '../model.bin' leaves the export");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "artefact path '../model.bin' leaves the export");
     write_manifest(e.dir, manifest_text("00", "/etc/passwd"));
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "leaves the export");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "leaves the export");
 }
 
-TEST(wrong_or_missing_manifests_are_refused) {
+TEST_CASE("wrong or missing manifests are refused") {
     Export e;
-    CHECK_THROWS(pace::load_manifest(e.dir + "/nope"), BundleError, "not an export directory (manifest.json is missing)");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir + "/nope"), BundleError, "not an export directory (manifest.json is missing)");
     write_manifest(e.dir, "{\"format\": ");
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "manifest.json: not valid JSON");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "manifest.json: not valid JSON");
     write_manifest(e.dir, R"({"format": "something-else"})");
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "not a pace-edge export manifest");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "not a pace-edge export manifest");
     write_manifest(e.dir, R"({"format": "pace-edge-export", "format_version": 2})");
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "export format 2 is newer than this runtime understands (1)");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "export format 2 is newer than this runtime understands (1)");
     write_manifest(e.dir, R"({"format": "pace-edge-export", "format_version": 1, "target": "x"})");
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "malformed manifest (missing field 'precision')");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "malformed manifest (missing field 'precision')");
     std::string text = manifest_text(pace::sha256_hex("hello"));
     text.replace(text.find("\"classes\": 2"), 12, "\"classes\": 3");
     write_manifest(e.dir, text);
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "output classes 3 does not match the 2 class names");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "output classes 3 does not match the 2 class names");
 }
 
-TEST(edited_metadata_is_refused) {
+TEST_CASE("edited metadata is refused") {
     // A class name, the axis, a preprocessing step, a runtime setting: each edit is refused
     // like an edited weight file, and the message names the digest file.
     const std::string good = manifest_text(pace::sha256_hex("hello"));
@@ -125,31 +126,31 @@ TEST(edited_metadata_is_refused) {
         std::string edited = good;
         replace(edited, from, to);
         write(e.dir + "/manifest.json", edited);
-        CHECK_THROWS(pace::load_manifest(e.dir), BundleError,
+        CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError,
                      "/manifest.json: sha256 " + pace::sha256_hex(edited).substr(0, 12) +
                          "… does not match manifest.json.sha256 (" + pace::sha256_hex(good).substr(0, 12) +
                          "…): manifest.json was edited after it was written");
     }
 }
 
-TEST(a_manifest_without_its_digest_is_refused) {
+TEST_CASE("a manifest without its digest is refused") {
     Export e;
     ::unlink((e.dir + "/manifest.json.sha256").c_str());
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError,
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError,
                  "manifest.json.sha256 is missing: manifest.json is not covered by a digest; exports "
                  "written by earlier pace-edge versions lack it; re-export the bundle with pace-edge export");
     write(e.dir + "/manifest.json.sha256", "not-a-digest  manifest.json\n");
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "malformed digest");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "malformed digest");
     write(e.dir + "/manifest.json.sha256",
           pace::sha256_hex(manifest_text(pace::sha256_hex("hello"))) + "  other.json\n");
-    CHECK_THROWS(pace::load_manifest(e.dir), BundleError, "digest of 'other.json', not of manifest.json");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "digest of 'other.json', not of manifest.json");
     // sha256sum's binary-mode marker is accepted
     write(e.dir + "/manifest.json.sha256",
           pace::sha256_hex(manifest_text(pace::sha256_hex("hello"))) + " *manifest.json\n");
     CHECK(pace::load_manifest(e.dir).classes.size() == 2);
 }
 
-TEST(strict_json_nulls_are_read) {
+TEST_CASE("strict json nulls are read") {
     // pace-edge writes strict JSON: a non-finite figure (a broken artefact's parity) is null.
     Export e;
     write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
@@ -157,11 +158,80 @@ TEST(strict_json_nulls_are_read) {
                                               "agreement": null, "passed": false}],
                                             "calibration": null, "accuracy": null)"));
     const pace::Manifest m = pace::load_manifest(e.dir);
-    CHECK(m.raw.at("parity").as_array()[0].at("max_abs_diff").is_null());
-    CHECK(m.raw.at("calibration").is_null() && m.num_classes == 2);
+    CHECK(m.raw.at("parity")[0].at("max_abs_diff").is_null());
+    CHECK(std::isnan(pace::json::number_or_nan(m.raw.at("parity")[0].at("max_abs_diff"), "max_abs_diff")));
+    CHECK((m.raw.at("calibration").is_null() && m.num_classes == 2));
 }
 
-TEST(plan_files_are_found_and_checked) {
+TEST_CASE("failed gates are found and refused without allow failed") {
+    Export e;
+    CHECK(pace::load_manifest(e.dir).failed_gates.empty());
+    CHECK_NOTHROW(pace::refuse_failed_export(pace::load_manifest(e.dir)));
+    // the status the exporter records: failed gates refused, gates accepted with --force not
+    write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
+                                        R"(, "status": {"passed": false, "failed_gates": ["sensitivity"],
+                                                        "accepted_gates": ["accuracy"],
+                                                        "problems": {"sensitivity": "3 layers over tolerance",
+                                                                     "accuracy": "drop 2.2 pp"}},
+                                            "accuracy": {"data": "cov/test", "passed": false})"));
+    pace::Manifest m = pace::load_manifest(e.dir);
+    REQUIRE(m.failed_gates.size() == 1);
+    CHECK(m.failed_gates[0].name == "sensitivity");
+    CHECK_THROWS_CONTAINING(pace::refuse_failed_export(m), BundleError,
+                            e.dir + " failed its sensitivity gate (sensitivity: 3 layers over tolerance); "
+                                    "--allow-failed runs it anyway");
+    write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
+                                        R"(, "status": {"passed": false, "failed_gates": [],
+                                                        "accepted_gates": ["accuracy"]},
+                                            "accuracy": {"data": "cov/test", "passed": false})"));
+    CHECK(pace::load_manifest(e.dir).failed_gates.empty());  // accepted with --force: runs
+    // written before the status: failed parity rows and a failed accuracy gate
+    write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
+                                        R"(, "parity": [{"artefact": "model.bin", "runtime": "openvino",
+                                                         "max_abs_diff": null, "passed": false},
+                                                        {"artefact": "model.onnx", "runtime": "onnxruntime",
+                                                         "passed": true}],
+                                            "accuracy": {"data": "cov/test", "passed": false})"));
+    m = pace::load_manifest(e.dir);
+    REQUIRE(m.failed_gates.size() == 2);
+    CHECK_THROWS_CONTAINING(pace::refuse_failed_export(m), BundleError,
+                            e.dir + " failed its parity and accuracy gates (parity: model.bin on openvino; "
+                                    "accuracy: on cov/test); --allow-failed runs it anyway");
+    write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
+                                        R"(, "parity": [{"artefact": "model.bin", "passed": true}],
+                                            "accuracy": null)"));
+    CHECK(pace::load_manifest(e.dir).failed_gates.empty());
+    write_manifest(e.dir, manifest_text(pace::sha256_hex("hello"), "model.bin",
+                                        R"(, "status": {"failed_gates": "parity"})"));
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError, "status.failed_gates must be an array");
+}
+
+TEST_CASE("the native support record is read and enforced") {
+    Export e;
+    std::string text = manifest_text(pace::sha256_hex("hello"));
+    replace(text, R"("runtime": {)", R"("runtime": {"pace-stream": {"preprocessing": true}, )");
+    write_manifest(e.dir, text);
+    CHECK(pace::load_manifest(e.dir).native_preprocessing);
+    CHECK_NOTHROW(pace::refuse_unsupported_preprocessing(pace::load_manifest(e.dir)));
+    text = manifest_text(pace::sha256_hex("hello"));
+    replace(text, R"("runtime": {)",
+            R"("runtime": {"pace-stream": {"preprocessing": false, "step": "baseline:snip",
+                                           "reason": "pace-stream computes asls and arpls only"}, )");
+    write_manifest(e.dir, text);
+    const pace::Manifest m = pace::load_manifest(e.dir);
+    CHECK(!m.native_preprocessing);
+    CHECK(m.native_step == "baseline:snip");
+    CHECK_THROWS_CONTAINING(pace::refuse_unsupported_preprocessing(m), BundleError,
+                            "pace-stream cannot run this export's preprocessing step baseline:snip "
+                            "(pace-stream computes asls and arpls only)");
+    text = manifest_text(pace::sha256_hex("hello"));
+    replace(text, R"("runtime": {)", R"("runtime": {"pace-stream": {"preprocessing": "no"}, )");
+    write_manifest(e.dir, text);
+    CHECK_THROWS_CONTAINING(pace::load_manifest(e.dir), BundleError,
+                            "runtime.pace-stream.preprocessing must be a boolean, got a string");
+}
+
+TEST_CASE("plan files are found and checked") {
     Export e;
     // A plan in pace_edge.export.trt_plan's layout, with a fake engine.
     const std::string engine = "not really an engine";
@@ -177,19 +247,17 @@ TEST(plan_files_are_found_and_checked) {
     const pace::Manifest m = pace::load_manifest(e.dir);
     CHECK(!pace::device_plan(m));  // no engine.json records it (unchecked): never run
     const pace::Plan plan = pace::read_plan(e.dir + "/model.plan");
-    CHECK(plan.header.precision == "fp16" && plan.header.gpu_name == "Orin (nvgpu)");
+    CHECK((plan.header.precision == "fp16" && plan.header.gpu_name == "Orin (nvgpu)"));
     CHECK(std::string(plan.engine.begin(), plan.engine.end()) == engine);
     pace::check_plan_source(plan.header, m, "model.plan");
     pace::check_plan_compatible(plan.header, "10.3.0", "Orin (nvgpu)", "8.7");  // build number ignored
-    CHECK_THROWS(pace::check_plan_compatible(plan.header, "10.4.1", "NVIDIA H100", "9.0"), pace::Error,
+    CHECK_THROWS_CONTAINING(pace::check_plan_compatible(plan.header, "10.4.1", "NVIDIA H100", "9.0"), pace::Error,
                  "built with TensorRT 10.3.0.30, running 10.4.1; built for compute capability 8.7, this GPU "
                  "is 9.0; built on 'Orin (nvgpu)', this GPU is 'NVIDIA H100'");
     write(e.dir + "/model.plan", blob + header + "not really an enginE");
-    CHECK_THROWS(pace::read_plan(e.dir + "/model.plan"), BundleError, "engine sha256 does not match its header");
+    CHECK_THROWS_CONTAINING(pace::read_plan(e.dir + "/model.plan"), BundleError, "engine sha256 does not match its header");
     write(e.dir + "/model.plan", blob + header + "short");
-    CHECK_THROWS(pace::read_plan(e.dir + "/model.plan"), BundleError, "engine is 5 bytes, header says 20");
+    CHECK_THROWS_CONTAINING(pace::read_plan(e.dir + "/model.plan"), BundleError, "engine is 5 bytes, header says 20");
     write(e.dir + "/model.plan", "raw engine bytes from trtexec");
-    CHECK_THROWS(pace::read_plan(e.dir + "/model.plan"), BundleError, "not a pace-edge TensorRT plan");
+    CHECK_THROWS_CONTAINING(pace::read_plan(e.dir + "/model.plan"), BundleError, "not a pace-edge TensorRT plan");
 }
-
-TEST_MAIN()

@@ -2,7 +2,7 @@
 // garbage, malformed frames (version, lengths, footer), bad checksums, truncation.
 #include <variant>
 
-#include "check.hpp"
+#include "checks.hpp"
 #include "pace/hash.hpp"
 #include "pace/obp.hpp"
 
@@ -35,18 +35,18 @@ const pace::ProtocolFault* fault(const obp::Item& item) { return std::get_if<pac
 
 }  // namespace
 
-TEST(encode_layout_matches_the_python_struct) {
+TEST_CASE("encode layout matches the python struct") {
     obp::Message m = obp::Message::with_data(obp::kMsgGetSerial, {'S', 'T', 'S'});
     m.flags = obp::kFlagResponse;
     m.regarding = 0x01020304;
     const obp::Bytes b = obp::encode(m);
     CHECK(b.size() == 64);
-    CHECK(b[0] == 0xC1 && b[1] == 0xC0 && b[2] == 0x00 && b[3] == 0x11);  // version 0x1100 LE
-    CHECK(b[4] == 1 && b[8] == 0x00 && b[9] == 0x01);                    // flags, type 0x100
-    CHECK(b[12] == 4 && b[15] == 1);                                     // regarding LE
-    CHECK(b[22] == 0 && b[23] == 3 && b[24] == 'S' && b[26] == 'S');     // no checksum, 3 imm.
-    CHECK(b[40] == 20 && b[41] == 0);                                    // bytes remaining
-    CHECK(b[60] == 0xC5 && b[63] == 0xC2);
+    CHECK((b[0] == 0xC1 && b[1] == 0xC0 && b[2] == 0x00 && b[3] == 0x11));  // version 0x1100 LE
+    CHECK((b[4] == 1 && b[8] == 0x00 && b[9] == 0x01));                    // flags, type 0x100
+    CHECK((b[12] == 4 && b[15] == 1));                                     // regarding LE
+    CHECK((b[22] == 0 && b[23] == 3 && b[24] == 'S' && b[26] == 'S'));     // no checksum, 3 imm.
+    CHECK((b[40] == 20 && b[41] == 0));                                    // bytes remaining
+    CHECK((b[60] == 0xC5 && b[63] == 0xC2));
     // Python: obp.encode(Message(0x100, immediate=b"STS", flags=1, regarding=0x01020304,
     //                            checksum_type=1)).hex()[88:120] (the MD5 of bytes 0..43)
     m.checksum_type = obp::kChecksumMd5;
@@ -55,7 +55,7 @@ TEST(encode_layout_matches_the_python_struct) {
     CHECK(std::equal(digest.begin(), digest.end(), c.begin() + 44));
 }
 
-TEST(round_trip_in_every_chunking) {
+TEST_CASE("round trip in every chunking") {
     obp::Bytes stream;
     for (std::uint32_t r = 1; r <= 3; ++r) {
         const obp::Bytes f = spectrum_reply(r, 100);
@@ -67,14 +67,14 @@ TEST(round_trip_in_every_chunking) {
         CHECK(items.size() == 3);
         for (size_t i = 0; i < items.size(); ++i) {
             const obp::Message* m = message(items[i]);
-            CHECK(m != nullptr && m->regarding == i + 1 && m->payload.size() == 200);
-            CHECK(m != nullptr && m->is_response() && !m->is_error());
+            CHECK((m != nullptr && m->regarding == i + 1 && m->payload.size() == 200));
+            CHECK((m != nullptr && m->is_response() && !m->is_error()));
         }
-        CHECK(p.pending() == 0 && p.skipped == 0 && p.frames == 3);
+        CHECK((p.pending() == 0 && p.skipped == 0 && p.frames == 3));
     }
 }
 
-TEST(garbage_is_skipped_and_a_false_start_does_not_hide_a_frame) {
+TEST_CASE("garbage is skipped and a false start does not hide a frame") {
     obp::Bytes stream = {0x00, 0xFF, 0xC1, 0x42, 0x13};
     // a false start: C1 C0 followed by a bad version, then the real frame
     stream.insert(stream.end(), {0xC1, 0xC0, 0x99, 0x99});
@@ -93,12 +93,12 @@ TEST(garbage_is_skipped_and_a_false_start_does_not_hide_a_frame) {
                 ++frame_errors;
             }
         }
-        CHECK(messages == 1 && frame_errors == 1);
+        CHECK((messages == 1 && frame_errors == 1));
         CHECK(p.pending() == 1);  // the trailing C1 might start a frame
     }
 }
 
-TEST(malformed_headers_are_frame_errors) {
+TEST_CASE("malformed headers are frame errors") {
     auto with = [](size_t offset, std::uint8_t value) {
         obp::Bytes f = spectrum_reply(1, 10, obp::kChecksumNone);
         f[offset] = value;
@@ -115,10 +115,10 @@ TEST(malformed_headers_are_frame_errors) {
     f.back() = 0x00;
     obp::FrameParser p;
     auto items = p.feed(f);
-    CHECK(!items.empty() && fault(items[0]) && fault(items[0])->message.find("bad footer c5c4c300") == 0);
+    CHECK((!items.empty() && fault(items[0]) && fault(items[0])->message.find("bad footer c5c4c300") == 0));
 }
 
-TEST(bad_checksum_drops_the_frame_whole) {
+TEST_CASE("bad checksum drops the frame whole") {
     obp::Bytes f = spectrum_reply(5, 50);
     f[50] ^= 0x10;
     const obp::Bytes good = spectrum_reply(6, 50);
@@ -126,37 +126,35 @@ TEST(bad_checksum_drops_the_frame_whole) {
     obp::FrameParser p;
     auto items = p.feed(f);
     CHECK(items.size() == 2);
-    CHECK(fault(items[0]) && fault(items[0])->kind == ErrorKind::ChecksumError);
-    CHECK(fault(items[0]) && fault(items[0])->message == "MD5 mismatch in get raw spectrum frame (164 bytes)");
-    CHECK(message(items[1]) && message(items[1])->regarding == 6);
-    CHECK(p.errors == 1 && p.frames == 1);
+    CHECK((fault(items[0]) && fault(items[0])->kind == ErrorKind::ChecksumError));
+    CHECK((fault(items[0]) && fault(items[0])->message == "MD5 mismatch in get raw spectrum frame (164 bytes)"));
+    CHECK((message(items[1]) && message(items[1])->regarding == 6));
+    CHECK((p.errors == 1 && p.frames == 1));
 }
 
-TEST(truncated_frame_expires_and_parsing_goes_on) {
+TEST_CASE("truncated frame expires and parsing goes on") {
     const obp::Bytes f = spectrum_reply(1, 50);
     obp::FrameParser p;
     CHECK(p.feed(f.data(), 100).empty());
-    CHECK(p.in_frame() && p.pending() == 100);
+    CHECK((p.in_frame() && p.pending() == 100));
     auto items = p.expire();
-    CHECK(items.size() == 1 && fault(items[0]) && fault(items[0])->kind == ErrorKind::TruncatedFrame);
-    CHECK(fault(items[0]) && fault(items[0])->message == "frame truncated after 100 bytes");
+    CHECK((items.size() == 1 && fault(items[0]) && fault(items[0])->kind == ErrorKind::TruncatedFrame));
+    CHECK((fault(items[0]) && fault(items[0])->message == "frame truncated after 100 bytes"));
     CHECK(!p.in_frame());
     auto next = p.feed(spectrum_reply(2, 3));
-    CHECK(next.size() == 1 && message(next[0]) && message(next[0])->regarding == 2);
+    CHECK((next.size() == 1 && message(next[0]) && message(next[0])->regarding == 2));
     CHECK(p.expire().empty());
 }
 
-TEST(nack_is_a_device_error) {
+TEST_CASE("nack is a device error") {
     obp::Message m;
     m.message_type = obp::kMsgSetIntegrationTime;
     m.flags = obp::kFlagResponse | obp::kFlagNack;
     m.error = 6;
-    CHECK(m.is_error() && m.is_nack());
+    CHECK((m.is_error() && m.is_nack()));
     const pace::DeviceError e = m.device_error();
-    CHECK(e.error_number == 6 && e.kind() == ErrorKind::DeviceError);
+    CHECK((e.error_number == 6 && e.kind() == ErrorKind::DeviceError));
     CHECK(std::string(e.what()) == "device NACK to set integration time: error 6 (payload data invalid)");
     CHECK(obp::message_name(0xABCDEF) == "message 0x00ABCDEF");
     CHECK(obp::error_name(77) == "unknown error 77");
 }
-
-TEST_MAIN()

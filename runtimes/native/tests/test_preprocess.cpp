@@ -3,13 +3,14 @@
 //   n = 24; axis = np.linspace(400, 446, n); i = np.arange(n)
 //   x = 100 + 3*i + 40*np.exp(-0.5*((i-11)/2)**2) + np.round(5*np.sin(1.7*i), 3)
 //   xs = x.copy(); xs[6] += 300
-//   Pipeline.from_spec("savgol:7:2").apply(x, axis)[0]      -> kSavgol72 (and so on)
+//   Pipeline.from_spec("savgol:7:2").apply(x, axis)[0]      -> kSavgol72 (and so on:
+//   "baseline:airpls:lam=1000" -> kAirpls, "baseline:iarpls:lam=1000" -> kIarpls, ...)
 //   interp_rows(kTarget, axis, x[None])[0]                  -> kInterp
 // (tests/test_native.py checks the same steps on many more spectra at test time.)
 #include <algorithm>
 #include <cmath>
 
-#include "check.hpp"
+#include "checks.hpp"
 #include "pace/errors.hpp"
 #include "pace/json.hpp"
 #include "pace/preprocess.hpp"
@@ -35,6 +36,12 @@ const Vec kMax = {0.567218651692781, 0.6123586914009531, 0.5940117425960476, 0.5
 const Vec kAsls = {3.787800055080666, 7.976136905242797, 0.9698951333333383, -3.1487601596322747, 3.2317070092384483, 4.325356776215472, -2.6054022173232028, 0.7567570367166212, 15.110290512195931, 23.607025874198257, 27.564630384995525, 36.23783826354796, 37.404927277622505, 21.152500225794427, 6.068783306999421, 5.800296939685779, 5.498921893092785, -2.323611142269101, -2.5639432921339846, 5.694439668720236, 5.278373785403716, -1.1055411849467873, 2.768511157356471, 9.963709723496038};
 const Vec kArpls = {-0.7669645919856123, 4.068596605294246, -2.2877600534727094, -5.751188400127447, 1.2953012672749225, 3.047060767767377, -3.251887439849483, 0.6965381694433148, 15.550048625266427, 24.419408930559683, 28.588776661585428, 37.29117986402207, 38.29697244754476, 21.702952271768822, 6.126243060308838, 5.252839002773328, 4.272187903897702, -4.26832128040715, -5.2310632669866095, 2.3169365818221195, 1.1998483204794752, -5.8778553905032425, -2.691044590803699, 3.818148402709454};
 const Vec kAsls1 = {-4.7998945935233195, 2.6830541095307296, -1.0239988553497312, -1.9370653594582592, 7.471363912237692, 11.591043625037017, 7.6665716480655846, 13.991582743863816, 31.226338802747136, 42.49576152973512, 49.09220203895988, 60.25220893196129, 63.75422024066229, 49.69545995134166, 36.675917142679424, 38.36549058046177, 39.95718288916581, 34.00664888188065, 35.65637879008153, 45.84754415426367, 47.4158223089909, 43.070878633478614, 49.03832111455574, 58.380929995445484};
+const Vec kAirpls = {4.655238315696764, 9.586637212462819, 3.3253513871848384, -0.04057209064157519, 7.1067696779228555, 8.958068024392716, 2.7539786388954326, 6.792238256662813, 21.726961257628872, 30.66601209146873, 34.89064995030198, 43.63100449587378, 44.65453125392867, 28.05512970015127, 12.447025174225615, 11.51331348546114, 10.445485185611801, 1.7977808961725543, 0.7188188833404183, 8.148298458416917, 6.910818287029258, -0.28641203333438625, 2.785672924258023, 9.183885960548508};
+const Vec kAirplsNorm = {3.6675675151991243, 8.301275405088788, 1.7422985729344163, -1.9213159117684029, 4.928334849919622, 6.500977847916474, 0.05630443075288838, 3.9110869920639004, 18.73795011925249, 27.638844923855004, 31.88911725985224, 40.71298345085046, 41.8719856844553, 25.45411009821248, 10.06766869366703, 9.389843941989625, 8.606213056795383, 0.26510332144061977, -0.4907803360163143, 7.26977623022816, 6.368705473870278, -0.4894492195326734, 2.921711365020343, 9.659000028271436};
+const Vec kIarpls = {1.5993460066619178, 6.66319483454825, 0.5327596000787338, -2.705511988926091, 4.5641508461059175, 6.5328353263387555, 0.4415925704181376, 4.588554718358367, 19.627789963021044, 28.667116211792376, 32.98774611276822, 41.8197627826581, 42.930575201330925, 26.414036297971734, 10.884324865162313, 10.024490164009592, 9.025976193655595, 0.44297701791359145, -0.5759356608451185, 6.90844792900279, 5.72187785248542, -1.4272849037526214, 1.6911764598003742, 8.135765896152463};
+const Vec kPsalsa = {1.212203033184906, 6.2470430885860395, 0.08883126304588984, -3.174987435599448, 4.072844972440947, 6.023784892536881, -0.08112397263148807, 4.055994639375768, 19.089435197687123, 28.1268640819238, 32.44933890704846, 41.286787635496694, 42.406464070200485, 25.90206596326408, 10.387616930295025, 9.546010773689602, 8.568465775770761, 0.00885877243317168, -0.9846789275368906, 6.527060610080241, 5.369742017580535, -1.7485777868604373, 1.4017233647703904, 7.878001799617152};
+const Vec kDrpls = {-1.3966620560765506, 3.487003540053422, -2.825370833293462, -6.256052881979926, 0.8081624822956854, 2.5655559960901826, -3.7372618725165836, 0.19827290133548559, 15.034561755767825, 23.887370292280877, 28.04586077157208, 36.748078791467975, 37.76941727980656, 21.211743290074764, 5.69728810898161, 4.917198423660807, 4.059827636744359, -4.333389454593544, -5.13463842939106, 2.583685733675196, 1.645439712530333, -5.2480392481033675, -1.8768314103008379, 4.816319983926064};
+const Vec kIasls = {4.187953820209231, 9.13501068902265, 2.889372860613207, -0.4609465274985354, 6.701914557751351, 8.568846136847, 2.3806853045058745, 6.435327972925236, 21.387042771571657, 30.343833401039973, 34.58704423727015, 43.34681379488612, 44.39052043655633, 27.811877336248557, 12.224810793393743, 11.31204814651258, 10.264682381973614, 1.63652826230566, 0.5757517749549379, 8.021596617889145, 6.799270258971376, -0.3834298228828459, 2.7031320864726354, 9.115798643762929};
 const Vec kCrop = {119.4363598615297, 116.2584773449363, 123.32241132946452, 141.28209869433397, 153.24522638850536, 160.49287610338382, 172.255, 176.2988761033838, 162.71822638850534, 150.12709869433397, 152.2084113294645};
 const Vec kDespiked = {100.00001079831401, 107.95814906612688, 104.72360261189571, 104.3844185051161, 114.55849964472732, 119.4363598615297, 126.03816907061281, 123.32241132946452, 141.28209869433397, 153.24522638850536, 160.49287610338382, 172.255, 176.2988761033838, 162.71822638850534, 150.12709869433397, 152.2084113294645, 154.15347734493628, 148.5163598615297, 150.4454996447273, 160.8804185051161, 162.64660261189573, 158.45214906612688, 164.527010798314, 173.9280006091992};
 const Vec kResampleGrid = {103.97907993222044, 104.55401055850591, 116.9974297531285, 119.7904443372004, 147.26366254141965, 166.3739380516919, 169.50855124594457, 151.16775501189923, 151.334918603233, 155.6629590749217, 160.5493758390113, 169.2275057037566};
@@ -42,16 +49,15 @@ const Vec kResampleGrid = {103.97907993222044, 104.55401055850591, 116.997429753
 // |a - b| <= rel * (|b| + max|b|): relative per element, with the vector's scale as a floor.
 void check_vec(const Vec& got, const Vec& want, double rel, const char* what, int line) {
     if (got.size() != want.size()) {
-        check::fail(__FILE__, line, std::string(what) + ": size " + std::to_string(got.size()) + " vs " +
-                                        std::to_string(want.size()));
+        ADD_FAIL_CHECK_AT(__FILE__, line, what << ": size " << got.size() << " vs " << want.size());
         return;
     }
     double scale = 0;
     for (double v : want) scale = std::max(scale, std::fabs(v));
     for (size_t i = 0; i < got.size(); ++i) {
         if (std::fabs(got[i] - want[i]) > rel * (std::fabs(want[i]) + scale)) {
-            check::fail(__FILE__, line, std::string(what) + "[" + std::to_string(i) + "]: " +
-                                            json::number(got[i]) + " vs " + json::number(want[i]));
+            ADD_FAIL_CHECK_AT(__FILE__, line, what << "[" << i << "]: " << json::number_text(got[i]) << " vs "
+                                                   << json::number_text(want[i]));
             return;
         }
     }
@@ -68,38 +74,38 @@ Vec run(const std::string& steps, const Vec& x, Vec* axis_out = nullptr) {
 
 }  // namespace
 
-TEST(interp_is_np_interp_with_exact_nodes) {
+TEST_CASE("interp is np interp with exact nodes") {
     CHECK_VEC(pace::interp(kTarget, kAxis, kX), kInterp, 1e-15);
     const Vec same = pace::interp(kAxis, kAxis, kX);
     CHECK(same == kX);  // coinciding nodes are copied exactly
 }
 
-TEST(resample_steps) {
+TEST_CASE("resample steps") {
     Vec axis;
     CHECK_VEC(run(R"([{"name":"resample","start":401,"stop":445,"num":12}])", kX, &axis), kResampleGrid, 1e-14);
-    CHECK(axis.size() == 12 && axis.front() == 401 && axis.back() == 445);
-    CHECK_THROWS(run(R"([{"name":"resample","axis":[398.0, 420.0]}])", kX), pace::DataError,
+    CHECK((axis.size() == 12 && axis.front() == 401 && axis.back() == 445));
+    CHECK_THROWS_CONTAINING(run(R"([{"name":"resample","axis":[398.0, 420.0]}])", kX), pace::DataError,
                  "extends beyond the data's axis 400..446 by more than half a step");
     Vec a2;  // half a step of overhang is allowed (edge value held)
     CHECK(run(R"([{"name":"resample","axis":[399.0, 447.0]}])", kX, &a2) == (Vec{kX.front(), kX.back()}));
 }
 
-TEST(crop_step) {
+TEST_CASE("crop step") {
     Vec axis;
     CHECK(run(R"([{"name":"crop","lo":410,"hi":430}])", kX, &axis) == kCrop);
-    CHECK(axis.front() == 410 && axis.back() == 430);
-    CHECK_THROWS(run(R"([{"name":"crop","lo":401,"hi":401.5}])", kX), pace::DataError, "keeps 0 point(s)");
+    CHECK((axis.front() == 410 && axis.back() == 430));
+    CHECK_THROWS_CONTAINING(run(R"([{"name":"crop","lo":401,"hi":401.5}])", kX), pace::DataError, "keeps 0 point(s)");
 }
 
-TEST(savgol_matches_scipy_interp_mode) {
+TEST_CASE("savgol matches scipy interp mode") {
     CHECK_VEC(run(R"([{"name":"savgol","window":7,"polyorder":2,"deriv":0}])", kX), kSavgol72, 1e-12);
     CHECK_VEC(run(R"([{"name":"savgol","window":5,"polyorder":3,"deriv":1}])", kX), kSavgol531, 1e-10);
     CHECK_VEC(run(R"([{"name":"savgol","window":1,"polyorder":0}])", kX), kSavgol11, 1e-15);
-    CHECK_THROWS(run(R"([{"name":"savgol","window":25,"polyorder":2}])", kX), pace::DataError,
+    CHECK_THROWS_CONTAINING(run(R"([{"name":"savgol","window":25,"polyorder":2}])", kX), pace::DataError,
                  "savgol window 25 is longer than the spectra (24 points)");
 }
 
-TEST(normalize_methods_and_zero_guards) {
+TEST_CASE("normalize methods and zero guards") {
     CHECK_VEC(run(R"([{"name":"normalize","method":"minmax"}])", kX), kMinMax, 1e-15);
     CHECK_VEC(run(R"([{"name":"normalize","method":"vector"}])", kX), kVector, 1e-15);
     CHECK_VEC(run(R"([{"name":"normalize","method":"snv"}])", kX), kSnv, 1e-15);
@@ -113,45 +119,50 @@ TEST(normalize_methods_and_zero_guards) {
     }
 }
 
-TEST(whittaker_baselines_match_pybaselines) {
+TEST_CASE("whittaker baselines match pybaselines") {
     CHECK_VEC(run(R"([{"name":"baseline","method":"asls","options":{"lam":100,"p":0.05}}])", kX), kAsls, 1e-9);
     CHECK_VEC(run(R"([{"name":"baseline","method":"arpls","options":{"lam":1000}}])", kX), kArpls, 1e-9);
     CHECK_VEC(run(R"([{"name":"baseline","method":"asls","options":{"lam":10,"diff_order":1}}])", kX), kAsls1, 1e-9);
+    CHECK_VEC(run(R"([{"name":"baseline","method":"airpls","options":{"lam":1000}}])", kX), kAirpls, 1e-9);
+    CHECK_VEC(run(R"([{"name":"baseline","method":"airpls","options":{"lam":100,"normalize_weights":true}}])", kX),
+              kAirplsNorm, 1e-9);
+    CHECK_VEC(run(R"([{"name":"baseline","method":"iarpls","options":{"lam":1000}}])", kX), kIarpls, 1e-9);
+    CHECK_VEC(run(R"([{"name":"baseline","method":"psalsa","options":{"lam":1000}}])", kX), kPsalsa, 1e-9);
+    CHECK_VEC(run(R"([{"name":"baseline","method":"drpls","options":{"lam":1000}}])", kX), kDrpls, 1e-9);
+    CHECK_VEC(run(R"([{"name":"baseline","method":"iasls","options":{"lam":1000,"p":0.05}}])", kX), kIasls, 1e-9);
 }
 
-TEST(despike_replaces_the_spike_only) {
+TEST_CASE("despike replaces the spike only") {
     const std::vector<bool> mask = pace::spike_mask(kSpiked, 6.0, 3);
     for (size_t i = 0; i < mask.size(); ++i) CHECK(mask[i] == (i == 6));
     CHECK_VEC(run(R"([{"name":"despike","threshold":6.0,"window":3}])", kSpiked), kDespiked, 1e-15);
     CHECK(run(R"([{"name":"despike","threshold":6.0,"window":3}])", kX) == kX);  // no spike: identical
 }
 
-TEST(unsupported_steps_are_refused_by_name) {
+TEST_CASE("unsupported steps are refused by name") {
     auto build = [](const char* steps) { return pace::Pipeline::from_json(json::parse(steps)); };
-    CHECK_THROWS(build(R"([{"name":"baseline","method":"snip","options":{}}])"), pace::Error,
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"baseline","method":"snip","options":{}}])"), pace::Error,
                  "baseline method 'snip' is not implemented in the native runtime");
-    CHECK_THROWS(build(R"([{"name":"smooth"}])"), pace::Error, "unknown preprocessing step 'smooth'");
-    CHECK_THROWS(build(R"([{"name":"baseline","method":"asls","options":{"lam":1e5,"bogus":1}}])"),
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"smooth"}])"), pace::Error, "unknown preprocessing step 'smooth'");
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"baseline","method":"asls","options":{"lam":1e5,"bogus":1}}])"),
                  pace::Error, "unknown parameter bogus");
-    CHECK_THROWS(build(R"([{"name":"baseline","method":"asls","options":{"weights":[1,2]}}])"), pace::Error,
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"baseline","method":"asls","options":{"weights":[1,2]}}])"), pace::Error,
                  "initial weights are not supported");
-    CHECK_THROWS(build(R"([{"name":"normalize","method":"l3"}])"), pace::Error, "method must be one of");
-    CHECK_THROWS(build(R"([{"name":"savgol","window":4,"polyorder":2}])"), pace::Error, "window must be odd");
-    CHECK_THROWS(build(R"([{"name":"crop","lo":5}])"), pace::Error, "missing parameter hi");
-    CHECK_THROWS(build(R"({"name":"crop"})"), pace::Error, "must be a list of steps");
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"normalize","method":"l3"}])"), pace::Error, "method must be one of");
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"savgol","window":4,"polyorder":2}])"), pace::Error, "window must be odd");
+    CHECK_THROWS_CONTAINING(build(R"([{"name":"crop","lo":5}])"), pace::Error, "missing parameter hi");
+    CHECK_THROWS_CONTAINING(build(R"({"name":"crop"})"), pace::Error, "must be a list of steps");
 }
 
-TEST(bad_spectra_are_data_errors) {
+TEST_CASE("bad spectra are data errors") {
     const pace::Pipeline p = pace::Pipeline::from_json(json::parse(R"([{"name":"normalize","method":"snv"}])"));
     Vec x = kX, axis = kAxis;
     x[3] = NAN;
-    CHECK_THROWS(p.apply(x, axis), pace::DataError, "spectrum: non-finite intensity nan at x=406");
+    CHECK_THROWS_CONTAINING(p.apply(x, axis), pace::DataError, "spectrum: non-finite intensity nan at x=406");
     x = kX;
     axis[5] = axis[4];
-    CHECK_THROWS(p.apply(x, axis), pace::DataError, "axis is not strictly increasing at point 5");
+    CHECK_THROWS_CONTAINING(p.apply(x, axis), pace::DataError, "axis is not strictly increasing at point 5");
     axis = kAxis;
     x.pop_back();
-    CHECK_THROWS(p.apply(x, axis), pace::DataError, "axis has 24 points but spectra have 23");
+    CHECK_THROWS_CONTAINING(p.apply(x, axis), pace::DataError, "axis has 24 points but spectra have 23");
 }
-
-TEST_MAIN()

@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "check.hpp"
+#include "checks.hpp"
 #include "pace/errors.hpp"
 #include "pace/hash.hpp"
 #include "pace/manifest.hpp"
@@ -114,29 +114,29 @@ struct Fixture {
 
 }  // namespace
 
-TEST(a_signed_export_by_a_trusted_key_loads) {
+TEST_CASE("a signed export by a trusted key loads") {
     Fixture f;
     f.sign(f.owner);
     const pace::TrustedKeys trusted = pace::load_trusted_keys(f.keys);
-    CHECK(trusted.keys.size() == 1 && trusted.keys[0].key_sha256 == pace::ed25519_key_id(f.owner.get()));
+    CHECK((trusted.keys.size() == 1 && trusted.keys[0].key_sha256 == pace::ed25519_key_id(f.owner.get())));
     const pace::Manifest m = pace::load_manifest(f.dir, &trusted);
-    CHECK(m.classes.size() == 2 && m.classes[1] == "b");
+    CHECK((m.classes.size() == 2 && m.classes[1] == "b"));
 }
 
-TEST(an_unsigned_export_is_refused) {
+TEST_CASE("an unsigned export is refused") {
     Fixture f;
     const pace::TrustedKeys trusted = pace::load_trusted_keys(f.keys);
     CHECK(pace::load_manifest(f.dir).classes.size() == 2);  // fine without --trusted-keys
-    CHECK_THROWS(pace::load_manifest(f.dir, &trusted), BundleError,
+    CHECK_THROWS_CONTAINING(pace::load_manifest(f.dir, &trusted), BundleError,
                  f.dir + " is not signed (manifest.json.sig is missing) and only exports signed by one "
                          "of the 1 trusted key in " + f.keys + " may run; sign it with pace-edge export --sign KEY");
 }
 
-TEST(an_export_signed_by_another_key_is_refused) {
+TEST_CASE("an export signed by another key is refused") {
     Fixture f;
     f.sign(f.stranger);
     const pace::TrustedKeys trusted = pace::load_trusted_keys(f.keys);
-    CHECK_THROWS(pace::load_manifest(f.dir, &trusted), BundleError,
+    CHECK_THROWS_CONTAINING(pace::load_manifest(f.dir, &trusted), BundleError,
                  f.dir + " is signed by key " + pace::ed25519_key_id(f.stranger.get()).substr(0, 16) +
                      "…, which is not one of the 1 trusted key in " + f.keys);
     // ... and accepted once that key is trusted too
@@ -146,13 +146,13 @@ TEST(an_export_signed_by_another_key_is_refused) {
     CHECK(pace::load_manifest(f.dir, &both).classes[0] == "a");
 }
 
-TEST(an_export_altered_after_signing_is_refused) {
+TEST_CASE("an export altered after signing is refused") {
     Fixture f;
     f.sign(f.owner);
     const pace::TrustedKeys trusted = pace::load_trusted_keys(f.keys);
     f.publish(manifest_text(R"(["a", "renamed"])"));  // digest recomputed: only the signature can tell
     CHECK(pace::load_manifest(f.dir).classes[1] == "renamed");
-    CHECK_THROWS(pace::load_manifest(f.dir, &trusted), BundleError,
+    CHECK_THROWS_CONTAINING(pace::load_manifest(f.dir, &trusted), BundleError,
                  f.dir + "/manifest.json: the signature by trusted key owner.pub.pem does not match: "
                          "manifest.json was altered after signing");
     // a corrupted signature reads the same
@@ -163,26 +163,24 @@ TEST(an_export_altered_after_signing_is_refused) {
     const size_t at = sig.find("\"signature\": \"") + 14;
     sig[at] = sig[at] == '0' ? '1' : '0';
     write(f.dir + "/manifest.json.sig", sig);
-    CHECK_THROWS(pace::load_manifest(f.dir, &trusted), BundleError, "was altered after signing");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(f.dir, &trusted), BundleError, "was altered after signing");
     write(f.dir + "/manifest.json.sig", "{\"format\": \"other\"}");
-    CHECK_THROWS(pace::load_manifest(f.dir, &trusted), BundleError, "not a pace-edge signature");
+    CHECK_THROWS_CONTAINING(pace::load_manifest(f.dir, &trusted), BundleError, "not a pace-edge signature");
 }
 
-TEST(bad_trusted_key_folders_are_refused) {
+TEST_CASE("bad trusted key folders are refused") {
     Fixture f;
-    CHECK_THROWS(pace::load_trusted_keys(f.root + "/nowhere"), pace::Error, "is not a directory");
+    CHECK_THROWS_CONTAINING(pace::load_trusted_keys(f.root + "/nowhere"), pace::Error, "is not a directory");
     const std::string empty = f.root + "/empty";
     ::mkdir(empty.c_str(), 0755);
     write(empty + "/README", "public keys go here");
-    CHECK_THROWS(pace::load_trusted_keys(empty), pace::Error, "holds no public key (*.pem)");
+    CHECK_THROWS_CONTAINING(pace::load_trusted_keys(empty), pace::Error, "holds no public key (*.pem)");
     write(f.keys + "/owner.key.pem", pem(f.owner, true));
-    CHECK_THROWS(pace::load_trusted_keys(f.keys), pace::Error,
+    CHECK_THROWS_CONTAINING(pace::load_trusted_keys(f.keys), pace::Error,
                  "owner.key.pem holds a private key; a trusted-keys folder holds public keys only");
     ::unlink((f.keys + "/owner.key.pem").c_str());
     write(f.keys + "/rsa.pem", pem(new_key(EVP_PKEY_RSA), false));
-    CHECK_THROWS(pace::load_trusted_keys(f.keys), pace::Error, "rsa.pem: not an Ed25519 public key");
+    CHECK_THROWS_CONTAINING(pace::load_trusted_keys(f.keys), pace::Error, "rsa.pem: not an Ed25519 public key");
     write(f.keys + "/rsa.pem", "-----BEGIN PUBLIC KEY-----\nnonsense\n-----END PUBLIC KEY-----\n");
-    CHECK_THROWS(pace::load_trusted_keys(f.keys), pace::Error, "rsa.pem: not a PEM public key");
+    CHECK_THROWS_CONTAINING(pace::load_trusted_keys(f.keys), pace::Error, "rsa.pem: not a PEM public key");
 }
-
-TEST_MAIN()

@@ -2,6 +2,7 @@
 // the Python reference. Reads {"preprocessing": [...], "axis": [...], "spectra": [[...], ...]}
 // (or {"manifest": DIR, ...} to take the list from a verified export) on stdin and writes
 // {"results": [{"x": [...], "axis": [...]} or {"error": "..."}, ...]} with round-trip floats.
+// Strict JSON both ways: a spectrum value given as null is read as NaN (a missing reading).
 #include <iostream>
 #include <iterator>
 #include <string>
@@ -15,36 +16,28 @@ int main() {
     using namespace pace;
     try {
         const std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-        const json::Value doc = json::parse(text);
-        json::Value steps;
-        if (const json::Value* dir = doc.find("manifest")) {
-            steps = load_manifest(dir->as_string("manifest")).preprocessing;
+        const Json doc = json::parse(text);
+        Json steps;
+        if (const Json* dir = json::find(doc, "manifest")) {
+            steps = load_manifest(json::string(*dir, "manifest")).preprocessing;
         } else {
-            steps = doc.at("preprocessing");
+            steps = json::at(doc, "preprocessing");
         }
         const Pipeline pipeline = Pipeline::from_json(steps);
         Vec axis;
-        for (const auto& v : doc.at("axis").as_array("axis")) axis.push_back(v.as_number());
-        json::Array results;
-        for (const auto& row : doc.at("spectra").as_array("spectra")) {
+        for (const Json& v : json::array(json::at(doc, "axis"), "axis")) axis.push_back(json::number(v, "axis"));
+        Json results = Json::array();
+        for (const Json& row : json::array(json::at(doc, "spectra"), "spectra")) {
             Vec x, a = axis;
-            for (const auto& v : row.as_array("spectrum")) x.push_back(v.as_number());
-            json::Object result;
+            for (const Json& v : json::array(row, "spectrum")) x.push_back(json::number_or_nan(v, "spectrum value"));
             try {
                 pipeline.apply(x, a);
-                json::Array xs, as;
-                for (double v : x) xs.push_back(json::Value::number(v, false));
-                for (double v : a) as.push_back(json::Value::number(v, false));
-                result.emplace_back("x", json::Value::array(std::move(xs)));
-                result.emplace_back("axis", json::Value::array(std::move(as)));
+                results.push_back({{"x", x}, {"axis", a}});
             } catch (const Error& e) {
-                result.emplace_back("error", json::Value::string(e.what()));
+                results.push_back({{"error", e.what()}});
             }
-            results.push_back(json::Value::object(std::move(result)));
         }
-        json::Object out;
-        out.emplace_back("results", json::Value::array(std::move(results)));
-        std::cout << json::Value::object(std::move(out)).dump() << "\n";
+        std::cout << json::dump({{"results", results}}) << "\n";
         return 0;
     } catch (const Error& e) {
         std::cerr << "pace-preprocess: error: " << e.what() << "\n";

@@ -45,7 +45,7 @@ const char* kUsage =
     "                   [--dark FILE] [--pixels N] [--query CMD] [--wavelength-coeffs C0,C1,...]\n"
     "                   [--max-count X] [--max-batch N] [--output FILE|-] [--summary-json FILE]\n"
     "                   [--max-frames N] [--identify CMD] [--integration-command T]\n"
-    "                   [--allow-device-change] [--trusted-keys DIR]\n"
+    "                   [--allow-device-change] [--trusted-keys DIR] [--allow-failed]\n"
     "       pace-stream --build-engine --model EXPORT_DIR [--precision fp32|fp16|int8]\n";
 
 const char* kHelp =
@@ -81,6 +81,8 @@ const char* kHelp =
     "                         (default: stop with the reason, exit status 1)\n"
     "  --trusted-keys DIR     run only an export signed (pace-edge export --sign) by one of the\n"
     "                         Ed25519 public keys (*.pem) in DIR; refuse unsigned or foreign ones\n"
+    "  --allow-failed         run an export that failed a quality gate at export time (parity,\n"
+    "                         accuracy; its manifest says which); refused by default\n"
     "  --version              print the version\n\n"
     "  --build-engine         build the export's TensorRT plan on this GPU (TensorRT C++ API),\n"
     "                         check it against the ONNX Runtime logits saved in the export and\n"
@@ -106,8 +108,8 @@ const std::vector<std::string> kOptions = {
     "port", "protocol", "model", "backend", "threads", "baud", "timeout", "laser-nm",
     "integration-ms", "average", "dark", "pixels", "query", "wavelength-coeffs", "max-count",
     "max-batch", "output", "summary-json", "max-frames", "identify", "integration-command",
-    "allow-device-change", "trusted-keys", "precision"};
-const std::vector<std::string> kFlags = {"allow-device-change"};
+    "allow-device-change", "trusted-keys", "precision", "allow-failed"};
+const std::vector<std::string> kFlags = {"allow-device-change", "allow-failed"};
 
 Options parse_args(int argc, char** argv) {
     Options o;
@@ -183,6 +185,8 @@ int run(const Options& args) {
     std::optional<TrustedKeys> trusted;
     if (args.has("trusted-keys")) trusted = load_trusted_keys(args.get("trusted-keys"));
     Manifest manifest = load_manifest(args.get("model"), trusted ? &*trusted : nullptr);
+    if (!args.has("allow-failed")) refuse_failed_export(manifest);
+    refuse_unsupported_preprocessing(manifest);
     Model model;
     try {
         model.pipeline = Pipeline::from_json(manifest.preprocessing);
@@ -258,9 +262,9 @@ int run(const Options& args) {
         const double us = std::nearbyint(number(args, "integration-ms") * 1000.0);  // round half even
         device->set_integration_time_us((long long)us);
     }
-    auto emit = [out](const json::Value& record) {
+    auto emit = [out](const Json& record) {
         if (g_stop && std::ferror(out)) return;
-        const std::string line = record.dump() + "\n";
+        const std::string line = json::dump(record) + "\n";
         if (std::fwrite(line.data(), 1, line.size(), out) != line.size() || std::fflush(out) != 0) {
             log_line(std::string("cannot write the output (") + std::strerror(errno) + "); stopping");
             g_stop.store(true);  // e.g. the reader of a pipe went away: stop as on SIGTERM
@@ -292,7 +296,7 @@ int run(const Options& args) {
     std::fflush(stderr);
     if (args.has("summary-json")) {
         std::ofstream f(args.get("summary-json"));
-        f << stats->summary(rss).dump(2) << "\n";
+        f << json::dump(stats->summary(rss), 2) << "\n";
         if (!f) throw Error("cannot write --summary-json " + args.get("summary-json"));
     }
     return stats->stop_reason.empty() ? 0 : 1;

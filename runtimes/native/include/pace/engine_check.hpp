@@ -64,7 +64,7 @@ std::string describe(const CheckResult& result);
 
 // The record (engine.json, pace/engine_record.hpp) of the plan file `plan` (relative to the
 // export; hashed here) built as `header` says, with its engine check.
-json::Value engine_record(const Manifest& manifest, const PlanHeader& header, const std::string& plan,
+Json engine_record(const Manifest& manifest, const PlanHeader& header, const std::string& plan,
                           const CheckResult& result, const CheckData& data, const std::string& builder);
 
 // Install the checked plan at `staged` (a file beside the manifest), never touching

@@ -32,7 +32,7 @@ struct EngineRecord {
     std::string gpu_name;
     std::string compute_capability;
     bool check_passed = false;
-    json::Value doc;  // the whole record
+    Json doc;  // the whole record
 };
 
 // The record `name` beside the export, checked against its digest; nullopt when none was
@@ -52,7 +52,7 @@ std::string plan_problem(const Manifest& manifest, const EngineRecord& record);
 std::string plan_path(const Manifest& manifest, const EngineRecord& record);
 
 // Write `record` (a JSON object) as `name` beside the export, with its digest.
-void write_engine_record(const Manifest& manifest, const json::Value& record,
+void write_engine_record(const Manifest& manifest, const Json& record,
                          const std::string& name = kEngineFile);
 
 // Remove `name` and its digest beside the export (before a new plan replaces the old one).

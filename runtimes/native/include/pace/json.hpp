@@ -1,82 +1,49 @@
-// A minimal JSON reader (RFC 8259 plus Python's NaN/Infinity/-Infinity) and the few
-// writing helpers pace-stream needs. Numbers are doubles; integers are exact up to 2^53.
+// JSON through nlohmann/json (`ordered_json`: objects keep document order, as Python's dicts
+// do), plus the typed reads pace-stream needs: each names the field it reads in a JsonError,
+// so a malformed manifest is reported as "input length must be an integer, got a string".
+//
+// The manifest is strict JSON (pace_edge.export.manifest writes a non-finite figure as
+// null): `number_or_nan` reads such a figure back as NaN, every other read refuses null.
 #pragma once
 
-#include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "pace/errors.hpp"
 
-namespace pace::json {
+namespace pace {
 
-class Value;
-using Array = std::vector<Value>;
-using Object = std::vector<std::pair<std::string, Value>>;  // document order kept
+using Json = nlohmann::ordered_json;
 
-enum class Type { Null, Bool, Number, String, Array, Object };
+namespace json {
 
-class Value {
-public:
-    Value() = default;
-    static Value boolean(bool b);
-    static Value number(double d, bool integral);
-    static Value string(std::string s);
-    static Value array(Array a);
-    static Value object(Object o);
+// A whole document; JsonError (nlohmann's message: what was expected at which byte) when
+// malformed. Duplicate keys keep the last value, as Python's json does.
+Json parse(std::string_view text);
 
-    Type type() const { return type_; }
-    bool is_null() const { return type_ == Type::Null; }
-    bool is_bool() const { return type_ == Type::Bool; }
-    bool is_number() const { return type_ == Type::Number; }
-    bool is_integer() const { return type_ == Type::Number && integral_; }
-    bool is_string() const { return type_ == Type::String; }
-    bool is_array() const { return type_ == Type::Array; }
-    bool is_object() const { return type_ == Type::Object; }
+// Serialise: indent < 0 gives compact JSON (separators "," and ":"), indent >= 0 pretty JSON
+// as Python's json.dumps(indent=...) writes it; non-ASCII escaped (\uXXXX) as ensure_ascii
+// does; non-finite numbers become null.
+std::string dump(const Json& value, int indent = -1);
 
-    // Typed access; JsonError (naming `what`) when the type is wrong.
-    bool as_bool(std::string_view what = "value") const;
-    double as_number(std::string_view what = "value") const;
-    long long as_integer(std::string_view what = "value") const;
-    const std::string& as_string(std::string_view what = "value") const;
-    const Array& as_array(std::string_view what = "value") const;
-    const Object& as_object(std::string_view what = "value") const;
+// `d` with the shortest digits that read back as `d` ("1.0", "0.1", "1e-05").
+std::string number_text(double d);
 
-    // Object member or nullptr (also nullptr when this is not an object).
-    const Value* find(const std::string& key) const;
-    // Object member; JsonError naming the key when absent.
-    const Value& at(const std::string& key) const;
+// Object member, or nullptr when `object` is not an object or lacks `key`.
+const Json* find(const Json& object, const std::string& key);
+// Object member; JsonError "missing field 'KEY'" when absent.
+const Json& at(const Json& object, const std::string& key);
 
-    // Serialise: indent < 0 gives compact JSON with Python's separators (",", ":"),
-    // indent >= 0 pretty JSON as json.dumps(indent=...) writes it. Non-ASCII is escaped
-    // (\uXXXX) as Python's ensure_ascii does; integral numbers print without ".0".
-    std::string dump(int indent = -1) const;
+// Typed reads; JsonError "WHAT must be a string, got null" and so on.
+bool boolean(const Json& value, std::string_view what);
+double number(const Json& value, std::string_view what);
+double number_or_nan(const Json& value, std::string_view what);  // null → NaN
+long long integer(const Json& value, std::string_view what);     // 3.0 counts, as in Python
+const std::string& string(const Json& value, std::string_view what);
+const Json& array(const Json& value, std::string_view what);
+const Json& object(const Json& value, std::string_view what);
 
-private:
-    Type type_ = Type::Null;
-    bool bool_ = false;
-    bool integral_ = false;
-    double number_ = 0.0;
-    std::shared_ptr<const std::string> string_;
-    std::shared_ptr<const Array> array_;
-    std::shared_ptr<const Object> object_;
-};
-
-const char* type_name(Type t);
-
-// Insert or replace `key` in an object under construction.
-void set(Object& object, const std::string& key, Value value);
-
-// Parse a whole document; JsonError with line/column on malformed input.
-Value parse(std::string_view text);
-
-// `s` (UTF-8) as a JSON string literal, quotes included, escaped like Python's json.dumps
-// with ensure_ascii (everything outside ' '..'~' as \uXXXX).
-std::string quote(std::string_view s);
-
-// `d` the way Python's repr()/json.dumps write a float: shortest round-trip digits,
-// "1.0", "1e-05", "1.5e+16", "NaN", "Infinity".
-std::string number(double d);
-
-}  // namespace pace::json
+}  // namespace json
+}  // namespace pace

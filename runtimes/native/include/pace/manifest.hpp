@@ -21,6 +21,11 @@ struct Artefact {
     long long bytes = 0;
 };
 
+struct FailedGate {
+    std::string name;     // "parity", "accuracy", "sensitivity", ...
+    std::string problem;  // one line, or empty
+};
+
 struct Manifest {
     std::string directory;
     std::string target;
@@ -30,12 +35,19 @@ struct Manifest {
     size_t input_length = 0;
     long long batch = 0;  // 0: dynamic
     std::vector<double> axis;
-    json::Value preprocessing;
+    Json preprocessing;  // the list of steps
     std::string output_name;
     size_t num_classes = 0;
     std::vector<std::string> classes;
-    json::Value runtime;  // settings runners must apply, per runtime
-    json::Value raw;      // the whole document
+    Json runtime = Json::object();  // settings runners must apply, per runtime
+    Json raw;                       // the whole document
+    // The quality gates the export records as failed (see failed_gates); empty: it passed.
+    std::vector<FailedGate> failed_gates;
+    // runtime["pace-stream"] (pace_edge.preprocess.native_support): whether this runtime
+    // implements the preprocessing, else the first step it lacks and why. Exports written
+    // before the record existed say nothing (true); Pipeline::from_json still refuses by name.
+    bool native_preprocessing = true;
+    std::string native_step, native_reason;
 
     // The first artefact of `kind`, or nullptr.
     const Artefact* find_artefact(const std::string& kind) const;
@@ -62,5 +74,20 @@ void write_digest(const std::string& path, std::string_view data);
 
 // Parse a manifest document (no file checks): for tests and tools.
 Manifest parse_manifest(const std::string& text, const std::string& directory);
+
+// The gates a manifest document records as failed and nobody accepted, as
+// pace_edge.export.manifest.Manifest.failed_gates reads them: the names in
+// status.failed_gates (with their status.problems line); for a manifest written before the
+// status was recorded, "parity" when a parity row has "passed": false and "accuracy" when the
+// accuracy gate has. pace-stream refuses such an export unless --allow-failed.
+std::vector<FailedGate> failed_gates(const Json& manifest);
+
+// BundleError naming the export, its failed gates and --allow-failed, when `m` records any
+// (the message pace_edge.export.manifest.refuse_failed writes); nothing otherwise.
+void refuse_failed_export(const Manifest& m);
+
+// BundleError naming the step, when the manifest records that this runtime cannot run the
+// export's preprocessing.
+void refuse_unsupported_preprocessing(const Manifest& m);
 
 }  // namespace pace

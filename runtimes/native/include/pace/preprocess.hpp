@@ -1,10 +1,11 @@
 // The export manifest's preprocessing steps, computed as pace_edge.preprocess does, operation
-// for operation (numpy's pairwise sums, np.interp's formula, LAPACK's banded Cholesky): crop,
+// for operation (numpy's pairwise sums, np.interp's formula, a banded Cholesky): crop,
 // resample, normalize and despike are bit-exact or within a few ulp, savgol within ~1e-12
 // relative; the Whittaker baselines (ill-conditioned for large lam) within ~1e-8 of the
 // spectrum's scale.
 //
-// Steps: crop, resample, savgol, baseline (pybaselines asls and arpls only), normalize
+// Steps: crop, resample, savgol, baseline (pybaselines asls, iasls, arpls, airpls, iarpls,
+// psalsa, drpls), normalize
 // (minmax, vector, snv, area, max), despike. Any other step or baseline method is refused
 // when the pipeline is built, with an error naming it.
 #pragma once
@@ -39,9 +40,19 @@ struct WhittakerOptions {
     int diff_order = 2;
     int max_iter = 50;
     double tol = 1e-3;
+    bool normalize_weights = false;  // airpls only
+    double k = 0;                    // psalsa only; 0: np.std(y) / 10
+    double eta = 0.5;                // drpls only
+    double lam_1 = 1e-4;             // iasls only
 };
 Vec asls_baseline(const Vec& y, const WhittakerOptions& options);
 Vec arpls_baseline(const Vec& y, const WhittakerOptions& options);
+Vec airpls_baseline(const Vec& y, const WhittakerOptions& options);
+Vec iarpls_baseline(const Vec& y, const WhittakerOptions& options);
+Vec psalsa_baseline(const Vec& y, const WhittakerOptions& options);
+Vec drpls_baseline(const Vec& y, const WhittakerOptions& options);
+// iasls fits its initial weights on the spectrum's axis.
+Vec iasls_baseline(const Vec& y, const Vec& axis, const WhittakerOptions& options);
 // The baseline methods this runtime computes; others are refused by name.
 const std::vector<std::string>& supported_baselines();
 
@@ -59,7 +70,7 @@ struct Step {
 class Pipeline {
 public:
     // From the manifest's ``input.preprocessing`` list; Error naming what is unsupported.
-    static Pipeline from_json(const json::Value& steps);
+    static Pipeline from_json(const Json& steps);
 
     // Preprocess one spectrum in place (x and axis replaced by the result); DataError if
     // the spectrum or its axis cannot be used (as Pipeline.apply raises DataError).

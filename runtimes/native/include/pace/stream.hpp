@@ -72,7 +72,7 @@ struct StreamStats {
     bool accounted() const;
     // np.percentile(values, q) (linear interpolation).
     static double percentile(std::vector<double> values, double q);
-    json::Value summary(long peak_rss_kib) const;
+    Json summary(long peak_rss_kib) const;
     std::string summary_text(long peak_rss_kib) const;
 };
 
@@ -84,7 +84,7 @@ std::string snake_case(const std::string& name);
 
 class StreamClassifier {
 public:
-    using Emit = std::function<void(const json::Value&)>;
+    using Emit = std::function<void(const Json&)>;
     using Log = std::function<void(const std::string&)>;
 
     // ConfigError when the device has no wavelength calibration, its axis does not cover

@@ -20,6 +20,7 @@ from ..export.quantize.accuracy import DEFAULT_MAX_DROP
 from ..export.quantize.calibration import DEFAULT_SIZE
 from ..export.quantize.pipeline import DEFAULT_METHOD
 from ..export.quantize.qdq import METHODS
+from ..export.quantize.report import int8_choice_lines
 from .common import QualityGateFailed, positive_int, writable_dir
 
 HELP = "export a model bundle for a runtime (ONNX, OpenVINO, ...) and check its parity"
@@ -421,29 +422,7 @@ def _calibration_section(cal: dict[str, Any] | None) -> list[str]:
         f"- kept float (measured, see below): {', '.join(cal['float_layers']) or 'none'}",
         f"- time: {', '.join(f'{k} {v:.1f} s' for k, v in cal.get('seconds', {}).items())}",
         "",
-        "### Per-layer sensitivity",
-        "",
-        f"Logit NRMSE and argmax agreement against FP32 on {cal['check_spectra']} held-out "
-        "training spectra with only that layer quantised (every other layer float). The most "
-        "sensitive layers are kept float, in order, until the quantised rest has NRMSE ≤ "
-        f"{cal['tolerance_nrmse']:g} (agreement ≥ 97 % as a sanity floor; at most half the "
-        "layers float).",
-        "",
-        "![per-layer sensitivity](int8_sensitivity.png)",
-        "",
-        "| layer | node | NRMSE | agreement | max abs Δlogit | kept float |",
-        "|---|---|---|---|---|---|",
-        *(f"| {r['layer']} | {r['node']} | {r['nrmse']:.4f} | {r['agreement']:.2%} | "
-          f"{r['max_abs']:.3g} | {'yes' if r['layer'] in cal['float_layers'] else ''} |"
-          for r in cal["sensitivity"]),
-        "",
-        "Search (ONNX Runtime QDQ):",
-        "",
-        "| float layers | NRMSE | agreement | within tolerance |",
-        "|---|---|---|---|",
-        *(f"| {', '.join(s['float']) or '(none)'} | {s['nrmse']:.4f} | {s['agreement']:.2%} | "
-          f"{'yes' if s['ok'] else 'no'} |" for s in cal["search"]),
-        "",
+        *int8_choice_lines(cal),
     ]
     ov = cal.get("artefacts", {}).get("openvino")
     if ov:

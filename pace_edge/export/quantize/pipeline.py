@@ -1,16 +1,20 @@
 """INT8 export of a bundle (targets ``onnx``, ``openvino``, ``x86``): calibrate, measure, decide.
 
 1. Calibration spectra from the training data (:func:`.calibration.select_calibration`).
-2. ONNX Runtime calibrates the FP32 graph once; each layer is quantised alone and its logit
-   error measured on held-out training spectra (:mod:`.sensitivity`).
-3. The most sensitive layers stay float until the INT8 model is within tolerance.
+2. ONNX Runtime calibrates the FP32 graph; each layer is quantised alone and judged against
+   FP32 on held-out training spectra (:mod:`.sensitivity`, :mod:`.criterion`).
+3. The cheapest float set whose build meets the task criterion (top-1 agreement and accuracy
+   change with confidence bounds) is kept, by multiply-add cost (:mod:`.cost`); other
+   calibration ranges and NNCF recipes are tried before heavy layers go float
+   (:mod:`.choose`).
 4. ONNX QDQ (:mod:`.qdq`) and/or OpenVINO IR through NNCF (:mod:`.nncf_openvino`) with those
-   layers float; parity on the held-out spectra; with eval data, the accuracy-gate numbers.
+   layers float; parity on the held-out spectra; the predicted and a measured speed-up
+   (:mod:`.speed`); with eval data, the accuracy-gate numbers.
 
 ``ExportOptions.extra`` keys: ``calib`` (path or SpectralDataset; default the bundle's training
 source), ``calib_size`` (int or None = all), ``calib_method``, ``eval`` (path or
-SpectralDataset), ``max_accuracy_drop`` (pp), ``tolerance`` (logit NRMSE), ``float_layers``
-(layer keys to keep float instead of searching), ``progress`` (bool).
+SpectralDataset), ``max_accuracy_drop`` (pp), ``criterion`` (a :class:`.criterion.Criterion`),
+``float_layers`` (layer keys to keep float instead of searching), ``progress`` (bool).
 """
 
 from __future__ import annotations
@@ -30,13 +34,10 @@ from ...errors import PaceEdgeError
 from .. import ExportOptions, TargetResult
 from .accuracy import DEFAULT_MAX_DROP, eval_inputs, measure_accuracy
 from .calibration import DEFAULT_SIZE, Calibration, select_calibration
-from .sensitivity import (
-    DEFAULT_MIN_AGREEMENT,
-    DEFAULT_TOLERANCE,
-    LayerSensitivity,
-    choose_float,
-    measure_layers,
-)
+from .choose import METHOD_ORDER, Recipe, choose_openvino, choose_qdq, outlier_channels
+from .cost import LayerCost, fixed_cost, layer_costs, predicted_speedup
+from .criterion import Criterion, Verdict
+from .sensitivity import LayerSensitivity, SearchResult
 
 if TYPE_CHECKING:
     from ...bundle import Bundle
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 DEFAULT_METHOD = "percentile"  # measured best on COV (fewest float layers at equal accuracy)
 ACTIVATIONS_PNG = "int8_activations.png"
 SENSITIVITY_PNG = "int8_sensitivity.png"
-PARITY_MIN_AGREEMENT = DEFAULT_MIN_AGREEMENT  # catches broken artefacts; --eval gates accuracy
+PARITY_MIN_AGREEMENT = 0.97  # catches broken artefacts; the criterion and --eval gate accuracy
 Runner = tuple[str, Callable[[np.ndarray], np.ndarray]]
 
 
@@ -133,46 +134,83 @@ class _Int8:
     bars: _Bars
     clock: _Clock
     method: str
-    tolerance: float
+    criterion: Criterion
+    work: Path
     check: np.ndarray = field(init=False)
+    check_labels: np.ndarray | None = field(init=False)
     reference: np.ndarray = field(init=False)
+    costs: dict[str, LayerCost] = field(init=False)
+    fixed: float = field(init=False)
     ranking: list[LayerSensitivity] = field(default_factory=list)
     floats: list[str] = field(default_factory=list)
+    result: SearchResult | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
+    tried: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.check = self.cal.holdout if len(self.cal.holdout) else self.cal.inputs
+        import onnx
+
+        held = len(self.cal.holdout) > 0
+        self.check = self.cal.holdout if held else self.cal.inputs
+        labels = self.cal.holdout_labels if held else self.cal.labels
+        self.check_labels = labels if len(labels) == len(self.check) else None
         self.reference = self.ort(self.fp32, self.check)
+        model = onnx.load(str(self.fp32))
+        self.costs = layer_costs(model, self.quantizer.layers)
+        self.fixed = fixed_cost(model, self.quantizer.layers)
 
     @property
     def searching(self) -> bool:
         return "float_layers" not in self.options.extra
+
+    def judge(self, logits: np.ndarray) -> Verdict:
+        return self.criterion.judge(self.reference, logits, self.check_labels)
 
     def ort(self, path: Path, x: np.ndarray) -> np.ndarray:
         from ..parity import onnx_logits
 
         return onnx_logits(path, x, self.options.batch)
 
+    def quantizer_for(self, method: str) -> QdqQuantizer:
+        from .qdq import QdqQuantizer
+
+        if method == self.quantizer.method:
+            return self.quantizer
+        return QdqQuantizer(self.fp32, self.cal, method, self.work)
+
     def search(self, work: Path) -> None:
-        """Rank the layers by sensitivity and choose the float ones (ONNX Runtime QDQ)."""
+        """Choose the float layers by the criterion and their cost (ONNX Runtime QDQ)."""
         from .layers import resolve
 
         variant = work / "variant.onnx"
+        quantizers: dict[str, QdqQuantizer] = {}
 
-        def evaluate(floats: Sequence[str]) -> np.ndarray:
-            self.quantizer.write(variant, floats)
-            return self.ort(variant, self.check)
+        def evaluator(method: str) -> Callable[[Sequence[str]], np.ndarray]:
+            quantizers[method] = self.quantizer_for(method)
 
+            def evaluate(floats: Sequence[str]) -> np.ndarray:
+                quantizers[method].write(variant, floats)
+                return self.ort(variant, self.check)
+
+            return evaluate
+
+        start = ([la.key for la in resolve(self.quantizer.layers,
+                                           self.options.extra["float_layers"])]
+                 if not self.searching else [])
+        methods = [self.method, *(m for m in METHOD_ORDER if m != self.method)]
+        if "calib_method" in self.options.extra:  # asked for one: use it alone
+            methods = [self.method]
         tick = self.bars.bar(len(self.quantizer.layers), "layer sensitivity", "layer")
-        self.ranking = measure_layers(self.quantizer.layers, evaluate, self.reference, tick)
-        if self.searching:
-            self.floats, self.steps = choose_float(self.ranking, evaluate, self.reference,
-                                                   self.tolerance)
-        else:  # given: measure it, search nothing
-            given = resolve(self.quantizer.layers, self.options.extra["float_layers"])
-            self.floats, self.steps = choose_float(
-                self.ranking, evaluate, self.reference, float("inf"), 0.0,
-                start=[la.key for la in given])
+        choice = choose_qdq(methods, evaluator, self.quantizer.layers, self.costs, self.judge,
+                            start, self.fixed, self.searching, tick)
+        for method, q in quantizers.items():
+            if method != choice.option and q is not self.quantizer:
+                q.close()
+        if choice.option != self.method:
+            self.quantizer.close()
+            self.quantizer, self.method = quantizers[choice.option], choice.option
+        self.ranking, self.result, self.tried = choice.ranking, choice.search, choice.tried
+        self.floats, self.steps = choice.float_layers, choice.search.steps
         self.clock.lap("sensitivity")
 
     def parity(self, artefact: str, runtime: str, logits: np.ndarray,
@@ -186,38 +224,60 @@ class _Int8:
 
     def openvino(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray,
                  evaluation: SpectralDataset | None, max_drop: float) -> tuple[dict, Runner]:
-        """NNCF INT8 IR: the search's float layers, more if OpenVINO needs them."""
+        """NNCF INT8 IR: the search's float layers, a better NNCF recipe or more float layers
+        if OpenVINO needs them."""
         import openvino as ov
 
         from ..openvino_target import BIN_FILE, DEVICE, XML_FILE
         from ..ov_graph import executed_graph
+        from .activations import activation_stats
         from .nncf_openvino import COMPILE_CONFIG, openvino_run, ov_summary, quantize_openvino
+        from .speed import openvino_speedup
 
         layers = self.quantizer.layers
-        models: dict[tuple[str, ...], Any] = {}
+        models: dict[tuple[str, tuple[str, ...]], Any] = {}
         tick: Callable[[int], None] | None = self.bars.bar(
             len(self.cal), f"calibrating OpenVINO ({self.method})", "spectra")
 
-        def evaluate(floats: Sequence[str]) -> np.ndarray:
-            nonlocal tick
-            model, _ = quantize_openvino(self.fp32, None, self.cal, layers, self.method, floats,
-                                         tick=tick)
-            tick = None
-            models[tuple(floats)] = model
-            return openvino_run(model, self.check)
+        def evaluator(recipe: Recipe) -> Callable[[Sequence[str]], np.ndarray]:
+            def evaluate(floats: Sequence[str]) -> np.ndarray:
+                nonlocal tick
+                key = (recipe.name, tuple(floats))
+                if key not in models:
+                    models[key], _ = quantize_openvino(self.fp32, None, self.cal, layers,
+                                                       self.method, floats, tick=tick,
+                                                       recipe=recipe)
+                    tick = None
+                return openvino_run(models[key], self.check)
 
-        floats, steps = choose_float(
-            self.ranking, evaluate, self.reference,
-            self.tolerance if self.searching else float("inf"),
-            DEFAULT_MIN_AGREEMENT if self.searching else 0.0, start=self.floats)
+            return evaluate
+
+        stats = activation_stats(self.fp32, layers, self.cal.inputs)
+        outliers = bool(outlier_channels(stats))
+        recipe, found, tried = choose_openvino(self.floats, evaluator, self.ranking, self.costs,
+                                               self.judge, outliers, self.fixed, self.searching)
+        floats = found.float_layers
+        model = models[(recipe.name, tuple(floats))]
         xml = out_dir / XML_FILE
         if evaluation is None:
-            ov.save_model(models[tuple(floats)], str(xml), compress_to_fp16=False)
-            info = ov_summary(models[tuple(floats)], layers, self.method)
+            ov.save_model(model, str(xml), compress_to_fp16=False)
+            info = ov_summary(model, layers, self.method)
+            info.update(recipe=recipe.name, preset=recipe.describe())
         else:  # NNCF may keep more layers float to stay within --max-accuracy-drop
             _, info = quantize_openvino(self.fp32, xml, self.cal, layers, self.method, floats,
-                                        eval_inputs(self.bundle, evaluation), max_drop / 100.0)
-        info["search"] = steps
+                                        eval_inputs(self.bundle, evaluation), max_drop / 100.0,
+                                        recipe=recipe)
+        info["search"] = found.steps
+        info["recipes_tried"] = tried
+        info["outlier_channels"] = outliers
+        info["verdict"] = found.verdict.to_dict()
+        info["met"] = found.met
+        kept = info["float_layers"]
+        batch = self.options.batch if isinstance(self.options.batch, int) else 64
+        info["speed"] = {
+            "predicted_speedup": predicted_speedup(self.costs, kept, self.fixed),
+            "measured": openvino_speedup(self.fp32, str(xml), self.check, batch),
+        }
         runtime = f"openvino-{DEVICE.lower()}"
         result.artefacts += [{"path": XML_FILE, "kind": "openvino-xml", "precision": "int8"},
                              {"path": BIN_FILE, "kind": "openvino-bin", "precision": "int8"}]
@@ -246,6 +306,14 @@ class _Int8:
         result.runtime["onnxruntime"] = {"providers": ["CPUExecutionProvider"]}
         result.parity.append(self.parity(ONNX_FILE, "onnxruntime-cpu",
                                          self.ort(path, self.check), torch_ref))
+        if for_onnxruntime:
+            from .speed import onnxruntime_speedup
+
+            batch = self.options.batch if isinstance(self.options.batch, int) else 64
+            info["speed"] = {
+                "predicted_speedup": predicted_speedup(self.costs, self.floats, self.fixed),
+                "measured": onnxruntime_speedup(self.fp32, path, self.check, batch),
+            }
         self.clock.lap("onnx")
         return info, ("onnxruntime-cpu", lambda x: self.ort(path, x))
 
@@ -262,7 +330,7 @@ class _Int8:
         read_by_int8 = {i for la in layers if la not in floats for i in la.inputs}
         float_tensors = {s["tensor"] for s in stats} - read_by_int8
         plot_activation_ranges(stats, amax, float_tensors, out_dir / ACTIVATIONS_PNG)
-        plot_sensitivity([r.to_dict() for r in self.ranking], self.floats, self.tolerance,
+        plot_sensitivity([r.to_dict() for r in self.ranking], self.floats, None,
                          out_dir / SENSITIVITY_PNG)
         self.clock.lap("figures")
         return {"activation_amax": amax, "activations": stats}
@@ -296,9 +364,10 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
         clock.lap("onnx_export")
         quantizer = QdqQuantizer(fp32, cal, method, tmp, progress=bars.bar(
             len(cal), f"calibrating ({method})", "spectra"))
+        run: _Int8 | None = None
         try:
             run = _Int8(bundle, options, cal, fp32, quantizer, bars, clock, method,
-                        float(extra.get("tolerance", DEFAULT_TOLERANCE)))
+                        extra.get("criterion") or Criterion(), Path(tmp))
             run.search(Path(tmp))
             torch_ref = torch_logits(bundle, run.check)
             artefacts, runners = {}, {}
@@ -314,15 +383,23 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
             figures = run.figures(out_dir)
         finally:
             bars.close()
+            if run is not None and run.quantizer is not quantizer:
+                run.quantizer.close()
             quantizer.close()
     result.artefacts += [{"path": ACTIVATIONS_PNG, "kind": "figure", "precision": "int8"},
                          {"path": SENSITIVITY_PNG, "kind": "figure", "precision": "int8"}]
     result.calibration = {
         **cal.summary,
-        "method": method,
+        "method": run.method,
         "float_layers": run.floats,
-        "tolerance_nrmse": run.tolerance,
+        "criterion": run.criterion.to_dict(),
+        "verdict": run.result.verdict.to_dict() if run.result else None,
+        "met": bool(run.result.met) if run.result else False,
+        "resolution": run.criterion.resolution(len(run.check)),
         "check_spectra": int(len(run.check)),
+        "methods_tried": run.tried,
+        "layer_costs": {k: c.to_dict() for k, c in run.costs.items()},
+        "predicted_speedup": predicted_speedup(run.costs, run.floats, run.fixed),
         "sensitivity": [r.to_dict() for r in run.ranking],
         "search": run.steps,
         "artefacts": artefacts,

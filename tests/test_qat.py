@@ -86,3 +86,19 @@ def test_qat_is_deterministic(trained):
         assert np.array_equal(value, runs[1].bundle.weights[key]), key
     assert any(not np.array_equal(v, parent.weights[k])
                for k, v in runs[0].bundle.weights.items())  # it did change the weights
+
+
+def test_int8_export_with_qat_records_it_and_judges_against_the_parent(trained, tmp_path: Path):
+    from pace_edge.export import ExportOptions, run_target
+
+    folder, bundle_dir = trained
+    parent = Bundle.load(bundle_dir)
+    result = run_target(parent, tmp_path, "onnx", ExportOptions(
+        precision="int8", extra={"calib": folder, "calib_size": 96, "qat": 1}))
+    cal = result.calibration
+    assert cal["qat"]["options"]["epochs"] == 1 and cal["qat"]["tensors_sha256"]
+    assert cal["met"] and cal["verdict"]["disagreements"] == 0
+    # the criterion's reference is the parent: its logits on the held-out spectra
+    held = select_calibration(parent, load_dataset(folder), 96, 0).holdout
+    parent_int8 = onnx_logits(tmp_path / "model.onnx", held)
+    assert Criterion().judge(torch_logits(parent, held), parent_int8).disagreements == 0

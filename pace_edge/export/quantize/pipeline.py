@@ -336,6 +336,21 @@ class _Int8:
         return {"activation_amax": amax, "activations": stats}
 
 
+def quantisation_aware(bundle: Bundle, data: SpectralDataset, qat: Any, seed: int
+                       ) -> tuple[Bundle, dict[str, Any]]:
+    """``bundle`` fine-tuned with INT8 rounding in the loop (:mod:`pace_edge.train.qat`) on
+    training spectra ``data``; ``qat`` is an epoch count or a ``QatOptions``. Returns the
+    fine-tuned bundle and its record (with the digest of its weights)."""
+    from ...integrity.digest import sha256_bytes
+    from ...train.qat import QatOptions, qat_finetune
+
+    opts = qat if isinstance(qat, QatOptions) else QatOptions(epochs=int(qat), seed=seed)
+    tuned = qat_finetune(bundle, data, opts)
+    digest = sha256_bytes(b"".join(np.ascontiguousarray(tuned.bundle.weights[k]).tobytes()
+                                   for k in sorted(tuned.bundle.weights)))
+    return tuned.bundle, {**tuned.record, "tensors_sha256": digest}
+
+
 def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
                 kinds: Sequence[str]) -> TargetResult:
     """Write the INT8 artefacts of ``kinds`` into ``out_dir``: ``openvino`` (IR), ``onnx``
@@ -351,8 +366,13 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
     clock = _Clock()
     method = extra.get("calib_method", DEFAULT_METHOD)
     max_drop = float(extra.get("max_accuracy_drop", DEFAULT_MAX_DROP))
-    cal = select_calibration(bundle, calibration_data(bundle, extra.get("calib")),
-                             extra.get("calib_size", DEFAULT_SIZE), options.seed)
+    training = calibration_data(bundle, extra.get("calib"))
+    parent, qat = bundle, None
+    if extra.get("qat"):  # fine-tune with INT8 rounding first; judge against the parent
+        bundle, qat = quantisation_aware(bundle, training, extra["qat"], options.seed)
+        clock.lap("qat")
+    cal = select_calibration(bundle, training, extra.get("calib_size", DEFAULT_SIZE),
+                             options.seed)
     evaluation = eval_data(extra.get("eval"))
     clock.lap("select")
     bars = _Bars(bool(extra.get("progress", False)))
@@ -368,6 +388,8 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
         try:
             run = _Int8(bundle, options, cal, fp32, quantizer, bars, clock, method,
                         extra.get("criterion") or Criterion(), Path(tmp))
+            if qat is not None:
+                run.reference = torch_logits(parent, run.check)
             run.search(Path(tmp))
             torch_ref = torch_logits(bundle, run.check)
             artefacts, runners = {}, {}
@@ -378,7 +400,7 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
                 artefacts["onnx"], runners["model.onnx"] = run.onnx(
                     out_dir, result, torch_ref, for_onnxruntime="onnx" in kinds)
             if evaluation is not None:
-                result.accuracy = measure_accuracy(bundle, evaluation, runners, max_drop)
+                result.accuracy = measure_accuracy(parent, evaluation, runners, max_drop)
                 clock.lap("accuracy")
             figures = run.figures(out_dir)
         finally:
@@ -402,6 +424,7 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
         "predicted_speedup": predicted_speedup(run.costs, run.floats, run.fixed),
         "sensitivity": [r.to_dict() for r in run.ranking],
         "search": run.steps,
+        **({"qat": qat} if qat is not None else {}),
         "artefacts": artefacts,
         **figures,
         "seconds": clock.seconds,

@@ -198,7 +198,7 @@ class _Int8:
                                            self.options.extra["float_layers"])]
                  if not self.searching else [])
         methods = [self.method, *(m for m in METHOD_ORDER if m != self.method)]
-        if "calib_method" in self.options.extra:  # asked for one: use it alone
+        if self.options.extra.get("calib_method"):  # asked for one: use it alone
             methods = [self.method]
         tick = self.bars.bar(len(self.quantizer.layers), "layer sensitivity", "layer")
         choice = choose_qdq(methods, evaluator, self.quantizer.layers, self.costs, self.judge,
@@ -364,7 +364,7 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
 
     extra = options.extra
     clock = _Clock()
-    method = extra.get("calib_method", DEFAULT_METHOD)
+    method = extra.get("calib_method") or DEFAULT_METHOD  # None: the default, then others
     max_drop = float(extra.get("max_accuracy_drop", DEFAULT_MAX_DROP))
     training = calibration_data(bundle, extra.get("calib"))
     parent, qat = bundle, None

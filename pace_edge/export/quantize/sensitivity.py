@@ -12,7 +12,8 @@ saved).
    cost, so a sensitive depthwise conv or add goes float long before a pointwise conv does;
    then drops again, most expensive first, every float layer the criterion does not need.
    Of all the sets it measured that meet the criterion it returns the cheapest (the smaller
-   logit error on a tie). Each set is measured once.
+   logit error on a tie). Each set is measured once. A result that needs more than
+   :data:`MAX_FLOAT_SHARE` of the layers float does not count as met.
 """
 
 from __future__ import annotations
@@ -81,11 +82,12 @@ class SearchResult:
     cost: float
     fp32_cost: float
     steps: list[dict[str, Any]] = field(default_factory=list)
+    within_limit: bool = True  # at most MAX_FLOAT_SHARE of the layers float (beyond start)
 
     @property
     def met(self) -> bool:
-        """Whether the chosen build meets the criterion."""
-        return self.verdict.met
+        """Whether the chosen build meets the criterion within the float-layer limit."""
+        return self.verdict.met and self.within_limit
 
     @property
     def predicted_speedup(self) -> float:
@@ -105,9 +107,9 @@ def search_float(
     """The cheapest float set found that meets ``judge`` (see the module docstring).
 
     ``start`` layers stay float whatever the search finds (``--float-layers``, or layers an
-    earlier search chose). At most ``max_float_share`` of the layers (or ``start``, if more)
-    go float; when no set within that meets the criterion, the result is the last set tried,
-    with ``met`` false.
+    earlier search chose). ``max_float_share`` of 0 measures ``start`` alone. The greedy
+    phase may go up to every layer float (which is FP32); a result with more than
+    ``max_float_share`` of the layers (or ``start``, if more) float has ``met`` false.
     """
     order = {r.layer: i for i, r in enumerate(ranking)}
     sens = {r.layer: r for r in ranking}
@@ -136,7 +138,7 @@ def search_float(
     limit = max(int(len(costs) * max_float_share), len(kept))
     verdict = run(kept, "start")
     candidates = sorted((k for k in costs if k not in kept), key=priority)
-    while not verdict.met and candidates and len(kept) < limit:
+    while not verdict.met and candidates and max_float_share > 0:
         layer = candidates.pop(0)
         kept.append(layer)
         verdict = run(kept, f"keep {layer} float")
@@ -152,7 +154,8 @@ def search_float(
                                            sorted(order.get(x, 0) for x in k)))
         kept = _ordered(best, order)
     return SearchResult(float_layers=_ordered(kept, order), verdict=measured[frozenset(kept)],
-                        cost=build_cost(costs, kept, fixed_cost), fp32_cost=fp32, steps=steps)
+                        cost=build_cost(costs, kept, fixed_cost), fp32_cost=fp32, steps=steps,
+                        within_limit=len(kept) <= limit)
 
 
 def _ordered(keys: Any, order: dict[str, int]) -> list[str]:

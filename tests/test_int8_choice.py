@@ -51,7 +51,7 @@ def test_clopper_pearson_upper_bound():
 
 
 def test_criterion_on_a_set_that_resolves_the_limit():
-    crit = Criterion(max_disagreement=0.05, max_accuracy_drop=0.05)
+    crit = Criterion(max_disagreement=0.05, max_accuracy_drop=0.05, max_expected_disagreement=1)
     ref = _logits(100)
     assert crit.judge(ref, ref).met
     one = crit.judge(ref, _flip(ref, [7]))
@@ -70,12 +70,12 @@ def test_criterion_counts_lost_and_gained_spectra_with_labels():
     labels[:3] = (labels[:3] + 1) % 3  # FP32 wrong on the first three
     # the build flips row 0 to its true class (gained) and row 50 away from it (lost)
     cand = _flip(ref, [0, 50])
-    v = Criterion().judge(ref, cand, labels)
-    assert (v.lost, v.gained, v.accuracy_change) == (1, 1, 0.0)
+    v = Criterion(max_disagreement=0.1, max_expected_disagreement=1).judge(ref, cand, labels)
+    assert (v.lost, v.gained, v.accuracy_change) == (1, 1, 0.0) and v.met
     assert v.drop_upper == pytest.approx(upper_bound(1, 100))
     # a tighter limit on the accuracy drop than on disagreement binds
-    assert not Criterion(max_disagreement=0.1, max_accuracy_drop=0.04).judge(ref, cand,
-                                                                          labels).met
+    assert not Criterion(max_disagreement=0.1, max_accuracy_drop=0.04,
+                         max_expected_disagreement=1).judge(ref, cand, labels).met
 
 
 def test_criterion_on_a_set_too_small_to_resolve_the_limit_asks_for_no_disagreement():
@@ -86,6 +86,20 @@ def test_criterion_on_a_set_too_small_to_resolve_the_limit_asks_for_no_disagreem
     assert same.met and not same.resolved
     assert not crit.judge(ref, _flip(ref, [3])).met
     assert not crit.judge(ref, np.full_like(ref, np.nan)).met
+
+
+def test_expected_disagreement_sees_errors_that_flip_nothing_yet():
+    ref = _logits(80, margin=2.0)
+    ref[:40] *= 0.5  # half the spectra have a margin of about 1, the others about 2
+    crit = Criterion()
+    # an error that shrinks every margin by 0.4 flips nothing, here or on any other spectrum
+    small = crit.judge(ref, ref + _push(ref, slice(0, 80), 0.2))
+    assert small.disagreements == 0 and small.expected_disagreement == 0.0 and small.met
+    # one that shrinks the large margins by 1.2 flips none of them either, but would flip
+    # the spectra with small margins: counting flips passes it, the expected rate does not
+    large = crit.judge(ref, ref + _push(ref, slice(40, 80), 0.6))
+    assert large.disagreements == 0 and large.disagreement_upper < 0.05
+    assert large.expected_disagreement > 0.05 and not large.met
 
 
 # --- cost and the selection rule ----------------------------------------------------------
@@ -164,7 +178,9 @@ def test_search_that_cannot_meet_the_criterion_says_so():
     evaluate, judge = _model(sens, ref), lambda z: Criterion().judge(ref, z)
     ranking = measure_layers(layers, evaluate, judge, costs)
     found = search_float(ranking, costs, evaluate, judge)
-    assert not found.met and len(found.float_layers) == 2  # at most half the layers float
+    # only every layer float (FP32 itself) meets it: more than half the layers, so not met
+    assert found.float_layers == ["a", "b", "c", "d"] and found.verdict.met
+    assert not found.within_limit and not found.met
     # given float layers are kept, and nothing more is searched
     given = search_float(ranking, costs, evaluate, judge, start=["d"], max_float_share=0.0)
     assert given.float_layers == ["d"] and len(given.steps) == 1

@@ -14,7 +14,7 @@ pytest.importorskip("onnxruntime")
 
 from pace_edge.bundle import Bundle  # noqa: E402
 from pace_edge.data import load_dataset  # noqa: E402
-from pace_edge.export.onnx_target import export_onnx  # noqa: E402
+from pace_edge.export.onnx_graph import export_onnx  # noqa: E402
 from pace_edge.export.parity import onnx_logits, torch_logits  # noqa: E402
 from pace_edge.export.quantize import select_calibration  # noqa: E402
 from pace_edge.export.quantize.criterion import Criterion  # noqa: E402
@@ -94,7 +94,7 @@ def test_int8_export_with_qat_records_it_and_judges_against_the_parent(trained, 
     folder, bundle_dir = trained
     parent = Bundle.load(bundle_dir)
     result = run_target(parent, tmp_path, "onnx", ExportOptions(
-        precision="int8", extra={"calib": folder, "calib_size": 96, "qat": 1}))
+        precision="int8", calib=folder, calib_size=96, qat=1))
     cal = result.calibration
     assert cal["qat"]["options"]["epochs"] == 1 and cal["qat"]["tensors_sha256"]
     assert cal["met"] and cal["verdict"]["disagreements"] == 0

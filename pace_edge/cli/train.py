@@ -189,13 +189,13 @@ def _time_summary(result: Any, refit: bool, precise_bn: bool, resumed: bool) -> 
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
+    from ..evaluate.scoring import score_bundle
     from ..model import preset
     from ..preprocess import Pipeline
     from ..train import Recipe
     from ..train.bundle_training import train_bundle
     from ..train.checkpoint import Checkpoint, TrainingInterrupted, data_digest
     from .progress import TrainingProgress
-    from .scoring import score_bundle
 
     out: Path = args.out
     created = not out.exists()

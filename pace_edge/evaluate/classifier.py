@@ -8,6 +8,7 @@ import torch
 from ..bundle import Bundle
 from ..errors import DataError
 from ..model.pace import build_model
+from ..runtimes.base import softmax
 
 
 class BundleClassifier:
@@ -36,6 +37,8 @@ class BundleClassifier:
     def logits(self, inputs: np.ndarray) -> np.ndarray:
         """Model logits for already-preprocessed inputs ``(n, L)``."""
         t = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        if not len(t):
+            return np.zeros((0, len(self.classes)), np.float32)
         with torch.inference_mode():
             step = self.batch_size
             parts = [self.model(t[i : i + step]) for i in range(0, len(t), step)]
@@ -43,7 +46,4 @@ class BundleClassifier:
 
     def predict_proba(self, x: np.ndarray, axis: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, classes)`` for raw spectra on ``axis``."""
-        z = self.logits(self.preprocess(x, axis))
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.logits(self.preprocess(x, axis)))

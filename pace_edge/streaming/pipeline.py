@@ -32,6 +32,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from ..errors import DataError, PaceEdgeError
+from ..runtimes.base import softmax
 from .drivers.base import RawFrame, Spectrometer
 from .errors import ConfigError, DeviceChanged, StreamError, TransportClosed, TransportTimeout
 from .spectral_axis import Averager, SpectralAxis
@@ -453,10 +454,7 @@ class StreamClassifier:
                                  n_frames)
             ready = [r for r, ok in zip(ready, finite, strict=True) if ok]
             logits = logits[finite]
-        with np.errstate(over="ignore", invalid="ignore"):
-            z = logits - logits.max(axis=1, keepdims=True)
-            proba = np.exp(z)
-            proba /= proba.sum(axis=1, keepdims=True)
+        proba = softmax(logits, np.float64)  # rows are finite here
         classes = self.runner.classes
         for (item, _, n_frames, prep_s), p in zip(ready, proba, strict=True):
             best = int(p.argmax())

@@ -37,14 +37,9 @@ DEFAULT_MAX_EXPECTED_DISAGREEMENT = 0.005
 
 def upper_bound(k: int, n: int, confidence: float = DEFAULT_CONFIDENCE) -> float:
     """One-sided Clopper–Pearson upper bound of a rate seen ``k`` times in ``n``."""
-    # TODO(merge exportlib): use pace_edge.evaluate.agreement's bound instead
-    from scipy.stats import beta
+    from ...evaluate.agreement import upper_bound as clopper_pearson_upper
 
-    if n <= 0:
-        return 1.0
-    if k >= n:
-        return 1.0
-    return float(beta.ppf(confidence, k + 1, n - k))
+    return clopper_pearson_upper(k, n, confidence) if n > 0 else 1.0
 
 
 def logit_error(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
@@ -170,7 +165,8 @@ class Criterion:
         return Verdict(
             spectra=n, disagreements=d, agreement=err["agreement"],
             disagreement_upper=d_upper, lost=lost, gained=gained, accuracy_change=change,
-            drop_upper=drop_upper, expected_disagreement=expected, nrmse=err["nrmse"], max_abs=err["max_abs"],
+            drop_upper=drop_upper, expected_disagreement=expected, nrmse=err["nrmse"],
+            max_abs=err["max_abs"],
             probability_drift=drift, resolved=resolved, met=met)
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,10 +11,11 @@
    layers float; parity on the held-out spectra; the predicted and a measured speed-up
    (:mod:`.speed`); with eval data, the accuracy-gate numbers.
 
-``ExportOptions.extra`` keys: ``calib`` (path or SpectralDataset; default the bundle's training
-source), ``calib_size`` (int or None = all), ``calib_method``, ``eval`` (path or
-SpectralDataset), ``max_accuracy_drop`` (pp), ``criterion`` (a :class:`.criterion.Criterion`),
-``float_layers`` (layer keys to keep float instead of searching), ``progress`` (bool).
+Only training spectra shape the artefacts: calibration and the held-out (validation) spectra are
+disjoint subsets of the training data (whole samples apart where the data carry group ids).
+Evaluation data never reach this module; the exporter measures and gates with them afterwards.
+The options read are :class:`~pace_edge.export.ExportOptions`' INT8 fields, ``qat`` (epochs of
+quantisation-aware fine-tuning first) and ``extra["criterion"]`` (a :class:`.criterion.Criterion`).
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ import numpy as np
 
 from ...errors import PaceEdgeError
 from .. import ExportOptions, TargetResult
-from .accuracy import DEFAULT_MAX_DROP, eval_inputs, measure_accuracy
-from .calibration import DEFAULT_SIZE, Calibration, select_calibration
+from ..onnx_graph import ONNX_FILE, build_onnx, finalize, ort_graph_counts
+from ..ov_graph import BIN_FILE, DEVICE, XML_FILE, executed_graph, save_ir
+from ..parity import compare, onnx_logits, torch_logits
+from .calibration import Calibration, select_calibration
 from .choose import METHOD_ORDER, Recipe, choose_openvino, choose_qdq, outlier_channels
 from .cost import LayerCost, fixed_cost, layer_costs, predicted_speedup
 from .criterion import Criterion, Verdict
@@ -44,11 +47,9 @@ if TYPE_CHECKING:
     from ...data import SpectralDataset
     from .qdq import QdqQuantizer
 
-DEFAULT_METHOD = "percentile"  # measured best on COV (fewest float layers at equal accuracy)
 ACTIVATIONS_PNG = "int8_activations.png"
 SENSITIVITY_PNG = "int8_sensitivity.png"
 PARITY_MIN_AGREEMENT = 0.97  # catches broken artefacts; the criterion and --eval gate accuracy
-Runner = tuple[str, Callable[[np.ndarray], np.ndarray]]
 
 
 def training_source(bundle: Bundle) -> Path | None:
@@ -72,15 +73,6 @@ def calibration_data(bundle: Bundle, calib: Any) -> SpectralDataset:
                 "INT8 export needs calibration spectra: pass --calib DATA (training data; the "
                 f"bundle records {recorded!r}, which is not a readable path here)")
     return load_dataset(calib, split="train")
-
-
-def eval_data(value: Any) -> SpectralDataset | None:
-    """The test split of ``value`` (a path or data set), or ``None``."""
-    from ...data import SpectralDataset, load_dataset
-
-    if value is None or isinstance(value, SpectralDataset):
-        return value
-    return load_dataset(value, split="test")
 
 
 class _Bars:
@@ -144,6 +136,7 @@ class _Int8:
     ranking: list[LayerSensitivity] = field(default_factory=list)
     floats: list[str] = field(default_factory=list)
     result: SearchResult | None = None
+    openvino_result: SearchResult | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
     tried: list[dict[str, Any]] = field(default_factory=list)
 
@@ -160,15 +153,18 @@ class _Int8:
         self.fixed = fixed_cost(model, self.quantizer.layers)
 
     @property
+    def met(self) -> bool:
+        """Whether every artefact's float set meets the criterion (within the limit)."""
+        return all(r.met for r in (self.result, self.openvino_result) if r is not None)
+
+    @property
     def searching(self) -> bool:
-        return "float_layers" not in self.options.extra
+        return self.options.float_layers is None
 
     def judge(self, logits: np.ndarray) -> Verdict:
         return self.criterion.judge(self.reference, logits, self.check_labels)
 
     def ort(self, path: Path, x: np.ndarray) -> np.ndarray:
-        from ..parity import onnx_logits
-
         return onnx_logits(path, x, self.options.batch)
 
     def quantizer_for(self, method: str) -> QdqQuantizer:
@@ -195,10 +191,10 @@ class _Int8:
             return evaluate
 
         start = ([la.key for la in resolve(self.quantizer.layers,
-                                           self.options.extra["float_layers"])]
+                                           self.options.float_layers or ())]
                  if not self.searching else [])
         methods = [self.method, *(m for m in METHOD_ORDER if m != self.method)]
-        if self.options.extra.get("calib_method"):  # asked for one: use it alone
+        if self.options.calib_method is not None:  # asked for one: use it alone
             methods = [self.method]
         tick = self.bars.bar(len(self.quantizer.layers), "layer sensitivity", "layer")
         choice = choose_qdq(methods, evaluator, self.quantizer.layers, self.costs, self.judge,
@@ -215,21 +211,16 @@ class _Int8:
 
     def parity(self, artefact: str, runtime: str, logits: np.ndarray,
                torch_ref: np.ndarray) -> dict[str, Any]:
-        from ..parity import compare
-
         row = compare(torch_ref, logits, artefact=artefact, runtime=runtime, precision="int8",
                       min_agreement=PARITY_MIN_AGREEMENT).to_dict()
         row["inputs"] = "held-out training spectra"
         return row
 
-    def openvino(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray,
-                 evaluation: SpectralDataset | None, max_drop: float) -> tuple[dict, Runner]:
+    def openvino(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray
+                 ) -> dict[str, Any]:
         """NNCF INT8 IR: the search's float layers, a better NNCF recipe or more float layers
-        if OpenVINO needs them."""
-        import openvino as ov
-
-        from ..openvino_target import BIN_FILE, DEVICE, XML_FILE
-        from ..ov_graph import executed_graph
+        if OpenVINO needs them (judged by the same criterion on the held-out training
+        spectra)."""
         from .activations import activation_stats
         from .nncf_openvino import COMPILE_CONFIG, openvino_run, ov_summary, quantize_openvino
         from .speed import openvino_speedup
@@ -258,15 +249,11 @@ class _Int8:
                                                self.judge, outliers, self.fixed, self.searching)
         floats = found.float_layers
         model = models[(recipe.name, tuple(floats))]
+        self.openvino_result = found
         xml = out_dir / XML_FILE
-        if evaluation is None:
-            ov.save_model(model, str(xml), compress_to_fp16=False)
-            info = ov_summary(model, layers, self.method)
-            info.update(recipe=recipe.name, preset=recipe.describe())
-        else:  # NNCF may keep more layers float to stay within --max-accuracy-drop
-            _, info = quantize_openvino(self.fp32, xml, self.cal, layers, self.method, floats,
-                                        eval_inputs(self.bundle, evaluation), max_drop / 100.0,
-                                        recipe=recipe)
+        save_ir(model, xml)
+        info = ov_summary(model, layers, self.method)
+        info.update(recipe=recipe.name, preset=recipe.describe())
         info["search"] = found.steps
         info["recipes_tried"] = tried
         info["outlier_channels"] = outliers
@@ -288,13 +275,11 @@ class _Int8:
         row["inference_precision"] = graph["inference_precision"]
         result.parity.append(row)
         self.clock.lap("openvino")
-        return info, (runtime, lambda x: openvino_run(xml, x))
+        return info
 
     def onnx(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray,
-             for_onnxruntime: bool = True) -> tuple[dict, Runner]:
+             for_onnxruntime: bool = True) -> dict[str, Any]:
         """ONNX QDQ with the search's float layers (for ONNX Runtime, or TensorRT's parser)."""
-        from ..onnx_target import ONNX_FILE, ort_graph_counts
-
         path = out_dir / ONNX_FILE
         info = self.quantizer.write(path, self.floats)
         if for_onnxruntime:
@@ -315,7 +300,7 @@ class _Int8:
                 "measured": onnxruntime_speedup(self.fp32, path, self.check, batch),
             }
         self.clock.lap("onnx")
-        return info, ("onnxruntime-cpu", lambda x: self.ort(path, x))
+        return info
 
     def figures(self, out_dir: Path) -> dict[str, Any]:
         """The report's PNGs; returns the activation statistics and amax for the manifest."""
@@ -358,24 +343,19 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
     kept behind its Q/DQ pair)."""
     import onnx
 
-    from ..onnx_target import build_onnx, finalize
-    from ..parity import torch_logits
+    from .. import DEFAULT_CALIB_METHOD
     from .qdq import QdqQuantizer
 
-    extra = options.extra
     clock = _Clock()
-    method = extra.get("calib_method") or DEFAULT_METHOD  # None: the default, then others
-    max_drop = float(extra.get("max_accuracy_drop", DEFAULT_MAX_DROP))
-    training = calibration_data(bundle, extra.get("calib"))
+    method = options.calib_method or DEFAULT_CALIB_METHOD  # None: the default, then others
+    training = calibration_data(bundle, options.calib)
     parent, qat = bundle, None
-    if extra.get("qat"):  # fine-tune with INT8 rounding first; judge against the parent
-        bundle, qat = quantisation_aware(bundle, training, extra["qat"], options.seed)
+    if options.qat:  # fine-tune with INT8 rounding first; judge against the parent
+        bundle, qat = quantisation_aware(bundle, training, options.qat, options.seed)
         clock.lap("qat")
-    cal = select_calibration(bundle, training, extra.get("calib_size", DEFAULT_SIZE),
-                             options.seed)
-    evaluation = eval_data(extra.get("eval"))
+    cal = select_calibration(bundle, training, options.calib_size, options.seed)
     clock.lap("select")
-    bars = _Bars(bool(extra.get("progress", False)))
+    bars = _Bars(options.progress)
     result = TargetResult(artefacts=[], parity=[], opset=options.opset)
     with tempfile.TemporaryDirectory(prefix="pace-int8-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
@@ -387,21 +367,17 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
         run: _Int8 | None = None
         try:
             run = _Int8(bundle, options, cal, fp32, quantizer, bars, clock, method,
-                        extra.get("criterion") or Criterion(), Path(tmp))
+                        options.extra.get("criterion") or Criterion(), Path(tmp))
             if qat is not None:
                 run.reference = torch_logits(parent, run.check)
             run.search(Path(tmp))
             torch_ref = torch_logits(bundle, run.check)
-            artefacts, runners = {}, {}
+            artefacts = {}
             if "openvino" in kinds:
-                artefacts["openvino"], runners["model.xml"] = run.openvino(
-                    out_dir, result, torch_ref, evaluation, max_drop)
+                artefacts["openvino"] = run.openvino(out_dir, result, torch_ref)
             if "onnx" in kinds or "onnx-qdq" in kinds:
-                artefacts["onnx"], runners["model.onnx"] = run.onnx(
-                    out_dir, result, torch_ref, for_onnxruntime="onnx" in kinds)
-            if evaluation is not None:
-                result.accuracy = measure_accuracy(parent, evaluation, runners, max_drop)
-                clock.lap("accuracy")
+                artefacts["onnx"] = run.onnx(out_dir, result, torch_ref,
+                                             for_onnxruntime="onnx" in kinds)
             figures = run.figures(out_dir)
         finally:
             bars.close()
@@ -416,7 +392,7 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
         "float_layers": run.floats,
         "criterion": run.criterion.to_dict(),
         "verdict": run.result.verdict.to_dict() if run.result else None,
-        "met": bool(run.result.met) if run.result else False,
+        "met": run.met,
         "resolution": run.criterion.resolution(len(run.check)),
         "check_spectra": int(len(run.check)),
         "methods_tried": run.tried,
@@ -429,4 +405,5 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
         **figures,
         "seconds": clock.seconds,
     }
+    result.sensitivity_met = run.met
     return result

@@ -39,7 +39,10 @@ def int8_choice_lines(cal: dict[str, Any]) -> list[str]:
         f"top-1 class, with the {crit.get('bound', '')} upper bound "
         f"({crit.get('confidence', 0):.0%}) of the disagreement rate at most "
         f"{crit.get('max_disagreement', 0):.1%}, and the bound of the share of spectra it "
-        f"gets wrong that FP32 got right at most {crit.get('max_accuracy_drop', 0):.1%}. "
+        f"gets wrong that FP32 got right at most {crit.get('max_accuracy_drop', 0):.1%}, and "
+        "its expected disagreement (every spectrum's INT8 logit error applied to every other "
+        "spectrum's FP32 logits) at most "
+        f"{crit.get('max_expected_disagreement', 0):.1%}. "
         f"These spectra can certify at best {cal.get('resolution', 1):.1%}"
         + ("" if cal.get("resolution", 1) <= min(crit.get("max_disagreement", 1),
                                                  crit.get("max_accuracy_drop", 1))
@@ -48,9 +51,12 @@ def int8_choice_lines(cal: dict[str, Any]) -> list[str]:
         "multiply-adds is kept: a float layer costs what INT8 would have saved.",
         "",
         f"- chosen: {', '.join(cal['float_layers']) or 'no layer'} float, calibration "
-        f"{cal['method']}; criterion **{'met' if cal.get('met') else 'NOT met'}**"
+        f"{cal['method']}; criterion "
+        + ("**met**" if cal.get("met") else
+           "**not met: the export fails its sensitivity gate unless --force**")
         + (f": {verdict['spectra'] - verdict['disagreements']}/{verdict['spectra']} agree, "
-           f"disagreement ≤ {_pct(verdict['disagreement_upper'])}, lost {verdict['lost']}, "
+           f"disagreement ≤ {_pct(verdict['disagreement_upper'])}, expected "
+           f"{verdict['expected_disagreement']:.2%}, lost {verdict['lost']}, "
            f"gained {verdict['gained']}, NRMSE {verdict['nrmse']:.4f}, probability drift "
            f"{verdict['probability_drift']:.4f}" if verdict else ""),
         f"- predicted speed-up over FP32: {cal.get('predicted_speedup', 0):.2f}×",
@@ -69,12 +75,13 @@ def int8_choice_lines(cal: dict[str, Any]) -> list[str]:
         "",
         "Search (ONNX Runtime QDQ, calibration " + cal["method"] + "):",
         "",
-        "| step | float layers | predicted speed-up | agree | disagreement bound | lost | "
-        "NRMSE | meets |",
-        "|---|---|---|---|---|---|---|---|",
+        "| step | float layers | predicted speed-up | agree | disagreement bound | expected | "
+        "lost | NRMSE | meets |",
+        "|---|---|---|---|---|---|---|---|---|",
         *(f"| {s['action']} | {', '.join(s['float']) or '(none)'} | "
           f"{s['predicted_speedup']:.2f}× | {s['spectra'] - s['disagreements']}/{s['spectra']} | "
-          f"{_pct(s['disagreement_upper'])} | {'–' if s['lost'] is None else s['lost']} | "
+          f"{_pct(s['disagreement_upper'])} | {s['expected_disagreement']:.2%} | "
+          f"{'–' if s['lost'] is None else s['lost']} | "
           f"{s['nrmse']:.4f} | {'yes' if s['ok'] else 'no'} |" for s in cal.get("search", [])),
         "",
     ]

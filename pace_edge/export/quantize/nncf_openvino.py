@@ -1,8 +1,9 @@
 """OpenVINO INT8 IR through NNCF post-training quantisation of the FP32 ONNX graph.
 
-``nncf.quantize`` with the PERFORMANCE preset (symmetric INT8 weights and activations, per-channel
-weights), the calibration method mapped to NNCF range estimators, and the float layers chosen by
-the sensitivity search in ``ignored_scope``. With validation data,
+``nncf.quantize`` with a :class:`.choose.Recipe` (default: the PERFORMANCE preset, symmetric INT8
+weights and activations, per-channel weights, fast bias correction; or full bias correction,
+SmoothQuant on convolutions, the MIXED preset), the calibration method mapped to NNCF range
+estimators, and the float layers chosen by the search in ``ignored_scope``. With validation data,
 ``nncf.quantize_with_accuracy_control`` may return more layers to float to meet ``max_drop``.
 
 The IR is compiled with ``INFERENCE_PRECISION_HINT=f32`` (:data:`COMPILE_CONFIG`): the

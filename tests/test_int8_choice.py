@@ -258,3 +258,38 @@ def test_outlier_channels():
              {"tensor": "b", "channel_amax_median": 1.0, "channel_amax_max": 3.0},
              {"tensor": "c"}]
     assert outlier_channels(stats) == ["a"]
+
+
+def test_every_nncf_recipe_quantises_a_pace_graph(tmp_path):
+    """Each OpenVINO recipe runs NNCF for real on a tiny PACE graph (SYNTHETIC spectra)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    pytest.importorskip("nncf")
+    import onnx
+
+    from pace_edge.bundle import Bundle
+    from pace_edge.data import make_synthetic
+    from pace_edge.export.onnx_graph import export_onnx
+    from pace_edge.export.quantize import select_calibration
+    from pace_edge.export.quantize.layers import pace_layers
+    from pace_edge.export.quantize.nncf_openvino import openvino_run, quantize_openvino
+    from pace_edge.model import PACE, preset
+    from pace_edge.preprocess import Pipeline
+
+    data = make_synthetic(n_per_class=20, seed=2)
+    data.source = "synthetic (train)"
+    torch.manual_seed(0)
+    model = PACE(preset("tiny", 3))
+    weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    pipeline = Pipeline.from_spec("normalize:snv").anchored(data.axis)
+    bundle = Bundle.load(Bundle(model.config, weights, data.classes, data.axis, pipeline,
+                                {}).save(tmp_path / "bundle"))
+    fp32 = export_onnx(bundle, tmp_path / "fp32.onnx")
+    layers = pace_layers(onnx.load(str(fp32)))
+    cal = select_calibration(bundle, data, 32, 0)
+    for recipe in OPENVINO_RECIPES:
+        quantized, info = quantize_openvino(fp32, None, cal, layers, "minmax", ["pool"],
+                                            recipe=recipe)
+        assert info["recipe"] == recipe.name and info["fake_quantize"] > 0, recipe
+        assert "pool" in info["float_layers"] and info["int8_layers"]
+        assert np.isfinite(openvino_run(quantized, cal.holdout)).all()

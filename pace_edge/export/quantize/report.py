@@ -85,6 +85,14 @@ def int8_choice_lines(cal: dict[str, Any]) -> list[str]:
           f"{s['nrmse']:.4f} | {'yes' if s['ok'] else 'no'} |" for s in cal.get("search", [])),
         "",
     ]
+    qat = cal.get("qat")
+    if qat:
+        lines += [f"Quantisation-aware fine-tuning first: {qat['options']['epochs']} epochs on "
+                  f"{qat['spectra']} calibration spectra ({qat['rules']}); INT8 agreement with "
+                  f"the FP32 parent on the {qat['holdout_spectra']} held-out spectra "
+                  f"{qat['holdout_agreement_int8_before']:.2%} before, "
+                  f"{qat['holdout_agreement_int8_after']:.2%} after; the criterion above "
+                  "compares with the parent.", ""]
     tried = cal.get("methods_tried", [])
     if len(tried) > 1:
         lines += ["Calibration ranges tried: " + "; ".join(

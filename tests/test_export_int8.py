@@ -54,7 +54,7 @@ def test_x86_int8_api(trained, tmp_path: Path) -> None:
     assert kinds == ["figure", "figure", "onnx", "openvino-bin", "openvino-xml"]
     for a in result.artefacts:
         assert (tmp_path / a.path).is_file()
-    assert result.status["passed"] and result.calibration["tolerance_met"]
+    assert result.status["passed"] and result.calibration["met"]
     assert check_qdq(tmp_path / "model.onnx") == []
     # ONNX Runtime's file: the head (float logits) and other layers with float outputs have
     # their weights stored dequantized, so ONNX Runtime does not dequantize them per call.
@@ -64,10 +64,14 @@ def test_x86_int8_api(trained, tmp_path: Path) -> None:
     for row in result.parity:
         assert row["precision"] == "int8" and row["agreement"] >= 0.99 and row["passed"]
     cal = result.calibration
-    assert cal["size"] == 96 and cal["method"] == "percentile" and cal["split"] == "train"
+    assert cal["size"] == 96 and cal["methods_tried"][0]["method"] == "percentile"
+    assert cal["split"] == "train"
     assert sum(cal["class_counts"].values()) == 96
     assert {r["layer"] for r in cal["sensitivity"]} >= {"pool", "embed", "head"}
-    assert cal["search"][0]["float"] == [] and cal["search"][-1]["float"] == cal["float_layers"]
+    # the search starts all INT8 and keeps the cheapest float set that met the criterion
+    assert cal["search"][0]["float"] == []
+    assert cal["float_layers"] in [s["float"] for s in cal["search"] if s["ok"]]
+    assert cal["verdict"]["met"] and cal["predicted_speedup"] > 1
     ov = cal["artefacts"]["openvino"]
     assert ov["int8_layers"] and set(ov["float_layers"]) >= set(cal["float_layers"])
     # accuracy on the test split: one borderline spectrum (FP32 margin 0.09) may flip
@@ -178,7 +182,10 @@ def test_cov_small_int8_accuracy(cov_dir: Path, tmp_path: Path) -> None:
     result = export_bundle(bundle, "onnx", tmp_path / "export", ExportOptions(
         precision="int8", calib=train, evaluation=test)).manifest
     row = result.accuracy["artefacts"][0]
-    assert row["agreement"] >= 0.98, result.accuracy
+    # the float layers are chosen on 74 held-out TRAINING spectra (expected disagreement
+    # <= 0.5 % there); on the 93 test spectra this briefly trained, unnormalised model has
+    # borderline spectra: up to 2 flips (the statistical gate's verdict) are accepted
+    assert row["agreement"] >= 0.97 and result.accuracy["passed"], result.accuracy
     assert abs(row["drop_pp"]) <= 1.1, result.accuracy
 
 
@@ -211,9 +218,8 @@ def test_int8_export_is_byte_identical_with_or_without_eval(trained, tmp_path: P
     files = _model_bytes(tmp_path / "plain")
     assert set(files) >= {"model.xml", "model.bin"}
     assert files == _model_bytes(tmp_path / "eval")
-    ov = plain.manifest.calibration["artefacts"]["openvino"]
-    validation = ov["accuracy_control"]["validation_spectra"]
-    assert validation == plain.manifest.calibration["holdout"]  # training spectra held out
+    cal = plain.manifest.calibration  # the criterion is judged on held-out training spectra
+    assert cal["check_spectra"] == cal["holdout"] == cal["verdict"]["spectra"]
     assert plain.manifest.calibration["split"] == "train"
 
 
@@ -223,18 +229,22 @@ def test_sensitivity_search_outside_its_tolerance_fails_the_export(
     import pace_edge.export.quantize.pipeline as pipeline
 
     folder, bundle_dir = trained
-    monkeypatch.setattr(pipeline, "DEFAULT_TOLERANCE", 0.0)  # no INT8 model can meet it
+    from pace_edge.export.quantize.criterion import Criterion
+
+    # no build can meet it, not even every layer float
+    monkeypatch.setattr(pipeline, "Criterion", lambda: Criterion(max_expected_disagreement=-1))
     out = tmp_path / "export"
     args = ["export", "--model", str(bundle_dir), "--target", "onnx", "--precision", "int8",
             "--calib", str(folder), "--calib-size", "64", "--out", str(out)]
     assert main(args) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "sensitivity gate failed: the float-layer search stopped outside its tolerance" in err
+    assert ("sensitivity gate failed: no INT8 build with at most half the layers float meets "
+            "the criterion") in err
     assert "--force accepts it" in err
     manifest = load_manifest(out)
     assert manifest.status["failed_gates"] == ["sensitivity"] and not manifest.status["passed"]
-    assert manifest.calibration["tolerance_met"] is False
+    assert manifest.calibration["met"] is False
     assert "not met" in (out / "report.md").read_text()
 
     assert main(["info", str(out)]) == 0

@@ -20,11 +20,7 @@ from pace_edge.export.onnx_graph import export_onnx  # noqa: E402
 from pace_edge.export.quantize import check_qdq, quantize_qdq, select_calibration  # noqa: E402
 from pace_edge.export.quantize.calibration import model_inputs  # noqa: E402
 from pace_edge.export.quantize.layers import pace_layers, resolve  # noqa: E402
-from pace_edge.export.quantize.sensitivity import (  # noqa: E402
-    LayerSensitivity,
-    choose_float,
-    logit_error,
-)
+from pace_edge.export.quantize.sensitivity import logit_error  # noqa: E402
 from pace_edge.model import PACE, preset  # noqa: E402
 from pace_edge.preprocess import Pipeline  # noqa: E402
 
@@ -280,20 +276,19 @@ def test_logit_error():
     assert logit_error(ref, np.full_like(ref, np.nan))["nrmse"] == float("inf")
 
 
-def test_choose_float_keeps_most_sensitive_until_within_tolerance():
-    cost = {"a": 0.30, "b": 0.02, "c": 0.10, "d": 0.01}
-    ranking = [LayerSensitivity(k, k, "Conv", v, 1.0, v) for k, v in cost.items()]
-    ref = np.eye(3)
+def test_layer_costs_count_multiply_adds_per_spectrum(fp32_onnx: Path, bundle: Bundle):
+    from pace_edge.export.quantize.cost import layer_costs, predicted_speedup
 
-    def evaluate(floats):  # error = sum of the quantised layers' costs
-        e = sum(v for k, v in cost.items() if k not in floats)
-        return ref + e * np.array([[1.0, -1.0, 0.0]] * 3) / np.sqrt(2 * 3 / 2)
-
-    choice = choose_float(ranking, evaluate, ref, tolerance=0.05)
-    assert choice.floats == ["a", "c"] and choice.met
-    assert [s["ok"] for s in choice.steps] == [False, False, True]
-    choice = choose_float(ranking, evaluate, ref, tolerance=1.0)
-    assert choice.floats == [] and choice.met
-    choice = choose_float(ranking, evaluate, ref, tolerance=0.0)
-    assert len(choice.floats) == 2 and not choice.steps[-1]["ok"]  # at most half the layers
-    assert not choice.met  # it stopped outside its tolerance: the export fails on it
+    model = onnx.load(str(fp32_onnx))
+    costs = layer_costs(model, pace_layers(model))
+    c, tokens = bundle.config, bundle.config.pool_dim // bundle.config.patch
+    assert costs["pool"].macs == bundle.input_length * c.pool_dim
+    assert costs["embed"].macs == c.dim * c.patch * tokens
+    assert costs["blocks.0.dw"].macs == c.dim * c.kernel * tokens
+    assert costs["blocks.1.pw"].macs == c.dim * c.dim * tokens
+    assert costs["head"].macs == c.dim * c.num_classes
+    assert costs["blocks.0.add"].macs == 0 and costs["blocks.0.add"].elements == c.dim * tokens
+    # a pointwise conv kept float costs more than a depthwise conv or an add
+    assert costs["blocks.0.pw"].extra > costs["blocks.0.dw"].extra > costs["blocks.0.add"].extra
+    assert (predicted_speedup(costs, []) > predicted_speedup(costs, ["blocks.0.dw"])
+            > predicted_speedup(costs, ["blocks.0.pw"]) > predicted_speedup(costs, costs) == 1.0)

@@ -62,9 +62,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib-size", type=calib_size, default=DEFAULT_CALIB_SIZE, metavar="N|all",
                    help=f"calibration spectra, stratified by class and spread over intensity "
                         f"(default {DEFAULT_CALIB_SIZE}; 20%% of the data is held out for checks)")
-    q.add_argument("--calib-method", choices=METHODS, default=DEFAULT_CALIB_METHOD,
-                   help=f"activation range estimation (default {DEFAULT_CALIB_METHOD}: 99.99th "
-                        "percentile of |x|; minmax: largest |x|; entropy: KL-optimal clip)")
+    q.add_argument("--calib-method", choices=METHODS, default=None,
+                   help=f"activation range estimation (default: {DEFAULT_CALIB_METHOD}, 99.99th "
+                        "percentile of |x|, then entropy and minmax when it needs a costly "
+                        "layer float; minmax: largest |x|; entropy: KL-optimal clip)")
+    q.add_argument("--qat", type=positive_int, default=0, metavar="EPOCHS",
+                   help="first fine-tune the model for EPOCHS epochs with INT8 rounding in the "
+                        "loop (quantisation-aware, on the training spectra; the manifest "
+                        "records it); the build is judged against the original FP32 model")
     q.add_argument("--float-layers", type=float_layers, default=None, metavar="LAYERS|none",
                    help="keep exactly these layers in float instead of the measured choice: "
                         "comma-separated keys (pool, embed, head, blocks.N, blocks.N.dw, "
@@ -114,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         calib=args.calib,
         calib_size=args.calib_size,
         calib_method=args.calib_method,
+        qat=args.qat,
         float_layers=None if args.float_layers is None else tuple(args.float_layers),
         evaluation=args.eval,
         max_accuracy_drop=args.max_accuracy_drop,
@@ -167,7 +173,7 @@ def _check_int8_flags(args: argparse.Namespace) -> None:
         return
     given = [flag for flag, value, default in (
         ("--calib", args.calib, None), ("--calib-size", args.calib_size, DEFAULT_CALIB_SIZE),
-        ("--calib-method", args.calib_method, DEFAULT_CALIB_METHOD),
+        ("--calib-method", args.calib_method, None), ("--qat", args.qat, 0),
         ("--float-layers", args.float_layers, None)) if value != default]
     if given:
         raise PaceEdgeError(f"{', '.join(given)} only apply to --precision int8")

@@ -69,9 +69,10 @@ class ExportOptions:
     parity_data: Any = None  # preprocessed real spectra (n, L) to check parity on, if given
     calib: Any = None
     calib_size: int | None = DEFAULT_CALIB_SIZE
-    calib_method: str = DEFAULT_CALIB_METHOD
+    calib_method: str | None = None  # None: DEFAULT_CALIB_METHOD, others tried if it needs to
     float_layers: tuple[str, ...] | None = None
     tolerance: float | None = None
+    qat: int = 0  # epochs of quantisation-aware fine-tuning before INT8 (pace_edge.train.qat)
     evaluation: Any = None  # SpectralDataset (its test split) or a path
     max_accuracy_drop: float = DEFAULT_MAX_DROP
     progress: bool = False

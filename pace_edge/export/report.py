@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .quantize.report import int8_choice_lines
+
 REPORT_FILE = "report.md"
 
 
@@ -175,35 +177,11 @@ def _calibration_section(cal: dict[str, Any] | None) -> list[str]:
         f"- kept float (measured, see below): {', '.join(cal['float_layers']) or 'none'}",
         f"- time: {', '.join(f'{k} {v:.1f} s' for k, v in cal.get('seconds', {}).items())}",
         "",
-        "### Per-layer sensitivity",
-        "",
-        f"Logit NRMSE and argmax agreement against FP32 on {cal['check_spectra']} held-out "
-        "training spectra with only that layer quantised (every other layer float). The most "
-        "sensitive layers are kept float, in order, until the quantised rest has NRMSE ≤ "
-        f"{cal['tolerance_nrmse']:g} (agreement ≥ 97 % as a sanity floor; at most half the "
-        "layers float).",
-        "",
-        "![per-layer sensitivity](int8_sensitivity.png)",
-        "",
-        "| layer | node | NRMSE | agreement | max abs Δlogit | kept float |",
-        "|---|---|---|---|---|---|",
-        *(f"| {r['layer']} | {r['node']} | {r['nrmse']:.4f} | {r['agreement']:.2%} | "
-          f"{r['max_abs']:.3g} | {'yes' if r['layer'] in cal['float_layers'] else ''} |"
-          for r in cal["sensitivity"]),
-        "",
-        "Search (ONNX Runtime QDQ): tolerance "
-        + ("met." if cal.get("tolerance_met", True) else
-           "**not met: the export fails its sensitivity gate unless --force**."),
-        "",
-        "| float layers | NRMSE | agreement | within tolerance |",
-        "|---|---|---|---|",
-        *(f"| {', '.join(s['float']) or '(none)'} | {s['nrmse']:.4f} | {s['agreement']:.2%} | "
-          f"{'yes' if s['ok'] else 'no'} |" for s in cal["search"]),
-        "",
+        *int8_choice_lines(cal),
     ]
     ov = cal.get("artefacts", {}).get("openvino")
     if ov:
-        lines += [f"OpenVINO ({ov['tool']}, preset {ov['preset']}): float layers "
+        lines += [f"OpenVINO ({ov['tool']}, {ov['preset']}): float layers "
                   f"{', '.join(ov['float_layers']) or 'none'}"
                   + (f"; nncf.quantize_with_accuracy_control with max drop "
                      f"{ov['accuracy_control']['max_drop_pp']:g} pp on the "

@@ -1,8 +1,9 @@
 """OpenVINO INT8 IR through NNCF post-training quantisation of the FP32 ONNX graph.
 
-``nncf.quantize`` with the PERFORMANCE preset (symmetric INT8 weights and activations, per-channel
-weights), the calibration method mapped to NNCF range estimators, and the float layers chosen by
-the sensitivity search in ``ignored_scope``. With validation data,
+``nncf.quantize`` with a :class:`.choose.Recipe` (default: the PERFORMANCE preset, symmetric INT8
+weights and activations, per-channel weights, fast bias correction; or full bias correction,
+SmoothQuant on convolutions, the MIXED preset), the calibration method mapped to NNCF range
+estimators, and the float layers chosen by the search in ``ignored_scope``. With validation data,
 ``nncf.quantize_with_accuracy_control`` may return more layers to float to meet ``max_drop``.
 
 The IR is compiled with ``INFERENCE_PRECISION_HINT=f32`` (:data:`COMPILE_CONFIG`): the
@@ -52,11 +53,14 @@ def quantize_openvino(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     max_drop: float | None = None,
     tick: Callable[[int], None] | None = None,
+    recipe: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Quantise ``fp32_onnx`` with NNCF; save the IR to ``xml_out`` (if given).
 
     ``validation`` (inputs, labels) and ``max_drop`` (a fraction, e.g. 0.01) switch to
-    ``quantize_with_accuracy_control``. Returns the ``ov.Model`` and an info dict.
+    ``quantize_with_accuracy_control``. ``recipe`` (a :class:`.choose.Recipe`) sets the preset,
+    bias correction and SmoothQuant (default: performance preset, fast bias correction).
+    Returns the ``ov.Model`` and an info dict.
     """
     import nncf
     import openvino as ov
@@ -74,12 +78,25 @@ def quantize_openvino(
 
     dataset = nncf.Dataset(chunks, transform)
     floats = resolve(layers, float_layers)
+    from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
+
+    from .choose import OPENVINO_RECIPES
+
+    recipe = recipe or OPENVINO_RECIPES[0]
+    smooth = (AdvancedSmoothQuantParameters(convolution=recipe.smooth_quant, matmul=-1)
+              if recipe.smooth_quant is not None else AdvancedSmoothQuantParameters())
     params = AdvancedQuantizationParameters(
-        activations_range_estimator_params=_range_estimator(method))
+        activations_range_estimator_params=_range_estimator(method),
+        smooth_quant_alphas=smooth)
     common = dict(
-        preset=nncf.QuantizationPreset.PERFORMANCE,
+        preset=(nncf.QuantizationPreset.MIXED if recipe.preset == "mixed"
+                else nncf.QuantizationPreset.PERFORMANCE),
         subset_size=len(calibration),
         ignored_scope=ignored_scope(model, floats),
+        fast_bias_correction=recipe.fast_bias_correction,
+        # SmoothQuant runs only for transformer-type models in NNCF
+        **({"model_type": nncf.ModelType.TRANSFORMER} if recipe.smooth_quant is not None
+           else {}),
     )
     with quiet("nncf"):  # NNCF's own bars and logs off; ours is the calibration bar
         if validation is not None and max_drop is not None:
@@ -104,6 +121,8 @@ def quantize_openvino(
     if xml_out is not None:
         save_ir(quantized, xml_out)
     info = ov_summary(quantized, layers, method)
+    info["recipe"] = recipe.name
+    info["preset"] = recipe.describe()
     if validation is not None and max_drop is not None:
         info["accuracy_control"] = {"max_drop_pp": max_drop * 100, "requested_float":
                                     [la.key for la in floats], "validation_spectra":

@@ -1,16 +1,21 @@
 """INT8 export of a bundle (targets ``onnx``, ``openvino``, ``x86``): calibrate, measure, decide.
 
 1. Calibration spectra from the training data (:func:`.calibration.select_calibration`).
-2. ONNX Runtime calibrates the FP32 graph once; each layer is quantised alone and its logit
-   error measured on held-out training spectra (:mod:`.sensitivity`).
-3. The most sensitive layers stay float until the INT8 model is within tolerance.
+2. ONNX Runtime calibrates the FP32 graph; each layer is quantised alone and judged against
+   FP32 on held-out training spectra (:mod:`.sensitivity`, :mod:`.criterion`).
+3. The cheapest float set whose build meets the task criterion (top-1 agreement and accuracy
+   change with confidence bounds) is kept, by multiply-add cost (:mod:`.cost`); other
+   calibration ranges and NNCF recipes are tried before heavy layers go float
+   (:mod:`.choose`).
 4. ONNX QDQ (:mod:`.qdq`) and/or OpenVINO IR through NNCF (:mod:`.nncf_openvino`) with those
-   layers float; NNCF's accuracy control and parity on the held-out training spectra.
+   layers float; parity on the held-out spectra; the predicted and a measured speed-up
+   (:mod:`.speed`); with eval data, the accuracy-gate numbers.
 
 Only training spectra shape the artefacts: calibration and the held-out (validation) spectra are
 disjoint subsets of the training data (whole samples apart where the data carry group ids).
 Evaluation data never reach this module; the exporter measures and gates with them afterwards.
-The options read are :class:`~pace_edge.export.ExportOptions`' INT8 fields.
+The options read are :class:`~pace_edge.export.ExportOptions`' INT8 fields, ``qat`` (epochs of
+quantisation-aware fine-tuning first) and ``extra["criterion"]`` (a :class:`.criterion.Criterion`).
 """
 
 from __future__ import annotations
@@ -32,13 +37,10 @@ from ..onnx_graph import ONNX_FILE, build_onnx, finalize, ort_graph_counts
 from ..ov_graph import BIN_FILE, DEVICE, XML_FILE, executed_graph, save_ir
 from ..parity import compare, onnx_logits, torch_logits
 from .calibration import Calibration, select_calibration
-from .sensitivity import (
-    DEFAULT_MIN_AGREEMENT,
-    DEFAULT_TOLERANCE,
-    LayerSensitivity,
-    choose_float,
-    measure_layers,
-)
+from .choose import METHOD_ORDER, Recipe, choose_openvino, choose_qdq, outlier_channels
+from .cost import LayerCost, fixed_cost, layer_costs, predicted_speedup
+from .criterion import Criterion, Verdict
+from .sensitivity import LayerSensitivity, SearchResult
 
 if TYPE_CHECKING:
     from ...bundle import Bundle
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 
 ACTIVATIONS_PNG = "int8_activations.png"
 SENSITIVITY_PNG = "int8_sensitivity.png"
-PARITY_MIN_AGREEMENT = DEFAULT_MIN_AGREEMENT  # catches broken artefacts; --eval gates accuracy
+PARITY_MIN_AGREEMENT = 0.97  # catches broken artefacts; the criterion and --eval gate accuracy
 
 
 def training_source(bundle: Bundle) -> Path | None:
@@ -124,44 +126,87 @@ class _Int8:
     bars: _Bars
     clock: _Clock
     method: str
-    tolerance: float
+    criterion: Criterion
+    work: Path
     check: np.ndarray = field(init=False)
+    check_labels: np.ndarray | None = field(init=False)
     reference: np.ndarray = field(init=False)
+    costs: dict[str, LayerCost] = field(init=False)
+    fixed: float = field(init=False)
     ranking: list[LayerSensitivity] = field(default_factory=list)
     floats: list[str] = field(default_factory=list)
+    result: SearchResult | None = None
+    openvino_result: SearchResult | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
-    met: bool = True
+    tried: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.check = self.cal.holdout if len(self.cal.holdout) else self.cal.inputs
+        import onnx
+
+        held = len(self.cal.holdout) > 0
+        self.check = self.cal.holdout if held else self.cal.inputs
+        labels = self.cal.holdout_labels if held else self.cal.labels
+        self.check_labels = labels if len(labels) == len(self.check) else None
         self.reference = self.ort(self.fp32, self.check)
+        model = onnx.load(str(self.fp32))
+        self.costs = layer_costs(model, self.quantizer.layers)
+        self.fixed = fixed_cost(model, self.quantizer.layers)
+
+    @property
+    def met(self) -> bool:
+        """Whether every artefact's float set meets the criterion (within the limit)."""
+        return all(r.met for r in (self.result, self.openvino_result) if r is not None)
 
     @property
     def searching(self) -> bool:
         return self.options.float_layers is None
 
+    def judge(self, logits: np.ndarray) -> Verdict:
+        return self.criterion.judge(self.reference, logits, self.check_labels)
+
     def ort(self, path: Path, x: np.ndarray) -> np.ndarray:
         return onnx_logits(path, x, self.options.batch)
 
+    def quantizer_for(self, method: str) -> QdqQuantizer:
+        from .qdq import QdqQuantizer
+
+        if method == self.quantizer.method:
+            return self.quantizer
+        return QdqQuantizer(self.fp32, self.cal, method, self.work)
+
     def search(self, work: Path) -> None:
-        """Rank the layers by sensitivity and choose the float ones (ONNX Runtime QDQ)."""
+        """Choose the float layers by the criterion and their cost (ONNX Runtime QDQ)."""
         from .layers import resolve
 
         variant = work / "variant.onnx"
+        quantizers: dict[str, QdqQuantizer] = {}
 
-        def evaluate(floats: Sequence[str]) -> np.ndarray:
-            self.quantizer.write(variant, floats)
-            return self.ort(variant, self.check)
+        def evaluator(method: str) -> Callable[[Sequence[str]], np.ndarray]:
+            quantizers[method] = self.quantizer_for(method)
 
+            def evaluate(floats: Sequence[str]) -> np.ndarray:
+                quantizers[method].write(variant, floats)
+                return self.ort(variant, self.check)
+
+            return evaluate
+
+        start = ([la.key for la in resolve(self.quantizer.layers,
+                                           self.options.float_layers or ())]
+                 if not self.searching else [])
+        methods = [self.method, *(m for m in METHOD_ORDER if m != self.method)]
+        if self.options.calib_method is not None:  # asked for one: use it alone
+            methods = [self.method]
         tick = self.bars.bar(len(self.quantizer.layers), "layer sensitivity", "layer")
-        self.ranking = measure_layers(self.quantizer.layers, evaluate, self.reference, tick)
-        if self.searching:
-            choice = choose_float(self.ranking, evaluate, self.reference, self.tolerance)
-        else:  # given: measure it, search nothing
-            given = resolve(self.quantizer.layers, self.options.float_layers or ())
-            choice = choose_float(self.ranking, evaluate, self.reference, float("inf"), 0.0,
-                                  start=[la.key for la in given])
-        self.floats, self.steps, self.met = choice.floats, choice.steps, choice.met
+        choice = choose_qdq(methods, evaluator, self.quantizer.layers, self.costs, self.judge,
+                            start, self.fixed, self.searching, tick)
+        for method, q in quantizers.items():
+            if method != choice.option and q is not self.quantizer:
+                q.close()
+        if choice.option != self.method:
+            self.quantizer.close()
+            self.quantizer, self.method = quantizers[choice.option], choice.option
+        self.ranking, self.result, self.tried = choice.ranking, choice.search, choice.tried
+        self.floats, self.steps = choice.float_layers, choice.search.steps
         self.clock.lap("sensitivity")
 
     def parity(self, artefact: str, runtime: str, logits: np.ndarray,
@@ -173,39 +218,53 @@ class _Int8:
 
     def openvino(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray
                  ) -> dict[str, Any]:
-        """NNCF INT8 IR: the search's float layers, more if OpenVINO needs them (its own
-        search, then NNCF's accuracy control on the held-out training spectra)."""
+        """NNCF INT8 IR: the search's float layers, a better NNCF recipe or more float layers
+        if OpenVINO needs them (judged by the same criterion on the held-out training
+        spectra)."""
+        from .activations import activation_stats
         from .nncf_openvino import COMPILE_CONFIG, openvino_run, ov_summary, quantize_openvino
+        from .speed import openvino_speedup
 
         layers = self.quantizer.layers
-        models: dict[tuple[str, ...], Any] = {}
+        models: dict[tuple[str, tuple[str, ...]], Any] = {}
         tick: Callable[[int], None] | None = self.bars.bar(
             len(self.cal), f"calibrating OpenVINO ({self.method})", "spectra")
 
-        def evaluate(floats: Sequence[str]) -> np.ndarray:
-            nonlocal tick
-            model, _ = quantize_openvino(self.fp32, None, self.cal, layers, self.method, floats,
-                                         tick=tick)
-            tick = None
-            models[tuple(floats)] = model
-            return openvino_run(model, self.check)
+        def evaluator(recipe: Recipe) -> Callable[[Sequence[str]], np.ndarray]:
+            def evaluate(floats: Sequence[str]) -> np.ndarray:
+                nonlocal tick
+                key = (recipe.name, tuple(floats))
+                if key not in models:
+                    models[key], _ = quantize_openvino(self.fp32, None, self.cal, layers,
+                                                       self.method, floats, tick=tick,
+                                                       recipe=recipe)
+                    tick = None
+                return openvino_run(models[key], self.check)
 
-        choice = choose_float(
-            self.ranking, evaluate, self.reference,
-            self.tolerance if self.searching else float("inf"),
-            DEFAULT_MIN_AGREEMENT if self.searching else 0.0, start=self.floats)
-        self.met = self.met and choice.met
+            return evaluate
+
+        stats = activation_stats(self.fp32, layers, self.cal.inputs)
+        outliers = bool(outlier_channels(stats))
+        recipe, found, tried = choose_openvino(self.floats, evaluator, self.ranking, self.costs,
+                                               self.judge, outliers, self.fixed, self.searching)
+        floats = found.float_layers
+        model = models[(recipe.name, tuple(floats))]
+        self.openvino_result = found
         xml = out_dir / XML_FILE
-        validation = self.validation() if self.searching else None
-        if validation is None:  # given float layers are kept exactly
-            save_ir(models[tuple(choice.floats)], xml)
-            info = ov_summary(models[tuple(choice.floats)], layers, self.method)
-        else:  # NNCF may keep more layers float to stay within --max-accuracy-drop on the
-            # held-out training spectra (never on evaluation data: those only measure)
-            _, info = quantize_openvino(self.fp32, xml, self.cal, layers, self.method,
-                                        choice.floats, validation,
-                                        max(self.options.max_accuracy_drop, 0.0) / 100.0)
-        info["search"] = choice.steps
+        save_ir(model, xml)
+        info = ov_summary(model, layers, self.method)
+        info.update(recipe=recipe.name, preset=recipe.describe())
+        info["search"] = found.steps
+        info["recipes_tried"] = tried
+        info["outlier_channels"] = outliers
+        info["verdict"] = found.verdict.to_dict()
+        info["met"] = found.met
+        kept = info["float_layers"]
+        batch = self.options.batch if isinstance(self.options.batch, int) else 64
+        info["speed"] = {
+            "predicted_speedup": predicted_speedup(self.costs, kept, self.fixed),
+            "measured": openvino_speedup(self.fp32, str(xml), self.check, batch),
+        }
         runtime = f"openvino-{DEVICE.lower()}"
         result.artefacts += [{"path": XML_FILE, "kind": "openvino-xml", "precision": "int8"},
                              {"path": BIN_FILE, "kind": "openvino-bin", "precision": "int8"}]
@@ -217,12 +276,6 @@ class _Int8:
         result.parity.append(row)
         self.clock.lap("openvino")
         return info
-
-    def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Held-out training spectra and labels for NNCF's accuracy control, if any."""
-        if not len(self.cal.holdout):
-            return None
-        return self.cal.holdout, self.cal.holdout_labels
 
     def onnx(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray,
              for_onnxruntime: bool = True) -> dict[str, Any]:
@@ -238,6 +291,14 @@ class _Int8:
         result.runtime["onnxruntime"] = {"providers": ["CPUExecutionProvider"]}
         result.parity.append(self.parity(ONNX_FILE, "onnxruntime-cpu",
                                          self.ort(path, self.check), torch_ref))
+        if for_onnxruntime:
+            from .speed import onnxruntime_speedup
+
+            batch = self.options.batch if isinstance(self.options.batch, int) else 64
+            info["speed"] = {
+                "predicted_speedup": predicted_speedup(self.costs, self.floats, self.fixed),
+                "measured": onnxruntime_speedup(self.fp32, path, self.check, batch),
+            }
         self.clock.lap("onnx")
         return info
 
@@ -254,10 +315,25 @@ class _Int8:
         read_by_int8 = {i for la in layers if la not in floats for i in la.inputs}
         float_tensors = {s["tensor"] for s in stats} - read_by_int8
         plot_activation_ranges(stats, amax, float_tensors, out_dir / ACTIVATIONS_PNG)
-        plot_sensitivity([r.to_dict() for r in self.ranking], self.floats, self.tolerance,
+        plot_sensitivity([r.to_dict() for r in self.ranking], self.floats, None,
                          out_dir / SENSITIVITY_PNG)
         self.clock.lap("figures")
         return {"activation_amax": amax, "activations": stats}
+
+
+def quantisation_aware(bundle: Bundle, data: SpectralDataset, qat: Any, seed: int
+                       ) -> tuple[Bundle, dict[str, Any]]:
+    """``bundle`` fine-tuned with INT8 rounding in the loop (:mod:`pace_edge.train.qat`) on
+    training spectra ``data``; ``qat`` is an epoch count or a ``QatOptions``. Returns the
+    fine-tuned bundle and its record (with the digest of its weights)."""
+    from ...integrity.digest import sha256_bytes
+    from ...train.qat import QatOptions, qat_finetune
+
+    opts = qat if isinstance(qat, QatOptions) else QatOptions(epochs=int(qat), seed=seed)
+    tuned = qat_finetune(bundle, data, opts)
+    digest = sha256_bytes(b"".join(np.ascontiguousarray(tuned.bundle.weights[k]).tobytes()
+                                   for k in sorted(tuned.bundle.weights)))
+    return tuned.bundle, {**tuned.record, "tensors_sha256": digest}
 
 
 def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
@@ -267,12 +343,17 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
     kept behind its Q/DQ pair)."""
     import onnx
 
+    from .. import DEFAULT_CALIB_METHOD
     from .qdq import QdqQuantizer
 
     clock = _Clock()
-    method = options.calib_method
-    cal = select_calibration(bundle, calibration_data(bundle, options.calib),
-                             options.calib_size, options.seed)
+    method = options.calib_method or DEFAULT_CALIB_METHOD  # None: the default, then others
+    training = calibration_data(bundle, options.calib)
+    parent, qat = bundle, None
+    if options.qat:  # fine-tune with INT8 rounding first; judge against the parent
+        bundle, qat = quantisation_aware(bundle, training, options.qat, options.seed)
+        clock.lap("qat")
+    cal = select_calibration(bundle, training, options.calib_size, options.seed)
     clock.lap("select")
     bars = _Bars(options.progress)
     result = TargetResult(artefacts=[], parity=[], opset=options.opset)
@@ -283,9 +364,12 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
         clock.lap("onnx_export")
         quantizer = QdqQuantizer(fp32, cal, method, tmp, progress=bars.bar(
             len(cal), f"calibrating ({method})", "spectra"))
+        run: _Int8 | None = None
         try:
-            tolerance = DEFAULT_TOLERANCE if options.tolerance is None else options.tolerance
-            run = _Int8(bundle, options, cal, fp32, quantizer, bars, clock, method, tolerance)
+            run = _Int8(bundle, options, cal, fp32, quantizer, bars, clock, method,
+                        options.extra.get("criterion") or Criterion(), Path(tmp))
+            if qat is not None:
+                run.reference = torch_logits(parent, run.check)
             run.search(Path(tmp))
             torch_ref = torch_logits(bundle, run.check)
             artefacts = {}
@@ -297,18 +381,26 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
             figures = run.figures(out_dir)
         finally:
             bars.close()
+            if run is not None and run.quantizer is not quantizer:
+                run.quantizer.close()
             quantizer.close()
     result.artefacts += [{"path": ACTIVATIONS_PNG, "kind": "figure", "precision": "int8"},
                          {"path": SENSITIVITY_PNG, "kind": "figure", "precision": "int8"}]
     result.calibration = {
         **cal.summary,
-        "method": method,
+        "method": run.method,
         "float_layers": run.floats,
-        "tolerance_nrmse": run.tolerance,
+        "criterion": run.criterion.to_dict(),
+        "verdict": run.result.verdict.to_dict() if run.result else None,
+        "met": run.met,
+        "resolution": run.criterion.resolution(len(run.check)),
         "check_spectra": int(len(run.check)),
+        "methods_tried": run.tried,
+        "layer_costs": {k: c.to_dict() for k, c in run.costs.items()},
+        "predicted_speedup": predicted_speedup(run.costs, run.floats, run.fixed),
         "sensitivity": [r.to_dict() for r in run.ranking],
         "search": run.steps,
-        "tolerance_met": run.met,
+        **({"qat": qat} if qat is not None else {}),
         "artefacts": artefacts,
         **figures,
         "seconds": clock.seconds,

@@ -54,7 +54,7 @@ def plot_activation_ranges(stats: Sequence[dict[str, Any]], amax: dict[str, floa
 
 
 def plot_sensitivity(rows: Sequence[dict[str, Any]], float_layers: Sequence[str],
-                     tolerance: float, path: str | Path) -> Path:
+                     tolerance: float | None, path: str | Path) -> Path:
     """Logit NRMSE on held-out spectra with only one layer quantised, per layer."""
     plt = _pyplot()
     keys = [r["layer"] for r in rows]
@@ -62,12 +62,14 @@ def plot_sensitivity(rows: Sequence[dict[str, Any]], float_layers: Sequence[str]
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.4))
     y = list(range(len(rows)))[::-1]
     ax.barh(y, values, color=["tab:green" if k in float_layers else "tab:blue" for k in keys])
-    ax.axvline(tolerance, color="tab:red", ls="--", lw=1,
-               label=f"tolerance for the whole INT8 model ({tolerance:g})")
+    if tolerance is not None:
+        ax.axvline(tolerance, color="tab:red", ls="--", lw=1,
+                   label=f"tolerance for the whole INT8 model ({tolerance:g})")
     ax.set_yticks(y, keys, fontsize=8)
     ax.set_xlabel("logit NRMSE vs FP32 with only this layer INT8 (held-out training spectra)")
     ax.set_title("Per-layer INT8 sensitivity (green: kept float)", fontsize=9)
-    ax.legend(fontsize=8)
+    if tolerance is not None:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,48 +1,43 @@
-"""Per-layer INT8 sensitivity, measured, and the layers it says to keep in float.
+"""Which layers stay float: the cheapest set whose INT8 build meets the task criterion.
 
-Error of a quantised model against the FP32 one on held-out training spectra:
-``nrmse = ||z_q - z||_F / ||z - mean(z)||_F`` over the logits (0 = exact; a continuous proxy for
-prediction flips that does not need labels) and argmax ``agreement``.
+Every candidate build is judged by :class:`~.criterion.Criterion` on held-out training spectra
+(top-1 agreement with FP32 and the accuracy change, with confidence bounds; logit error breaks
+ties) and priced by :mod:`.cost` (multiply-adds; a float layer costs what INT8 would have
+saved).
 
-:func:`measure_layers` quantises one layer at a time (everything else float). :func:`choose_float`
-then keeps the most sensitive layers in float, in that order, until the fully quantised rest is
-within tolerance on the held-out spectra.
+1. :func:`measure_layers` quantises one layer at a time (everything else float): how much each
+   layer alone moves the logits and the predictions.
+2. :func:`search_float` starts from ``start`` (usually nothing) float and, while the build
+   misses the criterion, keeps float the layer with the most sensitivity per unit of extra
+   cost, so a sensitive depthwise conv or add goes float long before a pointwise conv does;
+   then drops again, most expensive first, every float layer the criterion does not need.
+   Of all the sets it measured that meet the criterion it returns the cheapest (the smaller
+   logit error on a tie). Each set is measured once. A result that needs more than
+   :data:`MAX_FLOAT_SHARE` of the layers float does not count as met.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-DEFAULT_TOLERANCE = 0.02  # nrmse of the logits allowed for the final INT8 model
-# A sanity floor only: on a held-out set of ~75 spectra one borderline spectrum (FP32 margin
-# below the INT8 logit noise) moves agreement by 1.3 %, so the search is driven by the nrmse.
-DEFAULT_MIN_AGREEMENT = 0.97
+from .cost import LayerCost, build_cost
+from .criterion import Verdict, logit_error
+
 MAX_FLOAT_SHARE = 0.5  # never keep more than half the layers in float
 
 Evaluate = Callable[[Sequence[str]], np.ndarray]  # float layer keys -> holdout logits
+Judge = Callable[[np.ndarray], Verdict]  # holdout logits -> verdict against FP32
 
-
-def logit_error(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
-    """``nrmse``, ``agreement`` and ``max_abs`` of ``candidate`` logits against ``reference``."""
-    ref = np.asarray(reference, np.float64)
-    cand = np.asarray(candidate, np.float64)
-    if not np.isfinite(cand).all():
-        return {"nrmse": float("inf"), "agreement": 0.0, "max_abs": float("inf")}
-    spread = np.linalg.norm(ref - ref.mean(axis=0)) or 1.0
-    return {
-        "nrmse": float(np.linalg.norm(cand - ref) / spread),
-        "agreement": float(np.mean(cand.argmax(1) == ref.argmax(1))),
-        "max_abs": float(np.abs(cand - ref).max()),
-    }
+__all__ = ["LayerSensitivity", "SearchResult", "logit_error", "measure_layers", "search_float"]
 
 
 @dataclass
 class LayerSensitivity:
-    """Error of the model with only ``layer`` quantised (all other layers float)."""
+    """The model with only ``layer`` quantised (all other layers float), against FP32."""
 
     layer: str
     node: str
@@ -50,60 +45,118 @@ class LayerSensitivity:
     nrmse: float
     agreement: float
     max_abs: float
+    disagreements: int = 0
+    extra_cost: float = 0.0  # cost units keeping it float adds
+
+    @property
+    def score(self) -> float:
+        """Sensitivity: the share of predictions it flips plus its logit NRMSE."""
+        return (1.0 - self.agreement) + self.nrmse
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def measure_layers(layers: Sequence[Any], evaluate: Evaluate, reference: np.ndarray,
+def measure_layers(layers: Sequence[Any], evaluate: Evaluate, judge: Judge,
+                   costs: dict[str, LayerCost] | None = None,
                    tick: Callable[[], None] | None = None) -> list[LayerSensitivity]:
-    """Quantise each of ``layers`` alone and measure the logit error against ``reference``."""
+    """Quantise each of ``layers`` alone and judge the logits against FP32."""
     keys = [la.key for la in layers]
     rows = []
     for la in layers:
-        err = logit_error(reference, evaluate([k for k in keys if k != la.key]))
-        rows.append(LayerSensitivity(la.key, la.node, la.op_type, **err))
+        v = judge(evaluate([k for k in keys if k != la.key]))
+        rows.append(LayerSensitivity(la.key, la.node, la.op_type, v.nrmse, v.agreement,
+                                     v.max_abs, v.disagreements,
+                                     costs[la.key].extra if costs else 0.0))
         if tick is not None:
             tick()
     return rows
 
 
 @dataclass
-class FloatChoice:
-    """The float layers a search chose, one row per model it measured, and whether the last
-    one met the tolerance (``met`` False: the search stopped outside it)."""
+class SearchResult:
+    """The chosen float layers, their verdict, and every set measured on the way."""
 
-    floats: list[str]
-    steps: list[dict[str, Any]]
-    met: bool
+    float_layers: list[str]
+    verdict: Verdict
+    cost: float
+    fp32_cost: float
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    within_limit: bool = True  # at most MAX_FLOAT_SHARE of the layers float (beyond start)
+
+    @property
+    def met(self) -> bool:
+        """Whether the chosen build meets the criterion within the float-layer limit."""
+        return self.verdict.met and self.within_limit
+
+    @property
+    def predicted_speedup(self) -> float:
+        return self.fp32_cost / self.cost if self.cost else float("inf")
 
 
-def choose_float(
+def search_float(
     ranking: Sequence[LayerSensitivity],
+    costs: dict[str, LayerCost],
     evaluate: Evaluate,
-    reference: np.ndarray,
-    tolerance: float = DEFAULT_TOLERANCE,
-    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    judge: Judge,
     start: Sequence[str] = (),
+    fixed_cost: float = 0.0,
+    max_float_share: float = MAX_FLOAT_SHARE,
     tick: Callable[[], None] | None = None,
-) -> FloatChoice:
-    """Layers to keep float: the most sensitive first, until the rest meets the tolerance.
+) -> SearchResult:
+    """The cheapest float set found that meets ``judge`` (see the module docstring).
 
-    Starts from ``start`` (already float). Returns the float layers, one step row per model
-    measured (``float`` layers, ``nrmse``, ``agreement``, ``max_abs``, ``ok``) and whether the
-    tolerance was met (the search also stops at :data:`MAX_FLOAT_SHARE` of the layers).
+    ``start`` layers stay float whatever the search finds (``--float-layers``, or layers an
+    earlier search chose). ``max_float_share`` of 0 measures ``start`` alone. The greedy
+    phase may go up to every layer float (which is FP32); a result with more than
+    ``max_float_share`` of the layers (or ``start``, if more) float has ``met`` false.
     """
-    order = [r.layer for r in sorted(ranking, key=lambda r: -r.nrmse)]
-    limit = int(len(order) * MAX_FLOAT_SHARE)
-    kept = list(start)
-    steps = []
-    while True:
-        err = logit_error(reference, evaluate(kept))
-        ok = err["nrmse"] <= tolerance and err["agreement"] >= min_agreement
-        steps.append({"float": list(kept), **err, "ok": ok})
-        if tick is not None:
-            tick()
-        left = [k for k in order if k not in kept]
-        if ok or not left or len(kept) >= limit:
-            return FloatChoice(kept, steps, ok)
-        kept.append(left[0])
+    order = {r.layer: i for i, r in enumerate(ranking)}
+    sens = {r.layer: r for r in ranking}
+    measured: dict[frozenset[str], Verdict] = {}
+    steps: list[dict[str, Any]] = []
+    fp32 = build_cost(costs, costs, fixed_cost)
+
+    def run(floats: Sequence[str], action: str) -> Verdict:
+        key = frozenset(floats)
+        if key not in measured:
+            measured[key] = judge(evaluate(sorted(floats, key=lambda k: order.get(k, 0))))
+            if tick is not None:
+                tick()
+            cost = build_cost(costs, floats, fixed_cost)
+            steps.append({"action": action, "float": _ordered(floats, order),
+                          "cost": cost, "predicted_speedup": fp32 / cost,
+                          **measured[key].to_dict(), "ok": measured[key].met})
+        return measured[key]
+
+    def priority(key: str) -> tuple[float, float, int]:
+        extra = max(costs[key].extra, 1e-9) if key in costs else 1e-9
+        score = sens[key].score if key in sens else 0.0
+        return (-score / extra, extra, order.get(key, 0))
+
+    kept = list(dict.fromkeys(start))
+    limit = max(int(len(costs) * max_float_share), len(kept))
+    verdict = run(kept, "start")
+    candidates = sorted((k for k in costs if k not in kept), key=priority)
+    while not verdict.met and candidates and max_float_share > 0:
+        layer = candidates.pop(0)
+        kept.append(layer)
+        verdict = run(kept, f"keep {layer} float")
+    if verdict.met:  # drop what the criterion does not need, most expensive first
+        for layer in sorted((k for k in kept if k not in start),
+                            key=lambda k: (-costs[k].extra, sens[k].score if k in sens else 0)):
+            trial = [k for k in kept if k != layer]
+            if run(trial, f"quantise {layer} again").met:
+                kept = trial
+    passing = [k for k, v in measured.items() if v.met]
+    if passing:
+        best = min(passing, key=lambda k: (build_cost(costs, k, fixed_cost), measured[k].nrmse,
+                                           sorted(order.get(x, 0) for x in k)))
+        kept = _ordered(best, order)
+    return SearchResult(float_layers=_ordered(kept, order), verdict=measured[frozenset(kept)],
+                        cost=build_cost(costs, kept, fixed_cost), fp32_cost=fp32, steps=steps,
+                        within_limit=len(kept) <= limit)
+
+
+def _ordered(keys: Any, order: dict[str, int]) -> list[str]:
+    return sorted(keys, key=lambda k: (order.get(k, len(order)), k))

@@ -182,12 +182,7 @@ def _calibration_section(cal: dict[str, Any] | None) -> list[str]:
     ov = cal.get("artefacts", {}).get("openvino")
     if ov:
         lines += [f"OpenVINO ({ov['tool']}, {ov['preset']}): float layers "
-                  f"{', '.join(ov['float_layers']) or 'none'}"
-                  + (f"; nncf.quantize_with_accuracy_control with max drop "
-                     f"{ov['accuracy_control']['max_drop_pp']:g} pp on the "
-                     f"{ov['accuracy_control']['validation_spectra']} held-out training "
-                     "spectra (it keeps more layers float only when the drop exceeds that; "
-                     "evaluation data never reach it)" if "accuracy_control" in ov else ""), ""]
+                  f"{', '.join(ov['float_layers']) or 'none'}", ""]
     lines += [
         "### Activation ranges",
         "",

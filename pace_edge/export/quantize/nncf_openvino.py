@@ -3,8 +3,9 @@
 ``nncf.quantize`` with a :class:`.choose.Recipe` (default: the PERFORMANCE preset, symmetric INT8
 weights and activations, per-channel weights, fast bias correction; or full bias correction,
 SmoothQuant on convolutions, the MIXED preset), the calibration method mapped to NNCF range
-estimators, and the float layers chosen by the search in ``ignored_scope``. With validation data,
-``nncf.quantize_with_accuracy_control`` may return more layers to float to meet ``max_drop``.
+estimators, and the float layers chosen by the search in ``ignored_scope``. Which layers stay
+float is the search's decision (``sensitivity.py``, on held-out training spectra), so NNCF's
+accuracy control is not used.
 
 The IR is compiled with ``INFERENCE_PRECISION_HINT=f32`` (:data:`COMPILE_CONFIG`): the
 quantised layers run INT8 either way; the float layers would otherwise run bf16 on CPUs with
@@ -50,15 +51,12 @@ def quantize_openvino(
     layers: Sequence[Layer],
     method: str = "minmax",
     float_layers: Sequence[str] = (),
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
-    max_drop: float | None = None,
     tick: Callable[[int], None] | None = None,
     recipe: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Quantise ``fp32_onnx`` with NNCF; save the IR to ``xml_out`` (if given).
 
-    ``validation`` (inputs, labels) and ``max_drop`` (a fraction, e.g. 0.01) switch to
-    ``quantize_with_accuracy_control``. ``recipe`` (a :class:`.choose.Recipe`) sets the preset,
+    ``recipe`` (a :class:`.choose.Recipe`) sets the preset,
     bias correction and SmoothQuant (default: performance preset, fast bias correction).
     Returns the ``ov.Model`` and an info dict.
     """
@@ -99,34 +97,12 @@ def quantize_openvino(
            else {}),
     )
     with quiet("nncf"):  # NNCF's own bars and logs off; ours is the calibration bar
-        if validation is not None and max_drop is not None:
-            x_val, y_val = validation
-            val_chunks = list(zip(batches(x_val, fixed, 64), _label_chunks(y_val, fixed, 64),
-                                  strict=True))
-
-            def validate(compiled: Any, items: Any) -> tuple[float, None]:
-                right = total = 0
-                for xb, yb in items:
-                    logits = compiled(xb)[0][: len(yb)]
-                    right += int(np.sum(np.argmax(logits, 1) == yb))
-                    total += len(yb)
-                return right / max(total, 1), None
-
-            quantized = nncf.quantize_with_accuracy_control(
-                model, dataset, nncf.Dataset(val_chunks), validate,
-                max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
-                advanced_quantization_parameters=params, **common)
-        else:
-            quantized = nncf.quantize(model, dataset, advanced_parameters=params, **common)
+        quantized = nncf.quantize(model, dataset, advanced_parameters=params, **common)
     if xml_out is not None:
         save_ir(quantized, xml_out)
     info = ov_summary(quantized, layers, method)
     info["recipe"] = recipe.name
     info["preset"] = recipe.describe()
-    if validation is not None and max_drop is not None:
-        info["accuracy_control"] = {"max_drop_pp": max_drop * 100, "requested_float":
-                                    [la.key for la in floats], "validation_spectra":
-                                    int(len(validation[1]))}
     return quantized, info
 
 
@@ -157,11 +133,6 @@ def ov_summary(model: Any, layers: Sequence[Layer], method: str) -> dict[str, An
         "float_layers": [la.key for la in layers if la.key not in int8],
         "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops()),
     }
-
-
-def _label_chunks(y: np.ndarray, batch: int | None, size: int) -> list[np.ndarray]:
-    step = batch or size
-    return [y[i : i + step] for i in range(0, len(y), step)]
 
 
 def openvino_run(model: Any, x: np.ndarray) -> np.ndarray:

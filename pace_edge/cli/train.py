@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import PaceEdgeError
 from .common import fraction, positive_int, writable_dir
 
 HELP = "train a PACE model on labelled spectra and save a model bundle"
+DEFAULT_PREPROCESS = "normalize:snv"
+GAIN_WARNING = ("warning: no per-spectrum normalisation; predictions will depend on the "
+                "instrument's gain and offset (integration time, laser power, focus), so "
+                "spectra from another detector or setting may be misclassified with confidence")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,9 +78,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     bn.add_argument("--no-precise-bn", dest="precise_bn", action="store_false",
                     help="keep the running statistics gathered during training"
                          + ("" if d.precise_bn else " (default)"))
-    p.add_argument("--preprocess", default="",
-                   help="preprocessing steps, e.g. 'despike,baseline:asls,normalize:snv' "
-                        "(default: none; the model axis is always recorded)")
+    p.add_argument("--preprocess", default=DEFAULT_PREPROCESS,
+                   help="preprocessing steps, e.g. 'despike,baseline:asls,normalize:snv', or "
+                        "'none' (predictions then depend on the instrument's gain and offset) "
+                        f"(default: {DEFAULT_PREPROCESS}: each spectrum centred and scaled to "
+                        "unit standard deviation, which cancels detector gain and offset; the "
+                        "model axis is always recorded)")
+    p.add_argument("--calibration-fraction", type=float, default=d.calibration_fraction,
+                   help="stratified share of the training spectra kept out of every fit to "
+                        "calibrate the temperature and the 'unknown' threshold "
+                        f"(default: {d.calibration_fraction:g}; 0 = none, no calibration)")
+    p.add_argument("--accept-rate", type=fraction, default=d.accept_rate,
+                   help="share of in-distribution spectra the 'unknown' detector accepts, "
+                        f"set on the calibration spectra (default: {d.accept_rate:g})")
     p.add_argument("--eval", type=Path, default=None,
                    help="held-out data to score the selected model on after training "
                         "(a cov-style folder's test split); never used for selection")
@@ -95,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
         raise PaceEdgeError(f"--lr must be positive, got {args.lr:g}")
     if args.patience < 0:
         raise PaceEdgeError(f"--patience must be 0 or more, got {args.patience}")
-    pipeline = Pipeline.from_spec(args.preprocess) if args.preprocess else Pipeline([])
+    spec = args.preprocess.strip()
+    pipeline = Pipeline([]) if spec in ("", "none") else Pipeline.from_spec(spec)
+    if not any(step.name == "normalize" and getattr(step, "method", "") in ("snv", "minmax")
+               for step in pipeline.steps):
+        print(GAIN_WARNING, file=sys.stderr)
     data = load_dataset(args.data, split="train")
     held_out = load_dataset(args.eval, split="test") if args.eval else None
     writable_dir(args.out, "bundle")
@@ -105,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
         augment=args.augment, refit=args.refit, device=args.device,
         select_window=args.select_window, select_folds=args.select_folds,
-        precise_bn=args.precise_bn,
+        precise_bn=args.precise_bn, calibration_fraction=args.calibration_fraction,
+        accept_rate=args.accept_rate,
     )
     recipe.validate()
     config = preset(args.preset, num_classes=len(data.classes))

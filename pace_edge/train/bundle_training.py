@@ -5,12 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..bundle import Bundle, library_versions
-from ..data import SpectralDataset
+from ..data import SpectralDataset, stratified_split
 from ..model import ModelConfig
 from ..preprocess import Pipeline
 from .recipe import Recipe
 from .trainer import EpochCallback, FitResult, fit
+
+CALIBRATION_SEED_OFFSET = 2_000
+
+
+def calibration_split(y, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """``(fit_idx, calibration_idx)``: the stratified share ``recipe.calibration_fraction``
+    of the training spectra that no fit (selection or refit) sees, seeded from the recipe.
+
+    The temperature and the "unknown" threshold are fitted on these, so they describe the
+    final model on spectra it has never seen; the test data only measure.
+    """
+    if recipe.calibration_fraction == 0.0:
+        return np.arange(len(y), dtype=np.int64), np.array([], dtype=np.int64)
+    return stratified_split(y, recipe.calibration_fraction,
+                            recipe.seed + CALIBRATION_SEED_OFFSET)
 
 
 def train_bundle(
@@ -29,13 +46,16 @@ def train_bundle(
     """
     anchored = pipeline.anchored(data.axis)
     x, axis = anchored.apply(data.x, data.axis)
-    prepared = SpectralDataset(x, data.y, axis, data.classes, data.source, data.names)
+    fit_idx, calib_idx = calibration_split(data.y, recipe)
+    prepared = SpectralDataset(x[fit_idx], data.y[fit_idx], axis, data.classes, data.source,
+                               [data.where(int(i)) for i in fit_idx] if data.names else [])
     result = fit(prepared, config, recipe, on_epoch=on_epoch)
     weights = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
     training = {
         "recipe": recipe.to_dict(),
         "data": {"source": data.source, "spectra": len(data),
-                 "class_counts": data.class_counts(), "split": result.split,
+                 "class_counts": data.class_counts(),
+                 "split": {**result.split, "calibration": int(len(calib_idx))},
                  "input_stats": {"mean": float(x.mean()), "std": float(x.std())}},
         "metrics": {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                     "refit_epochs": result.refit_epochs,

@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
         print((Path(args.model) / META_FILE).read_text().rstrip())
         return 0
     c = bundle.config
-    params = sum(int(v.size) for v in bundle.weights.values())
+    params = sum(int(v.size) for k, v in bundle.weights.items()
+                 if not k.startswith("trust."))
     m = bundle.training.get("metrics", {})
     print(f"bundle {args.model} (weights verified)")
     print(f"  model      PACE dim={c.dim} depth={c.depth} kernel={c.kernel} patch={c.patch} "

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
                         f"expects {bundle.input_length} points on its own axis"
                     )
                 axis = bundle.axis
-            proba = clf.predict_proba(intensity[None, :], axis)[0]
+            verdicts, _ = clf.judge(intensity[None, :], axis)
+            proba = verdicts.probabilities[0]
         except PaceEdgeError as exc:
             failures += 1
             if args.json:
@@ -51,7 +52,13 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             probabilities = {c: float(v) for c, v in zip(bundle.classes, proba, strict=True)}
             print(json.dumps({"file": str(path), "class": bundle.classes[best],
-                              "probability": float(proba[best]), "probabilities": probabilities}))
-        else:
+                              "probability": float(proba[best]), "probabilities": probabilities,
+                              **verdicts.record(0)}))
+        elif verdicts.accepted[0]:
             print(f"{path}: {bundle.classes[best]} ({proba[best]:.1%})")
+        else:
+            record = verdicts.record(0)
+            score = f", score {record['score']:.3g}" if record["score"] is not None else ""
+            print(f"{path}: unknown ({record['reason']}{score}; nearest class "
+                  f"{bundle.classes[best]} {proba[best]:.1%})")
     return 1 if failures else 0

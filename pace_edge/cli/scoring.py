@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 from ..bundle import Bundle
 from ..data import SpectralDataset
 from ..errors import DataError
@@ -10,7 +14,15 @@ from ..evaluate import Metrics
 
 def score_bundle(bundle: Bundle, data: SpectralDataset) -> Metrics:
     """Accuracy and friends of ``bundle`` on ``data``, whose classes must be the bundle's."""
+    return judge_bundle(bundle, data)[0]
+
+
+def judge_bundle(bundle: Bundle, data: SpectralDataset
+                 ) -> tuple[Metrics, dict[str, Any], list[dict[str, Any]]]:
+    """Metrics, the trust summary (acceptance, refusals, calibration error) and one record
+    per spectrum (true and predicted class, probability, accepted, reason, score)."""
     from ..evaluate.classifier import BundleClassifier
+    from ..evaluate.trust_report import trust_summary
 
     if data.classes != bundle.classes:
         missing = [c for c in data.classes if c not in bundle.classes]
@@ -25,5 +37,14 @@ def score_bundle(bundle: Bundle, data: SpectralDataset) -> Metrics:
     else:
         y = data.y
     clf = BundleClassifier(bundle)
-    predicted = clf.predict_proba(data.x, data.axis).argmax(axis=1)
-    return Metrics.from_labels(y, predicted, bundle.classes)
+    verdicts, logits = clf.judge(data.x, data.axis)
+    predicted = logits.argmax(axis=1)
+    metrics = Metrics.from_labels(y, predicted, bundle.classes)
+    summary = trust_summary(verdicts, logits, np.asarray(y), clf.trust.temperature)
+    records = []
+    for i, (true, best) in enumerate(zip(y, predicted, strict=True)):
+        records.append({"index": i, "name": data.where(i), "true": bundle.classes[int(true)],
+                        "class": bundle.classes[int(best)],
+                        "probability": round(float(verdicts.probabilities[i, best]), 6),
+                        **verdicts.record(i)})
+    return metrics, summary, records

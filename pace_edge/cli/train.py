@@ -99,12 +99,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
+    from ..evaluate.trust_report import trust_text
     from ..model import preset
     from ..preprocess import Pipeline
     from ..train import Recipe
     from ..train.bundle_training import train_bundle
     from .progress import EpochBar
-    from .scoring import score_bundle
+    from .scoring import judge_bundle
 
     if args.lr <= 0:
         raise PaceEdgeError(f"--lr must be positive, got {args.lr:g}")
@@ -143,11 +144,20 @@ def run(args: argparse.Namespace) -> int:
           f"{result.seconds:.0f} s"
           + (f"; refit on all {len(data)} spectra for {result.refit_epochs} epochs"
              if result.refit_epochs else ""))
+    calibration = bundle.training["trust"]["calibration"]
+    if calibration.get("spectra"):
+        trust = bundle.training["trust"]
+        print(f"calibrated on {calibration['spectra']} held-out training spectra: temperature "
+              f"{trust['temperature']:.3g} (calibration error {calibration['ece_before']:.3f} "
+              f"-> {calibration['ece_after']:.3f}), 'unknown' threshold "
+              f"{trust['detector']['threshold']:.4g} for an accept rate of "
+              f"{recipe.accept_rate:.0%}")
     if held_out is not None:
-        scored = score_bundle(bundle, held_out)
-        metrics["test"] = {"source": held_out.source, **scored.to_dict()}
+        scored, trust_summary, _ = judge_bundle(bundle, held_out)
+        metrics["test"] = {"source": held_out.source, **scored.to_dict(), "trust": trust_summary}
         print(f"held-out accuracy {scored.accuracy:.2%} ({scored.correct}/{scored.total}) "
               f"on {held_out.source}")
+        print(trust_text(trust_summary))
     bundle.save(args.out)
     print(f"bundle written to {args.out}")
     return 0

@@ -13,6 +13,7 @@ from ..model import ModelConfig
 from ..preprocess import Pipeline
 from .recipe import Recipe
 from .trainer import EpochCallback, FitResult, fit
+from .trust_fit import fit_trust
 
 CALIBRATION_SEED_OFFSET = 2_000
 
@@ -51,6 +52,9 @@ def train_bundle(
                                [data.where(int(i)) for i in fit_idx] if data.names else [])
     result = fit(prepared, config, recipe, on_epoch=on_epoch)
     weights = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
+    trust, trust_arrays = fit_trust(result.model, x[fit_idx], data.y[fit_idx], x[calib_idx],
+                                    data.y[calib_idx], data.x[calib_idx], recipe.accept_rate)
+    weights.update(trust_arrays)
     training = {
         "recipe": recipe.to_dict(),
         "data": {"source": data.source, "spectra": len(data),
@@ -63,6 +67,7 @@ def train_bundle(
                     "seconds": round(result.seconds, 2)},
         "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
                     for row in result.history],
+        "trust": trust.to_dict(),
         **(extra or {}),
     }
     bundle = Bundle(

@@ -70,6 +70,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def export_trust(bundle: Any, features_output: str | None) -> dict[str, Any]:
+    """The bundle's trust record for the manifest. The detector goes with it only when the
+    exported graphs have the whitened-features output it scores (``features_output``);
+    otherwise runners still apply the temperature and the physical checks."""
+    from ..trust import bundle_trust
+
+    record = bundle_trust(bundle)[0].to_dict()
+    if record["detector"] is not None and features_output:
+        record["features_output"] = features_output
+    else:
+        record["detector"] = None
+    return record
+
+
 def calib_size(text: str) -> int | None:
     """``--calib-size``: a positive whole number or ``all``."""
     return None if text == "all" else positive_int(text)
@@ -148,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             executed_graph=result.executed_graph,
             calibration=result.calibration,
             accuracy=result.accuracy,
+            trust=export_trust(bundle, result.runtime.get("features_output")),
             versions=library_versions("torch", "onnx", "onnxscript", "onnxruntime", "openvino",
                                       *(("nncf",) if args.precision == "int8" else ())),
         )

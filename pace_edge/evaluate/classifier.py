@@ -8,23 +8,7 @@ import torch
 from ..bundle import Bundle
 from ..errors import DataError
 from ..model.pace import build_model
-from ..trust import MahalanobisDetector, Trust, Verdicts, scaled_softmax
-
-WHITEN_KEY, MEAN_KEY = "trust.whiten", "trust.mean"
-
-
-def bundle_trust(bundle: Bundle) -> tuple[Trust, MahalanobisDetector | None]:
-    """The bundle's trust record and its detector (``None`` for bundles without one)."""
-    trust = Trust.from_dict(bundle.training.get("trust"), f"{bundle.path or 'bundle'}: trust")
-    if not trust.has_detector:
-        return trust, None
-    try:
-        detector = MahalanobisDetector(np.asarray(bundle.weights[WHITEN_KEY]),
-                                       np.asarray(bundle.weights[MEAN_KEY]), trust.centers)
-    except KeyError as exc:
-        raise DataError(f"{bundle.path or 'bundle'}: the detector's {exc} array is missing "
-                        "from the weights") from None
-    return trust, detector
+from ..trust import Verdicts, bundle_trust, scaled_softmax
 
 
 class BundleClassifier:

@@ -44,7 +44,10 @@ class TorchRunner(Runner):
             self._previous_threads = torch.get_num_threads()
             torch.set_num_threads(self.threads)
         self.bundle = bundle
+        from ..trust import bundle_trust
+
         self._model = build_model(bundle.config, bundle.weights).eval()
+        self._detector = bundle_trust(bundle)[1]
         self.max_batch = None
 
     @classmethod
@@ -81,6 +84,15 @@ class TorchRunner(Runner):
         torch = self._torch
         with torch.inference_mode():
             return self._model(torch.from_numpy(x)).numpy()
+
+    def _run_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self._torch
+        if self._detector is None:
+            return super()._run_features(x)
+        with torch.inference_mode():
+            features = self._model.features(torch.from_numpy(x))
+            logits = self._model.head(features).numpy()
+        return logits, self._detector.project(features.numpy()).astype(np.float32)
 
     def _release(self) -> None:
         del self._model

@@ -42,6 +42,8 @@ class Runner(Protocol):
 
     def preprocess(self, raw: np.ndarray, axis: np.ndarray) -> np.ndarray: ...
     def infer(self, inputs: np.ndarray) -> np.ndarray: ...
+    def judge_inputs(self, raw: np.ndarray | None,
+                     inputs: np.ndarray) -> tuple[Any, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class StreamStats:
     frames_classified: int = 0
     averaging: int = 0  # frames waiting in an unfinished average
     rejected: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)  # classified, answer "unknown"
     reconnects: int = 0
     batches: int = 0
     latency: dict[str, list[float]] = field(
@@ -114,6 +117,8 @@ class StreamStats:
             "averaging_incomplete": self.averaging,
             "rejected": dict(sorted(self.rejected.items())),
             "rejected_total": sum(self.rejected.values()),
+            "accepted": self.classified - sum(self.refused.values()),
+            "refused": dict(sorted(self.refused.items())),
             "reconnects": self.reconnects,
             "batches": self.batches,
             "accounted": self.accounted,
@@ -127,6 +132,8 @@ class StreamStats:
             f"frames received {s['received']}, spectra classified {s['classified']} "
             f"(from {s['frames_classified']} frames), rejected {s['rejected_total']} "
             f"({rejected}), reconnects {s['reconnects']}",
+            f"accepted {s['accepted']} of {s['classified']} spectra, refused "
+            + (", ".join(f"{k} {v}" for k, v in s["refused"].items()) or "none"),
         ]
         for key, p in s["latency_ms"].items():
             lines.append(f"latency {key:<10} p50 {p['p50']:8.3f} ms   p99 {p['p99']:8.3f} ms   "
@@ -316,8 +323,9 @@ class StreamClassifier:
             record["detail"] = detail
         self.emit(record)
 
-    def _prepare(self, item: _Item) -> tuple[np.ndarray, int] | None:
-        """Counts → model input, or ``None`` (rejected, or waiting for more to average)."""
+    def _prepare(self, item: _Item) -> tuple[np.ndarray, int, np.ndarray] | None:
+        """Counts → (model input, frames, intensity on the device axis for the physical
+        checks), or ``None`` (rejected, or waiting for more to average)."""
         frame = item.frame
         assert frame is not None
         if frame.saturated:
@@ -333,7 +341,7 @@ class StreamClassifier:
             self.stats.averaging -= n_frames
         try:
             intensity, axis = self._axis.apply(counts, self.config.dark)
-            return self.runner.preprocess(intensity, axis)[0], n_frames
+            return self.runner.preprocess(intensity, axis)[0], n_frames, intensity
         except (DataError, PaceEdgeError) as exc:
             if n_frames > 1:  # the other frames of the average share its fate
                 self.stats.rejected["preprocess"] += n_frames - 1
@@ -341,7 +349,7 @@ class StreamClassifier:
             return None
 
     def _process(self, items: list[_Item]) -> None:
-        ready: list[tuple[_Item, np.ndarray, int, float]] = []
+        ready: list[tuple[_Item, np.ndarray, int, float, np.ndarray]] = []
         for item in items:
             self.stats.received += 1
             if item.error is not None:
@@ -350,19 +358,19 @@ class StreamClassifier:
             t0 = time.perf_counter()
             prepared = self._prepare(item)
             if prepared is not None:
-                ready.append((item, prepared[0], prepared[1], time.perf_counter() - t0))
+                ready.append((item, prepared[0], prepared[1], time.perf_counter() - t0,
+                              prepared[2]))
         if not ready:
             return
         inputs = np.stack([r[1] for r in ready]).astype(np.float32, copy=False)
         t0 = time.perf_counter()
-        logits = np.asarray(self.runner.infer(inputs), dtype=np.float64)
+        raw = np.stack([r[4] for r in ready])
+        verdicts, _ = self.runner.judge_inputs(raw, inputs)  # physical checks, model, detector
+        proba = verdicts.probabilities
         infer_s = time.perf_counter() - t0
-        z = logits - logits.max(axis=1, keepdims=True)
-        proba = np.exp(z)
-        proba /= proba.sum(axis=1, keepdims=True)
         self.stats.batches += 1
         classes = self.runner.classes
-        for (item, _, n_frames, prep_s), p in zip(ready, proba, strict=True):
+        for i, ((item, _, n_frames, prep_s, _), p) in enumerate(zip(ready, proba, strict=True)):
             best = int(p.argmax())
             total_ms = (time.monotonic_ns() - item.done_ns) / 1e6
             latency = {"read": item.read_s * 1e3, "preprocess": prep_s * 1e3,
@@ -373,11 +381,14 @@ class StreamClassifier:
                 "class": classes[best],
                 "probability": float(p[best]),
                 "probabilities": {c: float(v) for c, v in zip(classes, p, strict=True)},
+                **verdicts.record(i),
                 "frames": n_frames,
                 "batch": len(ready),
                 "latency_ms": {k: round(v, 4) for k, v in latency.items()},
             })
             self.stats.classified += 1
+            if not verdicts.accepted[i]:
+                self.stats.refused[verdicts.reasons[i]] += 1
             self.stats.frames_classified += n_frames
             for key, value in latency.items():
                 self.stats.latency[key].append(value)

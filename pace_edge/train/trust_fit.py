@@ -8,6 +8,8 @@ import torch
 
 from ..model.pace import PACE
 from ..trust import (
+    MEAN_KEY,
+    WHITEN_KEY,
     MahalanobisDetector,
     PhysicalChecks,
     Trust,
@@ -16,9 +18,6 @@ from ..trust import (
     fit_temperature,
     scaled_softmax,
 )
-
-WHITEN_KEY = "trust.whiten"  # stored with the weights; build_model ignores "trust." keys
-MEAN_KEY = "trust.mean"
 
 
 @torch.no_grad()

@@ -4,10 +4,14 @@ probabilities. Torch-free: the device runtimes use it as it is."""
 
 from .checks import PhysicalChecks
 from .ood import MahalanobisDetector, accept_threshold
+from .stored import MEAN_KEY, WHITEN_KEY, bundle_trust
 from .temperature import expected_calibration_error, fit_temperature, scaled_softmax
 from .verdict import Trust, Verdicts
 
 __all__ = [
+    "MEAN_KEY",
+    "WHITEN_KEY",
+    "bundle_trust",
     "MahalanobisDetector",
     "PhysicalChecks",
     "Trust",

@@ -132,6 +132,15 @@ def run(args: argparse.Namespace) -> int:
     stage = Path(tempfile.mkdtemp(prefix=".export-", dir=args.out))
     try:
         result = run_target(bundle, stage, args.target, options)
+        from ..export.features_output import add_features_outputs, features_parity
+        from ..export.parity import inputs_for
+
+        features = add_features_outputs(bundle, stage, result.artefacts)
+        trust = export_trust(bundle, features)
+        if features:
+            trust["features_parity"] = features_parity(
+                bundle, stage, result.artefacts, result.runtime, args.batch,
+                inputs_for(bundle, options))
         if evaluation is not None and result.accuracy is None:
             from ..export.quantize.accuracy import artefact_runners, measure_accuracy
 
@@ -162,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             executed_graph=result.executed_graph,
             calibration=result.calibration,
             accuracy=result.accuracy,
-            trust=export_trust(bundle, result.runtime.get("features_output")),
+            trust=trust,
             versions=library_versions("torch", "onnx", "onnxscript", "onnxruntime", "openvino",
                                       *(("nncf",) if args.precision == "int8" else ())),
         )

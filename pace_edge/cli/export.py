@@ -132,7 +132,11 @@ def run(args: argparse.Namespace) -> int:
     stage = Path(tempfile.mkdtemp(prefix=".export-", dir=args.out))
     try:
         result = run_target(bundle, stage, args.target, options)
-        from ..export.features_output import add_features_outputs, features_parity
+        from ..export.features_output import (
+            add_features_outputs,
+            features_parity,
+            trust_evaluation,
+        )
         from ..export.parity import inputs_for
 
         features = add_features_outputs(bundle, stage, result.artefacts)
@@ -141,6 +145,10 @@ def run(args: argparse.Namespace) -> int:
             trust["features_parity"] = features_parity(
                 bundle, stage, result.artefacts, result.runtime, args.batch,
                 inputs_for(bundle, options))
+            if evaluation is not None:
+                trust["evaluation"] = trust_evaluation(
+                    bundle, stage, result.artefacts, result.runtime, args.batch,
+                    evaluation.x, options.parity_data, model_labels(bundle, evaluation))
         if evaluation is not None and result.accuracy is None:
             from ..export.quantize.accuracy import artefact_runners, measure_accuracy
 
@@ -337,6 +345,7 @@ def render_report(manifest: Any) -> str:
         "",
         *_accuracy_section(manifest.accuracy),
         *_calibration_section(manifest.calibration),
+        *_trust_section(manifest.trust),
         "## Executed graph",
         "",
     ]
@@ -375,6 +384,44 @@ def _accuracy_section(acc: dict[str, Any] | None) -> list[str]:
           for r in acc["artefacts"]),
         "",
     ]
+
+
+def model_labels(bundle: Any, data: Any) -> Any:
+    """``data``'s labels as indices into the bundle's classes (same names, any order)."""
+    import numpy as np
+
+    index = [bundle.classes.index(c) if c in bundle.classes else -1 for c in data.classes]
+    return np.array([index[int(v)] for v in data.y])
+
+
+def _trust_section(trust: dict[str, Any] | None) -> list[str]:
+    if not trust:
+        return []
+    detector = trust.get("detector")
+    lines = ["## Trust: calibrated probabilities and the \"unknown\" answer", "",
+             f"- temperature {trust['temperature']:.4g} (fitted on "
+             f"{trust.get('calibration', {}).get('spectra', 0)} held-out training spectra)"]
+    if detector:
+        lines.append(f"- detector: Mahalanobis distance on the `{trust.get('features_output')}` "
+                     f"output, threshold {detector['threshold']:.4g} (accept rate "
+                     f"{detector['accept_rate']:.0%} of held-out training spectra)")
+    else:
+        lines.append("- no \"unknown\" detector (the bundle has none)")
+    lines.append("")
+    if trust.get("features_parity"):
+        lines += ["| artefact | max score Δ / threshold | same verdict as PyTorch |",
+                  "|---|---|---|",
+                  *(f"| {r['artefact']} | {r['max_score_delta_over_threshold']:.3g} | "
+                    f"{r['same_verdict']:.2%} |" for r in trust["features_parity"]), ""]
+    if trust.get("evaluation"):
+        lines += ["| model | accepted | accuracy on accepted | ECE before | ECE after |",
+                  "|---|---|---|---|---|",
+                  *(f"| {r['model']} | {r['accept_rate']:.2%} | "
+                    + (f"{r['accuracy_accepted']:.2%}" if r["accuracy_accepted"] is not None
+                       else "–")
+                    + f" | {r['ece_before']:.4f} | {r['ece_after']:.4f} |"
+                    for r in trust["evaluation"]), ""]
+    return lines
 
 
 def _calibration_section(cal: dict[str, Any] | None) -> list[str]:

@@ -103,48 +103,108 @@ def add_features_outputs(bundle: Bundle, out_dir: Path,
     return FEATURES_NAME
 
 
-def _artefact_features(path: Path, kind: str, x: np.ndarray, batch: Any,
-                       config: dict[str, Any]) -> np.ndarray:
+def _artefact_outputs(path: Path, kind: str, x: np.ndarray, batch: Any,
+                      config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and whitened features of an ONNX or OpenVINO artefact on inputs ``x``."""
+    from . import INPUT_NAME, OUTPUT_NAME
     from .parity import run_batched
 
     if kind in ONNX_KINDS:
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return run_batched(lambda c: session.run([FEATURES_NAME], {"spectrum": c})[0], x,
-                           batch)
+
+        def run(c: np.ndarray) -> np.ndarray:
+            logits, z = session.run([OUTPUT_NAME, FEATURES_NAME], {INPUT_NAME: c})
+            return np.concatenate([logits, z], axis=1)
+    else:
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(str(path), "CPU", config)
+        request = compiled.create_infer_request()
+        ports = compiled.output(OUTPUT_NAME), compiled.output(FEATURES_NAME)
+
+        def run(c: np.ndarray) -> np.ndarray:
+            out = request.infer({0: c})
+            return np.concatenate([np.array(out[ports[0]]), np.array(out[ports[1]])], axis=1)
+
+    both = run_batched(run, np.ascontiguousarray(x, dtype=np.float32), batch)
+    classes = both.shape[1] - _feature_dim(path, kind)
+    return both[:, :classes], both[:, classes:]
+
+
+def _feature_dim(path: Path, kind: str) -> int:
+    if kind in ONNX_KINDS:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        out = next(o for o in model.graph.output if o.name == FEATURES_NAME)
+        return int(out.type.tensor_type.shape.dim[1].dim_value)
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(path), "CPU", config)
-    request = compiled.create_infer_request()
-    port = compiled.output(FEATURES_NAME)
-    return run_batched(lambda c: np.array(request.infer({0: c})[port]), x, batch)
+    model = ov.Core().read_model(str(path))
+    port = next(o for o in model.outputs if FEATURES_NAME in o.get_names())
+    return int(port.get_partial_shape()[1].get_length())
+
+
+def _torch_outputs(bundle: Bundle, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    from ..model import build_model
+
+    _, detector = bundle_trust(bundle)
+    assert detector is not None
+    model = build_model(bundle.config, bundle.weights)
+    with torch.inference_mode():
+        f = model.features(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        return model.head(f).numpy(), detector.project(f.numpy())
+
+
+def _model_artefacts(artefacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [a for a in artefacts if a["kind"] in ONNX_KINDS + OPENVINO_KINDS]
 
 
 def features_parity(bundle: Bundle, out_dir: Path, artefacts: list[dict[str, Any]],
                     runtime: dict[str, Any], batch: Any, x: np.ndarray) -> list[dict[str, Any]]:
     """Per model artefact: the largest score difference against the PyTorch model relative to
     the threshold, and the share of inputs ``x`` (preprocessed) given the same verdict."""
-    import torch
-
-    from ..model import build_model
-
     trust, detector = bundle_trust(bundle)
     if detector is None:
         return []
-    model = build_model(bundle.config, bundle.weights)
-    with torch.inference_mode():
-        reference = trust.scores(detector.project(model.features(torch.from_numpy(x)).numpy()))
+    reference = trust.scores(_torch_outputs(bundle, x)[1])
     config = runtime.get("openvino", {}).get("config", {})
     rows = []
-    for a in artefacts:
-        if a["kind"] not in ONNX_KINDS + OPENVINO_KINDS:
-            continue
-        scores = trust.scores(_artefact_features(out_dir / a["path"], a["kind"], x, batch,
-                                                 config))
+    for a in _model_artefacts(artefacts):
+        _, z = _artefact_outputs(out_dir / a["path"], a["kind"], x, batch, config)
+        scores = trust.scores(z)
         same = (scores <= trust.threshold) == (reference <= trust.threshold)
         rows.append({"artefact": a["path"], "precision": a["precision"],
                      "max_score_delta_over_threshold":
                          float(np.max(np.abs(scores - reference)) / trust.threshold),
                      "same_verdict": float(same.mean()), "spectra": int(len(x))})
+    return rows
+
+
+def trust_evaluation(bundle: Bundle, out_dir: Path, artefacts: list[dict[str, Any]],
+                     runtime: dict[str, Any], batch: Any, raw: np.ndarray, x: np.ndarray,
+                     y: np.ndarray) -> list[dict[str, Any]]:
+    """On labelled eval spectra (``raw`` as loaded, ``x`` preprocessed, ``y`` the model's
+    class indices): per model (PyTorch FP32 first), the accepted share and the expected
+    calibration error before and after temperature scaling."""
+    from ..evaluate.trust_report import trust_summary
+
+    trust, detector = bundle_trust(bundle)
+    if detector is None:
+        return []
+    config = runtime.get("openvino", {}).get("config", {})
+    models = [("PyTorch FP32", "torch", lambda: _torch_outputs(bundle, x))]
+    for a in _model_artefacts(artefacts):
+        models.append((a["path"], a["precision"],
+                       lambda a=a: _artefact_outputs(out_dir / a["path"], a["kind"], x, batch,
+                                                     config)))
+    rows = []
+    for name, precision, outputs in models:
+        logits, z = outputs()
+        summary = trust_summary(trust.judge(raw, logits, z), logits, y, trust.temperature)
+        rows.append({"model": name, "precision": precision, **summary})
     return rows

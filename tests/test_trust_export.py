@@ -35,10 +35,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from pace_edge.train.bundle_training import train_bundle
 
     root = tmp_path_factory.mktemp("trust-export")
-    folder = write_npy_folder(root / "data", make_synthetic(n_per_class=70, seed=3),
+    folder = write_npy_folder(root / "data", make_synthetic(n_per_class=100, seed=3),
                               make_synthetic(n_per_class=20, seed=4))
     train_bundle(load_dataset(folder), preset("tiny", 3),
-                 Recipe(epochs=12, batch_size=32, lr=3e-3, seed=0),
+                 Recipe(epochs=30, batch_size=32, lr=3e-3, seed=0),
                  Pipeline.from_spec("normalize:snv"), out=root / "bundle")
     return folder, root / "bundle"
 

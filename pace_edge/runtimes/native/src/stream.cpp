@@ -134,6 +134,11 @@ json::Value StreamStats::summary(long rss_kib) const {
     out.emplace_back("averaging_incomplete", integer(long(averaging)));
     out.emplace_back("rejected", json::Value::object(rej));
     out.emplace_back("rejected_total", integer(long(rejected_total())));
+    json::Object ref;
+    size_t refused_total = 0;
+    for (const auto& [reason, count] : refused) ref.emplace_back(reason, integer(long(count))), refused_total += count;
+    out.emplace_back("accepted", integer(long(classified - refused_total)));
+    out.emplace_back("refused", json::Value::object(ref));
     out.emplace_back("reconnects", integer(long(reconnects.load())));
     out.emplace_back("batches", integer(long(batches)));
     out.emplace_back("accounted", json::Value::boolean(accounted()));
@@ -153,6 +158,14 @@ std::string StreamStats::summary_text(long rss_kib) const {
                   received, classified, frames_classified, rejected_total(),
                   reasons.empty() ? "none" : reasons.c_str(), reconnects.load());
     std::string out = buf;
+    std::string refusals;
+    size_t refused_total = 0;
+    for (const auto& [reason, count] : refused) {
+        refusals += (refusals.empty() ? "" : ", ") + reason + " " + std::to_string(count);
+        refused_total += count;
+    }
+    out += "\naccepted " + std::to_string(classified - refused_total) + " of " + std::to_string(classified) +
+           " spectra, refused " + (refusals.empty() ? "none" : refusals);
     for (const char* key : kLatencyKeys) {
         auto it = latency.find(key);
         if (it == latency.end() || it->second.empty()) continue;
@@ -379,7 +392,7 @@ void StreamClassifier::reject(const Item& item, const std::string& reason, const
     emit_(json::Value::object(std::move(record)));
 }
 
-std::optional<std::pair<std::vector<float>, size_t>> StreamClassifier::prepare(const Item& item) {
+std::optional<StreamClassifier::Prepared> StreamClassifier::prepare(const Item& item) {
     const RawFrame& frame = *item.frame;
     if (frame.saturated()) {
         reject(item, "saturated", "a pixel is at the ADC full scale");
@@ -397,7 +410,9 @@ std::optional<std::pair<std::vector<float>, size_t>> StreamClassifier::prepare(c
             stats_.averaging -= n_frames;
         }
         auto [intensity, axis] = axis_->apply(counts, config_.dark);
-        return std::make_pair(model_.preprocess(std::move(intensity), std::move(axis)), n_frames);
+        Vec raw = intensity;
+        return Prepared{model_.preprocess(std::move(intensity), std::move(axis)), n_frames,
+                        std::move(raw)};
     } catch (const Error& e) {
         if (n_frames > 1) stats_.rejected["preprocess"] += n_frames - 1;
         if (averager_ && n_frames == 1) {  // the averager refused this frame: it is not waiting
@@ -414,6 +429,7 @@ void StreamClassifier::process(std::vector<Item>& items) {
         std::vector<float> input;
         size_t frames;
         double prep_s;
+        Vec intensity;
     };
     std::vector<Ready> ready;
     for (const Item& item : items) {
@@ -424,7 +440,9 @@ void StreamClassifier::process(std::vector<Item>& items) {
         }
         const auto t0 = Clock::now();
         auto prepared = prepare(item);
-        if (prepared) ready.push_back({&item, std::move(prepared->first), prepared->second, seconds_since(t0)});
+        if (prepared)
+            ready.push_back({&item, std::move(prepared->input), prepared->frames, seconds_since(t0),
+                             std::move(prepared->intensity)});
     }
     if (ready.empty()) return;
     const size_t length = model_.axis.size(), classes = model_.classes.size();
@@ -434,7 +452,8 @@ void StreamClassifier::process(std::vector<Item>& items) {
     const auto t0 = Clock::now();
     const std::vector<float> logits = model_.backend->infer(inputs.data(), ready.size());
     const double infer_s = seconds_since(t0);
-    const std::vector<double> proba = softmax(logits, ready.size(), classes);
+    const Trust& trust = model_.trust;
+    const std::vector<double> proba = scaled_softmax(logits, ready.size(), classes, trust.temperature);
     ++stats_.batches;
     for (size_t r = 0; r < ready.size(); ++r) {
         const double* p = proba.data() + r * classes;
@@ -452,6 +471,19 @@ void StreamClassifier::process(std::vector<Item>& items) {
         record.emplace_back("class", json::Value::string(model_.classes[best]));
         record.emplace_back("probability", real(p[best]));
         record.emplace_back("probabilities", json::Value::object(std::move(probabilities)));
+        // physical checks, then the detector (pace_edge.trust.verdict.Trust.judge)
+        std::string reason = trust.physical_reason(ready[r].intensity);
+        double score = NAN;
+        if (reason.empty() && trust.has_detector) {
+            score = trust.score(model_.backend->features().data() + r * trust.dim);
+            if (!(score <= trust.threshold)) reason = "out_of_distribution";
+        }
+        record.emplace_back("accepted", json::Value::boolean(reason.empty()));
+        if (!reason.empty()) {
+            record.emplace_back("reason", json::Value::string(reason));
+            record.emplace_back("score", std::isnan(score) ? json::Value() : real(std::round(score * 1e6) / 1e6));
+            ++stats_.refused[reason];
+        }
         record.emplace_back("frames", integer(long(ready[r].frames)));
         record.emplace_back("batch", integer(long(ready.size())));
         record.emplace_back("latency_ms", json::Value::object(std::move(latency_ms)));

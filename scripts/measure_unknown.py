@@ -113,8 +113,8 @@ def shifts(bundle_dir: Path, test: SpectralDataset, seed: int) -> list[dict[str,
     rng = np.random.default_rng(seed + 1)
     gain = rng.uniform(0.7, 1.3, (len(test), 1)) * 5000
     offset = rng.uniform(100, 1000, (len(test), 1))
-    sets = {"COV test spectra (in distribution)": test.x,
-            "COV test as counts, gain ±30 % and offset": gain * test.x + offset,
+    sets = {"test spectra (in distribution)": test.x,
+            "test spectra as counts, gain ±30 % and offset": gain * test.x + offset,
             **shifted_sets(test, seed)}
     rows = []
     for label, x in sets.items():
@@ -125,8 +125,38 @@ def shifts(bundle_dir: Path, test: SpectralDataset, seed: int) -> list[dict[str,
                 reasons[r] = reasons.get(r, 0) + 1
         row = {"set": label, "spectra": len(x), "accepted": float(v.accepted.mean()),
                "refused_by": reasons}
-        if label.startswith("COV"):
+        if label.startswith("test"):
             row["accuracy"] = float((logits.argmax(1) == test.y).mean())
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def runtimes(bundle_dir: Path, exports: list[str], test: SpectralDataset,
+             seed: int) -> list[dict[str, Any]]:
+    """AUROC of the detector score (in distribution: the test spectra; unknown: the shift
+    sets the physical checks pass) and accept/refuse agreement with PyTorch, per runtime."""
+    from pace_edge.runtimes import load_runner
+    from pace_edge.trust.ood import auroc
+
+    sets = {k: v for k, v in shifted_sets(test, seed).items()
+            if k.startswith(("synthetic", "fluorescence"))}
+    x = np.concatenate([test.x, *sets.values()])
+    n_in = len(test.x)
+    rows, reference = [], None
+    for spec in [f"{bundle_dir}:torch", *exports]:
+        path, backend = spec.rsplit(":", 1)
+        with load_runner(path, backend=backend, threads=2) as runner:
+            v = runner.judge(x, test.axis)
+        row = {"runtime": f"{backend} {runner.precision}", "export": path,
+               "auroc": {}, "accepted_in": float(v.accepted[:n_in].mean())}
+        start = n_in
+        for name, ood in sets.items():
+            row["auroc"][name] = auroc(v.scores[:n_in], v.scores[start:start + len(ood)])
+            start += len(ood)
+        if reference is None:
+            reference = v
+        row["same_verdict_as_torch"] = float((v.accepted == reference.accepted).mean())
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -141,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preprocess", default="normalize:snv")
     p.add_argument("--model", type=Path, help="a bundle of all classes for the shift sets")
     p.add_argument("--skip-loco", action="store_true")
+    p.add_argument("--exports", nargs="*", default=[], metavar="DIR:BACKEND",
+                   help="exports of --model to compare, e.g. build-x86:openvino")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     train = load_dataset(args.data, split="train")
@@ -153,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             train, test, recipe, args.preset, Pipeline.from_spec(args.preprocess))
     if args.model:
         out["shifts"] = shifts(args.model, test, args.seed)
+        out["runtimes"] = runtimes(args.model, args.exports, test, args.seed)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0

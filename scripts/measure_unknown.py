@@ -106,10 +106,16 @@ def shifted_sets(test: SpectralDataset, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def shifts(bundle_dir: Path, test: SpectralDataset, seed: int) -> list[dict[str, Any]]:
+def shifts(bundle_dir: Path, train: SpectralDataset, test: SpectralDataset,
+           seed: int) -> list[dict[str, Any]]:
     from pace_edge.bundle import Bundle
 
-    clf = BundleClassifier(Bundle.load(bundle_dir))
+    bundle = Bundle.load(bundle_dir)
+    clf = BundleClassifier(bundle)
+    recipe = Recipe.from_dict(bundle.training["recipe"])
+    fit_idx, _ = calibration_split(train.y, recipe)
+    _, fit_feats = clf.logits_and_features(clf.preprocess(train.x[fit_idx], train.axis))
+    id_scores = _scores(clf, test.x, test.axis, fit_feats)
     rng = np.random.default_rng(seed + 1)
     gain = rng.uniform(0.7, 1.3, (len(test), 1)) * 5000
     offset = rng.uniform(100, 1000, (len(test), 1))
@@ -123,10 +129,13 @@ def shifts(bundle_dir: Path, test: SpectralDataset, seed: int) -> list[dict[str,
         for r in v.reasons:
             if r is not None:
                 reasons[r] = reasons.get(r, 0) + 1
-        row = {"set": label, "spectra": len(x), "accepted": float(v.accepted.mean()),
-               "refused_by": reasons}
+        row: dict[str, Any] = {"set": label, "spectra": len(x),
+                               "accepted": float(v.accepted.mean()), "refused_by": reasons}
         if label.startswith("test"):
             row["accuracy"] = float((logits.argmax(1) == test.y).mean())
+        else:
+            scores = _scores(clf, x, test.axis, fit_feats)
+            row["auroc"] = {k: auroc(id_scores[k], scores[k]) for k in scores}
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -184,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         out["leave_one_class_out"] = leave_one_class_out(
             train, test, recipe, args.preset, Pipeline.from_spec(args.preprocess))
     if args.model:
-        out["shifts"] = shifts(args.model, test, args.seed)
+        out["shifts"] = shifts(args.model, train, test, args.seed)
         out["runtimes"] = runtimes(args.model, args.exports, test, args.seed)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")

@@ -165,7 +165,8 @@ def test_cov_small_int8_accuracy(cov_dir: Path, tmp_path: Path) -> None:
     train = load_dataset(cov_dir)
     test = load_dataset(cov_dir, split="test")
     bundle, _ = train_bundle(train, preset("small", len(train.classes)),
-                             Recipe(epochs=15, lr=1e-3, seed=0), Pipeline([]))
+                             Recipe(epochs=15, lr=1e-3, seed=0, calibration_fraction=0.0),
+                             Pipeline([]))
     result = run_target(bundle, tmp_path, "onnx", ExportOptions(
         precision="int8", extra={"calib": train, "eval": test}))
     row = result.accuracy["artefacts"][0]

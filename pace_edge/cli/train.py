@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     with EpochBar(recipe.epochs) as bar:
         bundle, result = train_bundle(data, config, recipe, pipeline, on_epoch=bar.update)
     metrics = bundle.training["metrics"]
+    calibration_spectra = bundle.training["data"]["split"].get("calibration", 0)
     averaged = (f", averaged over {recipe.select_window} epochs"
                 if recipe.select_window > 1 else "")
     held = (f"{recipe.select_folds}-fold, mean over {result.split['validation']} spectra"
@@ -142,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"selected epoch {result.best_epoch}/{result.epochs_run}: validation accuracy "
           f"{result.val_accuracy:.2%} ({held}{averaged}), "
           f"{result.seconds:.0f} s"
-          + (f"; refit on all {len(data)} spectra for {result.refit_epochs} epochs"
+          + (f"; refit on the {len(data) - calibration_spectra} spectra outside the "
+             f"calibration share for "
+             f"{result.refit_epochs} epochs"
              if result.refit_epochs else ""))
     calibration = bundle.training["trust"]["calibration"]
     if calibration.get("spectra"):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from pace_edge.benchmark.builds import Build, BuildSpec, export_build, model_size_mb, open_runner
 from pace_edge.benchmark.latency import LatencyStats, measure, model_inputs, settle
@@ -134,7 +135,7 @@ class BenchSession:
         config = model_preset(preset, 3)
         data_dir = self.data_dir
         if not (self.reuse and (out / "model.json").is_file()
-                and Bundle.load(out).config == config):
+                and _loads_as(Bundle, out, config)):
             train_bundle(load_dataset(data_dir), config,
                          Recipe(epochs=EPOCHS[preset], batch_size=32, lr=3e-3, seed=0),
                          Pipeline.from_spec(PIPELINE), out=out)
@@ -161,6 +162,18 @@ class BenchSession:
                                              self.root / "exports" / preset,
                                              calib=self.data_dir, reuse=self.reuse)
         return self._builds[key]
+
+    def first_runner(self, preset: str,
+                     preference: list[tuple[str, str]]) -> tuple[str, Runner]:
+        """``("backend precision", runner)`` of the first build in ``preference`` that runs
+        here; skips the test, naming why each failed, when none does."""
+        problems = []
+        for backend, precision in preference:
+            try:
+                return f"{backend} {precision}", self.runner(preset, backend, precision)
+            except BuildUnavailable as exc:
+                problems.append(f"{backend} {precision}: {exc}")
+        pytest.skip(f"no {preset} build runs here: " + "; ".join(problems))
 
     def runner(self, preset: str, backend: str, precision: str) -> Runner:
         """The runner, or :class:`BuildUnavailable` (skip: missing backend; else: failed)."""
@@ -203,6 +216,16 @@ class BenchSession:
             self._baselines[key] = measure(lambda: runner.infer(x), batch=batch,
                                            iterations=iterations, warmup=0)
         return self._baselines[key]
+
+    def baseline_for(self, preset: str, batch: int, backend: str, precision: str,
+                     samples_ms: np.ndarray) -> LatencyStats:
+        """The baseline a row is compared with. The eager FP32 row *is* the baseline: its own
+        samples become the session's baseline at ``batch`` (so it reads 1.00× and the rows
+        after it compare with the figures it shows); other rows get :meth:`baseline`."""
+        if backend == "torch" and precision == "fp32":
+            self._baselines[(preset, batch)] = LatencyStats(
+                batch, 0, np.asarray(samples_ms, dtype=np.float64))
+        return self.baseline(preset, batch)
 
     def settle(self, fn: Callable[[], Any]) -> None:
         """Untimed calls: at least :attr:`warmup` and :attr:`settle_s` seconds, so the previous
@@ -258,3 +281,14 @@ def summary_table(records: list[Record]) -> list[str]:
 
 def _f(value: Any, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
+
+
+def _loads_as(bundle_cls, out: Path, config) -> bool:
+    """Whether the cached bundle in ``out`` verifies and has ``config`` (a bundle cached by an
+    older pace-edge, without a model.json digest, is retrained)."""
+    from pace_edge.errors import BundleError
+
+    try:
+        return bundle_cls.load(out).config == config
+    except BundleError:
+        return False

@@ -69,7 +69,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.section("pace-edge latency summary")
     terminalreporter.write_line(
         f"threads per runtime: {session.threads}; speed-up = eager PyTorch FP32 p50 / build p50 "
-        "(and min / min) at the same batch, the baseline measured once in this session"
+        "(and min / min) at the same batch; the eager FP32 row is the baseline (1.00×)"
     )
     for line in summary_table(session.records):
         terminalreporter.write_line(line)

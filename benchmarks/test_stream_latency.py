@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _builds import PIPELINE, BuildUnavailable, Record
+from _builds import PIPELINE, Record
 
 from pace_edge.runtimes import Runner
 from pace_edge.streaming.drivers import open_spectrometer
@@ -44,13 +44,7 @@ PACED_SECONDS = 2.0  # per paced round
 @pytest.fixture(scope="module")
 def stream_build(bench) -> tuple[str, Runner]:
     """The paper preset's best available build: INT8 OpenVINO, else the next that runs."""
-    problems = []
-    for backend, precision in PREFERENCE:
-        try:
-            return f"{backend} {precision}", bench.runner(PRESET, backend, precision)
-        except BuildUnavailable as exc:
-            problems.append(f"{backend} {precision}: {exc}")
-    pytest.skip("no paper build runs here: " + "; ".join(problems))
+    return bench.first_runner(PRESET, PREFERENCE)
 
 
 class SimulatedDevice:

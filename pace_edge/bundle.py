@@ -1,14 +1,18 @@
-"""The model bundle: a directory with ``weights.safetensors`` and ``model.json``.
+"""The model bundle: a directory with ``weights.safetensors``, ``model.json`` and
+``model.json.sha256``.
 
 ``model.json`` describes everything needed to use the weights without the training code:
 architecture, classes, the model's input axis, the preprocessing, the training recipe and
-metrics, library versions and the sha256 of the weights. Loading never unpickles anything,
-needs no torch (weights come back as numpy arrays) and refuses weights whose hash differs.
+metrics, library versions and the sha256 of the weights. ``model.json.sha256`` (``sha256sum``
+format) covers ``model.json`` itself, so an edited class name, axis or preprocessing step is
+refused like edited weights. Loading never unpickles anything, needs no torch (weights come
+back as numpy arrays) and refuses weights or metadata whose hash differs. A bundle written
+before the metadata digest existed is refused until :func:`seal_bundle` (``pace-edge info DIR
+--seal``) records it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from dataclasses import dataclass, field
@@ -20,6 +24,7 @@ import numpy as np
 
 from . import __version__
 from .errors import BundleError, PaceEdgeError
+from .integrity.digest import digest_path, sha256_file, strict_json, verify_digest, write_digest
 from .model.config import ModelConfig
 from .preprocess import Pipeline
 
@@ -29,13 +34,9 @@ WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "model.json"
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+__all__ = ["Bundle", "read_json", "read_metadata", "seal_bundle", "sha256_file"]
+SEAL_HINT = ("bundles written by earlier pace-edge versions lack it; check model.json, then "
+             "record its digest with pace-edge info DIR --seal")
 
 
 def library_versions(*names: str) -> dict[str, str]:
@@ -86,7 +87,9 @@ class Bundle:
             "versions": self.versions or library_versions("torch", "safetensors"),
             "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(weights_path)},
         }
-        (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        text = strict_json(meta).encode()
+        (directory / META_FILE).write_bytes(text)
+        write_digest(directory / META_FILE, text)
         self.path = directory
         return directory
 
@@ -137,10 +140,11 @@ class Bundle:
         )
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``; :class:`BundleError` if not valid JSON or not an object."""
+def read_json(path: Path, data: bytes | None = None) -> dict[str, Any]:
+    """The JSON object in ``path`` (or in ``data``, its bytes already read); :class:`BundleError`
+    if not valid JSON or not an object."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes() if data is None else data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
@@ -151,14 +155,19 @@ def read_json(path: Path) -> dict[str, Any]:
 _REQUIRED = ("format", "format_version", "model", "classes", "input", "preprocessing", "weights")
 
 
-def read_metadata(directory: Path) -> dict[str, Any]:
-    """The parsed, structurally checked ``model.json`` of a bundle directory."""
+def read_metadata(directory: Path, *, verify: bool = True) -> dict[str, Any]:
+    """The parsed, structurally checked ``model.json`` of a bundle directory, checked against
+    ``model.json.sha256`` first (``verify=False`` only for :func:`seal_bundle`)."""
+    directory = Path(directory)
     if not directory.is_dir():
         raise BundleError(f"{directory}: not a model bundle directory (does not exist)")
     meta_path = directory / META_FILE
     if not meta_path.is_file():
         raise BundleError(f"{directory}: not a model bundle ({META_FILE} is missing)")
-    meta = read_json(meta_path)
+    data = meta_path.read_bytes()
+    if verify:
+        verify_digest(meta_path, data, SEAL_HINT)
+    meta = read_json(meta_path, data)
     if meta.get("format") != FORMAT:
         raise BundleError(f"{meta_path}: not a pace-edge bundle (format field missing or wrong)")
     missing = [k for k in _REQUIRED if k not in meta]
@@ -172,3 +181,23 @@ def read_metadata(directory: Path) -> dict[str, Any]:
     if not isinstance(meta["weights"], dict) or {"file", "sha256"} - set(meta["weights"]):
         raise BundleError(f"{meta_path}: weights entry must name a file and its sha256")
     return meta
+
+
+def seal_bundle(directory: str | Path) -> Path:
+    """Record the digest of a bundle's current ``model.json`` (``model.json.sha256``), for
+    bundles written before the digest existed; the bundle must otherwise load (weights hash,
+    structure). Returns the digest file. Only seal a ``model.json`` you have checked."""
+    directory = Path(directory)
+    read_metadata(directory, verify=False)
+    meta_path = directory / META_FILE
+    if digest_path(meta_path).exists():
+        raise BundleError(f"{digest_path(meta_path)} already exists: --seal is only for bundles "
+                          "written before metadata digests (it never re-seals an edited one)")
+    data = meta_path.read_bytes()
+    sidecar = write_digest(meta_path, data)
+    try:
+        Bundle.load(directory)
+    except BundleError:
+        sidecar.unlink()
+        raise
+    return sidecar

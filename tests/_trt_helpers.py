@@ -11,14 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
-GPU_REASON = "needs the tensorrt package and an NVIDIA GPU; TensorRT cannot run on this machine"
+GPU_REASON = ("needs the tensorrt package, cuda-python and an NVIDIA GPU; TensorRT cannot run "
+              "on this machine")
 
 
 def tensorrt_gpu_available() -> bool:
-    """Whether ``tensorrt`` imports and a GPU is visible (the GPU tests' skip condition)."""
+    """Whether ``tensorrt`` imports, cuda-python (the runner's GPU memory) imports and a GPU is
+    visible: the GPU tests' skip condition."""
+    import importlib.util
+
     from pace_edge.export.trt_build import tensorrt_gpu_available as available
 
-    return available()
+    return importlib.util.find_spec("cuda") is not None and available()
 
 
 def conv_model(path: Path, length: int = 32, channels: int = 6, classes: int = 3,

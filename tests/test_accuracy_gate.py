@@ -69,7 +69,7 @@ def test_int8_gate_refuses_then_force_accepts(trained, tmp_path: Path, capsys) -
     out = tmp_path / "int8"
     args = _export(trained, out, "--precision", "int8", "--calib", str(trained[0]),
                    "--max-accuracy-drop", "-1")
-    assert main(args) == 2
+    assert main(args) == 1  # a quality gate, not a user error
     err = capsys.readouterr().err
     assert "accuracy gate failed" in err and "drop" in err and "> -1 pp" in err
     assert "--force" in err
@@ -94,7 +94,7 @@ def test_fp32_gate_passes_and_records_accuracy(trained, tmp_path: Path, capsys) 
     assert acc["passed"] and acc["spectra"] == 45 and acc["max_drop_pp"] == 1.0
     assert row["artefact"] == "model.onnx" and row["agreement"] == 1.0 and row["drop_pp"] == 0
     # a negative limit fails even an exact FP32 export
-    assert main(_export(trained, out, "--max-accuracy-drop", "-0.5")) == 2
+    assert main(_export(trained, tmp_path / "strict", "--max-accuracy-drop", "-0.5")) == 1
     assert "accuracy gate failed" in capsys.readouterr().err
 
 

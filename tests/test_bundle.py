@@ -11,6 +11,7 @@ import torch
 
 from pace_edge.bundle import META_FILE, WEIGHTS_FILE, Bundle
 from pace_edge.errors import BundleError
+from pace_edge.integrity.digest import write_digest
 from pace_edge.model import preset
 from pace_edge.model.pace import PACE, build_model
 from pace_edge.preprocess import Pipeline
@@ -25,6 +26,13 @@ def make_bundle(tmp_path: Path) -> tuple[Bundle, Path]:
     pipeline = Pipeline.from_spec("normalize:snv").anchored(axis)
     bundle = Bundle(config, weights, ["a", "b", "c"], axis, pipeline, {"recipe": {"lr": 1e-3}})
     return bundle, bundle.save(tmp_path / "bundle")
+
+
+def rewrite_metadata(path: Path, text: str) -> None:
+    """Replace model.json and its digest (a writer that knows the format: checks past the
+    digest must still refuse what it wrote)."""
+    (path / META_FILE).write_text(text)
+    write_digest(path / META_FILE, text.encode())
 
 
 def test_round_trip_restores_everything(tmp_path: Path) -> None:
@@ -66,8 +74,8 @@ def test_weights_never_unpickled(tmp_path: Path) -> None:
     [
         (lambda p: (p / WEIGHTS_FILE).unlink(), "is missing"),
         (lambda p: (p / META_FILE).unlink(), "model.json is missing"),
-        (lambda p: (p / META_FILE).write_text("{not json"), "not valid JSON"),
-        (lambda p: (p / META_FILE).write_text('{"format": "other"}'), "not a pace-edge bundle"),
+        (lambda p: rewrite_metadata(p, "{not json"), "not valid JSON"),
+        (lambda p: rewrite_metadata(p, '{"format": "other"}'), "not a pace-edge bundle"),
     ],
 )
 def test_malformed_bundles(tmp_path: Path, mutate, message: str) -> None:
@@ -81,11 +89,11 @@ def test_missing_fields_and_newer_format(tmp_path: Path) -> None:
     _, path = make_bundle(tmp_path)
     meta = json.loads((path / META_FILE).read_text())
     del meta["classes"]
-    (path / META_FILE).write_text(json.dumps(meta))
+    rewrite_metadata(path, json.dumps(meta))
     with pytest.raises(BundleError, match="missing fields: classes"):
         Bundle.load(path)
     meta["classes"], meta["format_version"] = ["a", "b", "c"], 99
-    (path / META_FILE).write_text(json.dumps(meta))
+    rewrite_metadata(path, json.dumps(meta))
     with pytest.raises(BundleError, match="newer"):
         Bundle.load(path)
 

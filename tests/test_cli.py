@@ -88,13 +88,13 @@ def test_evaluate_predict_info(synthetic_bundle: Path, tmp_path: Path,
     bad.write_text("1,2\n3,nan\n")
     code = main(["predict", "--model", str(synthetic_bundle), "--json", str(good), str(bad)])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert code == 1  # one file failed, and the good one was still classified
+    assert code == 2  # one file could not be read (a user error), the good one was classified
     assert lines[0]["class"] in test.classes
     assert sum(lines[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     assert "error" in lines[1] and "bad.txt" in lines[1]["error"]
 
     assert main(["info", str(synthetic_bundle)]) == 0
-    assert "weights verified" in capsys.readouterr().out
+    assert "weights and model.json verified" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("flag, expected", [([], True), (["--no-precise-bn"], False)])

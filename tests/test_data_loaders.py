@@ -277,3 +277,166 @@ def test_load_dataset_rejects_unknown_layouts(tmp_path: Path) -> None:
         load_dataset(tmp_path / "empty")
     with pytest.raises(DataError, match="wide .csv"):
         load_dataset(write(tmp_path / "x.json", json.dumps({})))
+
+
+# --- classes.json as a list ------------------------------------------------------------------
+
+
+def test_classes_json_may_be_a_list_in_label_order(tmp_path: Path) -> None:
+    write_npy_folder(tmp_path, small_dataset())
+    write(tmp_path / "classes.json", '["Healthy", "Suspected", "COVID-19"]')
+    assert load_npy_folder(tmp_path).classes == ["Healthy", "Suspected", "COVID-19"]
+
+
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("[]", "empty list; expected class names in label order"),
+        ('["Healthy", "Healthy", "COVID-19"]', "'Healthy' is given to labels 0 and 1"),
+        ('["Healthy", null, "COVID-19"]', "class name for label 1 must be non-empty text"),
+        ('["Healthy", ""]', "class name for label 1 must be non-empty text"),
+        ('"Healthy"', r'or a list of names in label order like \["Healthy", "Sick"\]'),
+        ('["a", "b"]', r"train_y\.npy: row 2: label 2 outside 0\.\.1"),  # too few names
+    ],
+)
+def test_classes_json_list_errors(tmp_path: Path, text: str, pattern: str) -> None:
+    write_npy_folder(tmp_path, small_dataset())
+    write(tmp_path / "classes.json", text)
+    with pytest.raises(DataError, match=pattern) as exc:
+        load_npy_folder(tmp_path)
+    assert "\n" not in str(exc.value)
+
+
+# --- group ids (samples, patients) -------------------------------------------------------------
+
+
+def test_npy_folder_groups_per_split(tmp_path: Path) -> None:
+    write_npy_folder(tmp_path, small_dataset(6), small_dataset(3, seed=1))
+    np.save(tmp_path / "train_groups.npy", np.array([1, 1, 2, 2, 3, 3]))
+    got = load_npy_folder(tmp_path)
+    assert list(got.groups) == ["1", "1", "2", "2", "3", "3"] and got.n_groups == 3
+    assert load_npy_folder(tmp_path, "test").groups is None  # no test_groups.npy
+    assert load_npy_folder(tmp_path, "all").groups is None  # only when every part has them
+    np.save(tmp_path / "test_groups.npy", np.array(["p9", "p9", "p8"]))
+    assert list(load_npy_folder(tmp_path, "test").groups) == ["p9", "p9", "p8"]
+    assert load_npy_folder(tmp_path, "all").n_groups == 5
+    sub = load_npy_folder(tmp_path).subset(np.array([0, 5]))
+    assert list(sub.groups) == ["1", "3"]
+    # written back out, the groups survive
+    write_npy_folder(tmp_path / "copy", load_npy_folder(tmp_path),
+                     load_npy_folder(tmp_path, "test"))
+    assert list(load_npy_folder(tmp_path / "copy", "test").groups) == ["p9", "p9", "p8"]
+
+
+def test_npy_folder_groups_alias_and_errors(tmp_path: Path) -> None:
+    write_npy_folder(tmp_path, small_dataset(6))
+    np.save(tmp_path / "groups.npy", np.array([1.0, 1.0, 2.0, 2.0, 3.0, 3.0]))
+    assert list(load_npy_folder(tmp_path).groups) == ["1", "1", "2", "2", "3", "3"]
+    np.save(tmp_path / "train_groups.npy", np.arange(6))
+    with pytest.raises(DataError, match="both groups.npy and train_groups.npy exist"):
+        load_npy_folder(tmp_path)
+    (tmp_path / "groups.npy").unlink()
+    np.save(tmp_path / "train_groups.npy", np.arange(5))
+    with pytest.raises(DataError, match=r"train_groups\.npy: 5 group ids but train_x\.npy has "
+                                        r"6 spectra"):
+        load_npy_folder(tmp_path)
+    np.save(tmp_path / "train_groups.npy", np.array([1.0, 1.0, np.nan, 2.0, 3.0, 3.0]))
+    with pytest.raises(DataError, match=r"train_groups\.npy: row 2: group id is nan"):
+        load_npy_folder(tmp_path)
+    np.save(tmp_path / "train_groups.npy", np.array(["a", "a", " ", "b", "c", "c"]))
+    with pytest.raises(DataError, match=r"train_groups\.npy: row 2: empty or NaN group id"):
+        load_npy_folder(tmp_path)
+
+
+def test_wide_csv_group_column(tmp_path: Path) -> None:
+    f = write(tmp_path / "s.csv", "400,500,label,Group\n1,2,a,p1\n3,4,b,p2\n5,6,a,p1\n")
+    got = load_wide_csv(f)
+    np.testing.assert_array_equal(got.axis, [400.0, 500.0])
+    np.testing.assert_array_equal(got.x, [[1, 2], [3, 4], [5, 6]])
+    assert list(got.groups) == ["p1", "p2", "p1"]
+    assert load_wide_csv(write(tmp_path / "n.csv", "400,500,label\n1,2,a\n3,4,b\n")).groups is None
+    with pytest.raises(DataError, match=r"e\.csv: line 3: empty group id"):
+        load_wide_csv(write(tmp_path / "e.csv", "400,500,label,group\n1,2,a,p1\n3,4,b,\n"))
+    with pytest.raises(DataError, match=r"m\.csv: line 2: group id is NaN"):
+        load_wide_csv(write(tmp_path / "m.csv", "400,500,label,group\n1,2,a,NaN\n3,4,b,p\n"))
+
+
+def test_text_folder_sample_subfolders(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    x = np.linspace(100.0, 1000.0, 50)
+    for cls, sample, name in [("A", "p1", "a.txt"), ("A", "p1", "b.txt"), ("A", "p2", "c.txt"),
+                              ("B", "p1", "d.txt"), ("B", "p3", "e.txt")]:
+        (root / cls / sample).mkdir(parents=True, exist_ok=True)
+        write(root / cls / sample / name, spectrum_text(x, x))
+    got = load_text_folder(root)
+    np.testing.assert_array_equal(got.y, [0, 0, 0, 1, 1])
+    # ids include the class folder: A/p1 and B/p1 are different samples
+    assert list(got.groups) == ["A/p1", "A/p1", "A/p2", "B/p1", "B/p3"]
+    assert load_text_folder(make_text_folder(tmp_path / "flat")).groups is None
+
+
+def test_text_folder_sample_subfolder_errors(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    x = np.linspace(100.0, 1000.0, 50)
+    (root / "A" / "p1").mkdir(parents=True)
+    (root / "B").mkdir()
+    write(root / "A" / "p1" / "a.txt", spectrum_text(x, x))
+    write(root / "B" / "b.txt", spectrum_text(x, x))
+    with pytest.raises(DataError, match=r"B: spectrum files directly in the class folder, but "
+                                        r"other classes hold sample sub-folders"):
+        load_text_folder(root)
+    write(root / "A" / "loose.txt", spectrum_text(x, x))
+    with pytest.raises(DataError, match=r"A: holds both spectrum files \(loose\.txt\) and "
+                                        r"sample sub-folders \(p1\)"):
+        load_text_folder(root)
+    (root / "A" / "loose.txt").unlink()
+    (root / "B" / "p2").mkdir()
+    (root / "B" / "b.txt").unlink()
+    with pytest.raises(DataError, match=r"p2: sample folder without spectrum files"):
+        load_text_folder(root)
+
+
+def test_groups_file_formats(tmp_path: Path) -> None:
+    from pace_edge.data import read_groups_file
+
+    assert list(read_groups_file(write(tmp_path / "g.txt", "# ids\np1\np1\n\np2\n"))) == [
+        "p1", "p1", "p2"]
+    csv = write(tmp_path / "g.csv", "spectrum,group\n0,p1\n1,p2\n")
+    assert list(read_groups_file(csv)) == ["p1", "p2"]
+    np.save(tmp_path / "g.npy", np.array([7, 7, 8]))
+    assert list(read_groups_file(tmp_path / "g.npy")) == ["7", "7", "8"]
+
+
+@pytest.mark.parametrize(
+    "name, content, pattern",
+    [
+        ("empty.txt", "# nothing\n\n", r"empty\.txt: no group ids"),
+        ("two.csv", "a,b\n1,2\n", r"two\.csv: line 1: 2 columns but no 'group' column"),
+        ("cells.csv", "id,group\n1,p\n2\n", r"cells\.csv: line 3: 1 cells but the header has 2"),
+        ("blank.csv", "id,group\n1,p\n2, \n", r"blank\.csv: line 3: empty group id"),
+        ("nan.npy", None, r"nan\.npy: row 1: group id is nan"),
+        ("missing.txt", "", r"missing\.txt: no such group file"),
+    ],
+)
+def test_groups_file_errors(tmp_path: Path, name: str, content: str | None,
+                            pattern: str) -> None:
+    from pace_edge.data import read_groups_file
+
+    path = tmp_path / name
+    if name == "nan.npy":
+        np.save(path, np.array([1.0, np.nan]))
+    elif name != "missing.txt":
+        write(path, content or "")
+    with pytest.raises(DataError, match=pattern):
+        read_groups_file(path)
+
+
+def test_load_dataset_groups_file_replaces_and_checks_length(tmp_path: Path) -> None:
+    write_npy_folder(tmp_path / "npy", small_dataset(6))
+    ids = write(tmp_path / "ids.txt", "a\na\nb\nb\nc\nc\n")
+    got = load_dataset(tmp_path / "npy", groups=ids)
+    assert got.n_groups == 3
+    short = write(tmp_path / "short.txt", "a\nb\n")
+    with pytest.raises(DataError, match=r"short\.txt: 2 group ids but .*npy \(train\) has 6 "
+                                        r"spectra \(one id per spectrum, in the data's order\)"):
+        load_dataset(tmp_path / "npy", groups=short)

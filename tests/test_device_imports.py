@@ -34,6 +34,11 @@ DEVICE_MODULES = [
     "pace_edge.streaming.pipeline",
     "pace_edge.export.manifest",
     "pace_edge.export.trt_plan",
+    "pace_edge.export.trt_verify",
+    "pace_edge.export.trt_build",
+    "pace_edge.device_check",
+    "pace_edge.cli.build_engine",
+    "pace_edge.cli.doctor",
     "pace_edge.preprocess",
     "pace_edge.bundle",
 ]
@@ -123,3 +128,4 @@ def test_device_path_works_without_torch_and_onnx_installed(export: Path) -> Non
     assert result["backends"] == ["onnxruntime", "openvino", "openvino"]
     assert result["parity"]
     assert result["bundle_error"].startswith("backend torch: the torch package is not installed")
+    assert "pip install 'pace-edge[train]'" in result["bundle_error"]  # names the extra

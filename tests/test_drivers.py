@@ -19,10 +19,12 @@ from pace_edge.streaming.drivers import (
 from pace_edge.streaming.emulator import Emulator, default_coefficients
 from pace_edge.streaming.errors import (
     ConfigError,
+    DeviceChanged,
     DeviceError,
     StreamError,
     TransportClosed,
     TransportTimeout,
+    TruncatedFrame,
 )
 from pace_edge.streaming.protocols import obp
 from pace_edge.streaming.spectral_axis import SpectralAxis
@@ -276,7 +278,7 @@ def test_transport_reads_with_deadlines_over_a_pty():
     import os
     import tty
 
-    from pace_edge.streaming.transport import Transport
+    from pace_edge.streaming.transport import Deadline, Transport
 
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -289,8 +291,14 @@ def test_transport_reads_with_deadlines_over_a_pty():
             assert t.read_exact(5) == b"abcde"  # what arrived before the timeout is kept
             assert t.read_until(b"\n") == b"\n"
             with pytest.raises(TransportTimeout):
-                t.read_until(b"\n", deadline=time.monotonic() + 0.1)
+                t.read_until(b"\n", deadline=Deadline(0.1))
             assert t.read_some() == b"rest"
+            os.write(master, b"late")
+            time.sleep(0.05)
+            # a reader that comes back after its deadline still gets what the device sent
+            assert t.read_some(Deadline(0)) == b"late"
+            with pytest.raises(TransportTimeout):
+                t.read_some(Deadline(0))
             t.write(b"ping")
             assert os.read(master, 4) == b"ping"
             os.close(master)
@@ -303,3 +311,84 @@ def test_transport_reads_with_deadlines_over_a_pty():
                 os.close(fd)
     with pytest.raises(ConfigError):
         Transport.open("nosuchscheme://x")
+
+
+# -- real link speed ------------------------------------------------------------------------
+
+
+def test_obp_sts_at_9600_baud_with_one_second_integration():
+    """A 1024-pixel reply is 2,112 bytes: 2.2 s on a 9600-baud wire, after a 1 s exposure.
+    The deadline follows from the link, so a 0.5 s slack is enough."""
+    with Emulator("obp", baud=9600, seed=3) as emu:
+        with open_spectrometer("obp", emu.port, timeout=0.5) as spec:
+            spec.set_integration_time_us(1_000_000)
+            timing = spec.reply_timing(64, spec.spectrum_reply_bytes, spec.work_seconds())
+            assert timing.first_byte_s == pytest.approx(64 * 10 / 9600 + 1.0 + 0.5)
+            assert timing.gap_s == 0.5
+            assert timing.total_s > 2 * 2112 * 10 / 9600
+            t0 = time.monotonic()
+            frames = [spec.read_spectrum() for _ in range(2)]
+            elapsed = time.monotonic() - t0
+    assert [f.nbytes for f in frames] == [2112, 2112]
+    assert all(f.counts.shape == (1024,) for f in frames)
+    per_frame = 1.0 + 2112 * 10 / 9600  # exposure, then the reply on the wire
+    assert elapsed >= 2 * per_frame - 0.05
+    assert spec.stats.errors == Counter()
+
+
+@pytest.mark.parametrize("baud", [115200, 9600])
+def test_ascii_c12880_at_real_baud(baud):
+    """288 pixels as text (about 1.4 kB a line): 0.13 s at 115200 baud, 1.5 s at 9600."""
+    with Emulator("ascii", baud=baud, query="?", seed=4) as emu:
+        opts = {"query": "?", "baudrate": baud, "timeout": 0.4,
+                "integration_command": "SPEC.INTEG {us}"}
+        with open_spectrometer("ascii", emu.port, **opts) as spec:
+            spec.set_integration_time_us(50_000)
+            t0 = time.monotonic()
+            frames = [spec.read_spectrum() for _ in range(2)]
+            elapsed = time.monotonic() - t0
+    nbytes = sum(f.nbytes for f in frames)
+    assert all(f.counts.shape == (288,) for f in frames)
+    assert elapsed >= nbytes * 10 / baud + 2 * 0.05 - 0.05
+    assert spec.stats.errors == Counter()
+
+
+def test_a_line_that_falls_silent_is_truncated_not_waited_for():
+    """The whole-reply budget is long at 9600 baud, but silence ends a cut reply quickly."""
+    with Emulator("obp", baud=9600, faults="truncate=1.0", seed=1) as emu:
+        with open_spectrometer("obp", emu.port, timeout=0.3) as spec:
+            t0 = time.monotonic()
+            with pytest.raises(TruncatedFrame, match="silent for 0.3 s"):
+                spec.read_spectrum()
+            elapsed = time.monotonic() - t0
+    # at most the cut frame's wire time (< 2.2 s) plus one silence limit
+    assert elapsed < 2112 * 10 / 9600 + 0.3 + 0.5
+
+
+# -- device identity on reconnect -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["obp", "ascii"])
+def test_reconnect_to_another_device_is_refused(tmp_path, protocol):
+    link = tmp_path / "spectrometer"
+    options = {"query": "?", "identify": "ID?"} if protocol == "ascii" else {}
+    emu_options = {"query": "?"} if protocol == "ascii" else {}
+    with Emulator(protocol, link_path=link, serial_number="UNIT-A", **emu_options):
+        spec = open_spectrometer(protocol, str(link), timeout=0.5, **options)
+        assert spec.identity == "UNIT-A"
+        spec.read_spectrum()
+    try:
+        with Emulator(protocol, link_path=link, serial_number="UNIT-B", **emu_options):
+            with pytest.raises(DeviceChanged, match="'UNIT-B', expected 'UNIT-A'") as info:
+                spec.reconnect(timeout_s=2.0)
+            assert (info.value.expected, info.value.found) == ("UNIT-A", "UNIT-B")
+            assert not spec.is_open
+            spec.allow_device_change = True
+            spec.reconnect(timeout_s=2.0)
+            assert spec.identity == "UNIT-B" and spec.device_changes == [("UNIT-A", "UNIT-B")]
+            assert spec.read_spectrum().counts.shape == (spec.pixels,)
+        with Emulator(protocol, link_path=link, serial_number="UNIT-B", **emu_options):
+            spec.reconnect(timeout_s=2.0)  # the same device again: fine
+            assert spec.device_changes == [("UNIT-A", "UNIT-B")]
+    finally:
+        spec.close()

@@ -26,7 +26,7 @@ from pace_edge.streaming.emulator.faults import FaultDraw
 from pace_edge.streaming.errors import ConfigError, LineError, PixelCountError, TransportClosed
 from pace_edge.streaming.protocols import obp
 from pace_edge.streaming.protocols.ascii_lines import LineFormat
-from pace_edge.streaming.transport import Transport
+from pace_edge.streaming.transport import Deadline, Transport
 
 
 class ConstantSource:
@@ -230,7 +230,7 @@ def test_disconnect_re_points_the_same_path():
         t = Transport.open(emu.port, timeout=1.0)
         emu.disconnect()
         with pytest.raises(TransportClosed):
-            t.read_some(time.monotonic() + 2.0)
+            t.read_some(Deadline(2.0))
         t.close()
         end = time.monotonic() + 3.0
         while not os.path.exists(emu.port) and time.monotonic() < end:
@@ -287,7 +287,7 @@ def test_cli_serves_for_a_duration_and_summarises(capsys):
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2
     assert out[0].endswith("/pace-spectrometer") and not os.path.exists(out[0])
-    assert out[1].startswith("served ") and " frames (" in out[1]
+    assert out[1].startswith("served ") and " frames served (" in out[1]
 
 
 def test_cli_with_a_dataset(tmp_path, capsys):
@@ -345,3 +345,41 @@ def test_link_path_is_stable_and_never_clobbers_a_file(tmp_path):
     assert link.read_text() == "precious"
     with pytest.raises(ConfigError, match="not started"):
         _ = Emulator("obp").port
+
+
+def test_baud_trickles_bytes_and_waits_for_the_exposure():
+    """At 9600 baud a 1024-pixel reply (2,112 bytes) arrives over about 2.2 s, byte by byte,
+    and only after the 1 s integration time."""
+    with Emulator("obp", baud=9600, integration_us=1_000_000) as emu:
+        with Transport.open(emu.port, 9600, timeout=5.0) as t:
+            t.write(obp.encode(obp.Message(obp.MSG_GET_RAW_SPECTRUM)))
+            t0 = time.monotonic()
+            arrivals: list[tuple[float, int]] = []
+            got = 0
+            while got < 2112:
+                chunk = t.read_some(Deadline(5.0))
+                got += len(chunk)
+                arrivals.append((time.monotonic() - t0, got))
+    first, last = arrivals[0][0], arrivals[-1][0]
+    assert got == 2112
+    assert 1.0 <= first < 1.3  # exposure first (the request itself is 64 bytes: 67 ms)
+    assert last - first == pytest.approx(2111 * 10 / 9600, abs=0.15)
+    assert len(arrivals) > 50  # many small pieces, not one frame at once
+    halfway = next(t for t, n in arrivals if n >= 1056)
+    assert halfway - first == pytest.approx(1056 * 10 / 9600, abs=0.15)
+    assert emu.stats.served == 1
+
+
+def test_served_count_excludes_free_running_silence_and_lost_frames():
+    with Emulator("ascii", rate=200, faults="stall=0.3", stall_s=0.01, seed=3) as emu:
+        assert emu.wait_frames(40)
+        stats = emu.stats
+    assert stats.silent == stats.faults["stall"] > 0
+    assert stats.served == stats.frames - stats.silent - stats.lost
+
+
+def test_ascii_identify_command_answers_the_serial():
+    with Emulator("ascii", query="?", serial_number="C12880-77") as emu:
+        with Transport.open(emu.port, timeout=1.0) as t:
+            t.write(b"ID?\n")
+            assert t.read_until(b"\n").strip() == b"C12880-77"

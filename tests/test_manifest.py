@@ -21,6 +21,7 @@ from pace_edge.export.manifest import (
     load_manifest,
     write_manifest,
 )
+from pace_edge.integrity.digest import write_digest
 
 
 def sample_manifest() -> Manifest:
@@ -89,22 +90,30 @@ def test_not_an_export(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="manifest.json is missing"):
         load_manifest(tmp_path)
     (tmp_path / MANIFEST_FILE).write_text("{not json")
+    write_digest(tmp_path / MANIFEST_FILE, b"{not json")
     with pytest.raises(BundleError, match="not valid JSON"):
         load_manifest(tmp_path)
-    (tmp_path / MANIFEST_FILE).write_text(json.dumps({"format": "other"}))
+    rewrite(tmp_path / MANIFEST_FILE, {"format": "other"})
     with pytest.raises(BundleError, match="not a pace-edge export"):
         load_manifest(tmp_path)
     assert not is_export_dir(tmp_path)
 
 
+def rewrite(path: Path, data: dict) -> None:
+    """Replace a manifest and its digest (checks past the digest must still refuse it)."""
+    text = json.dumps(data).encode()
+    path.write_bytes(text)
+    write_digest(path, text)
+
+
 def test_newer_format_and_escaping_paths(export_dir: Path) -> None:
     path = export_dir / MANIFEST_FILE
     data = json.loads(path.read_text())
-    path.write_text(json.dumps({**data, "format_version": 99}))
+    rewrite(path, {**data, "format_version": 99})
     with pytest.raises(BundleError, match="upgrade pace-edge"):
         load_manifest(export_dir)
     data["artefacts"][0]["path"] = "../secret"
-    path.write_text(json.dumps(data))
+    rewrite(path, data)
     with pytest.raises(BundleError, match="leaves the export"):
         load_manifest(export_dir)
 
@@ -161,8 +170,9 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["--target", "tensorrt", "--precision", "int8"],
          "target tensorrt does not support precision int8 (it offers fp32, fp16); for INT8 "
          "TensorRT builds use --target jetson"),
-        (["--target", "jetson", "--precision", "fp32"],
-         "target jetson does not support precision fp32 (it offers fp16, int8)"),
+        (["--target", "jetson", "--opset", "22"],
+         "target jetson is built by TensorRT 10.3, whose ONNX parser reads opsets up to 20, "
+         "not 22"),
     ],
 )
 def test_cli_refuses_unsupported_precision(
@@ -186,6 +196,7 @@ def test_cli_bad_bundle(tmp_path: Path, bundle_dir: Path, capsys) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model.json").write_text((bundle_dir / "model.json").read_text())
+    (broken / "model.json.sha256").write_text((bundle_dir / "model.json.sha256").read_text())
     assert cli(["--model", str(broken), "--target", "onnx", "--out", str(tmp_path / "o")]) == 2
     assert "weights file weights.safetensors is missing" in capsys.readouterr().err
 
@@ -211,11 +222,18 @@ def test_cli_export_end_to_end(tmp_path: Path, bundle_dir: Path, capsys) -> None
     assert m.executed_graph["onnxruntime-cpu"]["op_counts"]["Gelu"] == 5
     assert len(m.source["weights_sha256"]) == 64 and "torch" in m.versions
     assert "Parity with the PyTorch model" in (out / "report.md").read_text()
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "manifest.json.sha256",
+                                                     "model.onnx", "report.md"]
 
-    # a previous export may be overwritten without --force
+    # a previous export is kept without --force, and replaced with it
+    before = (out / "manifest.json").read_bytes()
+    assert cli(argv) == 2
+    assert "already holds an export" in capsys.readouterr().err
+    assert (out / "manifest.json").read_bytes() == before
+    argv.append("--force")
     assert cli(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "manifest.json.sha256",
+                                                     "model.onnx", "report.md"]
 
     # a parity failure is reported, exits 2 and marks the manifest failed
     from pace_edge.export import parity
@@ -223,7 +241,7 @@ def test_cli_export_end_to_end(tmp_path: Path, bundle_dir: Path, capsys) -> None
     strict = {**parity.THRESHOLDS, "fp32": (-1.0, 1.0)}  # no result can pass
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(parity, "THRESHOLDS", strict)
-        assert cli(argv) == 2
+        assert cli(argv) == 1  # a failed check, not a user error
     assert "parity check failed (model.onnx on onnxruntime-cpu" in capsys.readouterr().err
     assert not load_manifest(out).parity_passed
 

@@ -335,16 +335,94 @@ def test_tampered_missing_and_unsupported_exports_are_refused(
     shutil.copytree(native_export, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["input"]["preprocessing"][2] = {"name": "baseline", "method": "snip", "options": {}}
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    _rewrite(copy / "manifest.json", json.dumps(manifest).encode())  # digest kept in step
     result = _stream_error(pace_stream, copy)
     assert result.returncode == 2 and "baseline method 'snip' is not implemented" in result.stderr
 
-    (copy / "manifest.json").write_text("{not json")
+    _rewrite(copy / "manifest.json", b"{not json")
     result = _stream_error(pace_stream, copy)
     assert result.returncode == 2 and "not valid JSON" in result.stderr
 
     result = subprocess.run([pace_stream, "--protocol", "usb"], capture_output=True, text=True)
     assert result.returncode == 2 and "usage: pace-stream" in result.stderr
+
+
+def _rewrite(path: Path, text: bytes) -> None:
+    """Replace a manifest and its digest, as a writer that knows the format would."""
+    from pace_edge.integrity.digest import write_digest
+
+    path.write_bytes(text)
+    write_digest(path, text)
+
+
+@pytest.mark.parametrize("edit", ["class name", "axis", "preprocessing", "missing digest"])
+def test_edited_manifests_are_refused(pace_stream: str, native_export: Path, tmp_path: Path,
+                                      edit: str) -> None:
+    copy = tmp_path / "export"
+    shutil.copytree(native_export, copy)
+    path = copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if edit == "class name":
+        manifest["classes"][0] = "renamed"
+    elif edit == "axis":
+        manifest["input"]["axis"][0] += 1.0
+    elif edit == "preprocessing":
+        manifest["input"]["preprocessing"].pop()
+    if edit == "missing digest":
+        (copy / "manifest.json.sha256").unlink()
+        expected = ("manifest.json.sha256 is missing: manifest.json is not covered by a digest; "
+                    "exports written by earlier pace-edge versions lack it; re-export")
+    else:
+        path.write_text(json.dumps(manifest, indent=2) + "\n")
+        expected = "manifest.json was edited after it was written"
+    result = _stream_error(pace_stream, copy)
+    assert result.returncode == 2 and expected in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_trusted_keys(pace_stream: str, native_export: Path, tmp_path: Path) -> None:
+    """Exports signed in Python (cryptography) are checked by pace-stream (OpenSSL)."""
+    from pace_edge.export.manifest import sign_export
+    from pace_edge.integrity.signing import generate_key_pair, load_private_key
+
+    ours, ours_pub = generate_key_pair(tmp_path / "keys", "lab")
+    theirs, _ = generate_key_pair(tmp_path / "keys", "other")
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    shutil.copy(ours_pub, trusted)
+    signed = tmp_path / "signed"
+    shutil.copytree(native_export, signed)
+    sign_export(signed, load_private_key(ours))
+    with Emulator("obp", seed=0) as emu:
+        records, summary, _ = _run_native(pace_stream, signed, emu, 5, tmp_path,
+                                          "--trusted-keys", str(trusted))
+    assert summary["received"] == 5 and all("class" in r for r in records)
+
+    foreign = tmp_path / "foreign"
+    shutil.copytree(signed, foreign)
+    sign_export(foreign, load_private_key(theirs))
+    tampered = tmp_path / "tampered"
+    shutil.copytree(signed, tampered)
+    manifest = json.loads((tampered / "manifest.json").read_text())
+    manifest["classes"][0] = "renamed"
+    _rewrite(tampered / "manifest.json", json.dumps(manifest).encode())
+    cases = {
+        native_export: "is not signed (manifest.json.sig is missing) and only exports signed by "
+                       f"one of the 1 trusted key in {trusted} may run",
+        foreign: f"which is not one of the 1 trusted key in {trusted}",
+        tampered: "the signature by trusted key lab.pub.pem does not match: manifest.json was "
+                  "altered after signing",
+    }
+    for export, expected in cases.items():
+        result = subprocess.run([pace_stream, "--port", "/dev/null", "--protocol", "obp",
+                                 "--model", str(export), "--trusted-keys", str(trusted)],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and expected in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+    result = subprocess.run([pace_stream, "--port", "/dev/null", "--protocol", "obp", "--model",
+                             str(signed), "--trusted-keys", str(tmp_path / "nowhere")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "is not a directory" in result.stderr
 
 
 def test_device_must_cover_the_model_axis(pace_stream: str, native_export: Path) -> None:
@@ -383,3 +461,122 @@ def test_sigint_stops_cleanly_with_every_frame_accounted(
     result = json.loads(summary.read_text())
     assert result["accounted"] and result["received"] == len(lines)
     assert "frames received" in err and "peak RSS" in err
+
+
+# -- real link speed, load, stop accounting, device identity ------------------------------------
+
+
+def test_obp_at_9600_baud_with_one_second_integration(pace_stream: str, native_export: Path,
+                                                      tmp_path: Path) -> None:
+    """2,112-byte replies trickling at 9600 baud after a 1 s exposure, 0.5 s slack."""
+    with Emulator("obp", baud=9600, seed=3, integration_us=1_000_000) as emu:
+        summary = tmp_path / "s.json"
+        result = subprocess.run(
+            [pace_stream, "--port", emu.port, "--protocol", "obp", "--model", str(native_export),
+             "--laser-nm", str(LASER_NM), "--integration-ms", "1000", "--timeout", "0.5",
+             "--max-frames", "2", "--threads", "1", "--summary-json", str(summary)],
+            capture_output=True, text=True, timeout=120)
+        served = emu.stats.served
+    assert result.returncode == 0, result.stderr
+    s = json.loads(summary.read_text())
+    assert s["received"] == s["classified"] == served == 2 and s["rejected"] == {}
+
+
+@pytest.mark.parametrize("sig,protocol", [(signal.SIGINT, "obp"), (signal.SIGTERM, "ascii")])
+def test_stop_accounts_for_what_the_device_served(pace_stream: str, native_export: Path,
+                                                  tmp_path: Path, sig: int, protocol: str) -> None:
+    summary = tmp_path / "summary.json"
+    options = {"query": "SPEC.READ?"} if protocol == "ascii" else {}
+    with Emulator(protocol, seed=4, rate=100, **options) as emu:
+        extra = []
+        if protocol == "ascii":
+            extra = ["--query", "SPEC.READ?", "--wavelength-coeffs",
+                     ",".join(repr(c) for c in emu.coefficients)]
+        proc = subprocess.Popen(
+            [pace_stream, "--port", emu.port, "--protocol", protocol, "--model",
+             str(native_export), "--laser-nm", str(LASER_NM), "--summary-json", str(summary),
+             "--threads", "1", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            assert json.loads(proc.stdout.readline())["class"]
+            time.sleep(0.3)
+            proc.send_signal(sig)
+            rest, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        served = emu.stats.served
+    assert proc.returncode == 0, err
+    result = json.loads(summary.read_text())
+    assert result["received"] == served == 1 + len(rest.splitlines()) and result["accounted"]
+
+
+def test_busy_cpu_never_costs_a_frame_native(pace_stream: str, native_export: Path,
+                                             tmp_path: Path) -> None:
+    """CPU hogs on every core, the device at full speed in its own process."""
+    import sys
+
+    link = tmp_path / "sts"
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(os.cpu_count() or 1)]
+    try:
+        sim = subprocess.Popen(
+            [sys.executable, "-m", "pace_edge.cli.main", "simulate", "--protocol", "obp",
+             "--link", str(link), "--seed", "8"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert sim.stdout is not None and sim.stdout.readline().strip() == str(link)
+        summary = tmp_path / "s.json"
+        result = subprocess.run(
+            [pace_stream, "--port", str(link), "--protocol", "obp", "--model",
+             str(native_export), "--laser-nm", str(LASER_NM), "--timeout", "0.5",
+             "--max-frames", "400", "--threads", "1", "--summary-json", str(summary)],
+            capture_output=True, text=True, timeout=300)
+        sim.send_signal(signal.SIGINT)
+        out, _ = sim.communicate(timeout=30)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert result.returncode == 0, result.stderr
+    served = int(out.split("served ")[1].split(" frames")[0])
+    s = json.loads(summary.read_text())
+    assert s["rejected"] == {} and s["received"] == s["classified"] == served == 400
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_another_device_after_a_reconnect(pace_stream: str, native_export: Path,
+                                          tmp_path: Path, allow: bool) -> None:
+    link = tmp_path / "sts"
+    summary = tmp_path / "s.json"
+    first = Emulator("obp", link_path=link, serial_number="STS-A", rate=50)
+    first.start()
+    proc = subprocess.Popen(
+        [pace_stream, "--port", str(link), "--protocol", "obp", "--model", str(native_export),
+         "--laser-nm", str(LASER_NM), "--timeout", "0.3", "--threads", "1",
+         "--summary-json", str(summary), *(["--allow-device-change"] if allow else [])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and json.loads(proc.stdout.readline())["class"]
+        first.stop()
+        with Emulator("obp", link_path=link, serial_number="STS-B", rate=50, seed=2) as second:
+            if allow:
+                deadline = time.monotonic() + 20
+                while second.stats.served < 5 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            served_b = second.stats.served
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    s = json.loads(summary.read_text())
+    assert s["accounted"]
+    if allow:
+        assert proc.returncode == 0, err
+        assert s["device_changes"] == 1 and s["stop_reason"] is None and served_b >= 5
+        assert "device changed on reconnect: 'STS-A' -> 'STS-B'" in err
+    else:
+        assert proc.returncode == 1, err
+        assert "identity 'STS-B', expected 'STS-A'" in s["stop_reason"]
+        assert "stopped: " in err and served_b == 0

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pace_edge.errors import BundleError, PaceEdgeError
+from pace_edge.export.engine_record import EngineRecord, read_engine_record, write_engine_record
 from pace_edge.export.manifest import (
     Artefact,
     InputSpec,
@@ -20,7 +21,7 @@ from pace_edge.export.manifest import (
     load_manifest,
     write_manifest,
 )
-from pace_edge.export.trt_plan import PLAN_FILE
+from pace_edge.export.trt_plan import PLAN_FILE, PlanHeader, PlanMismatch
 from pace_edge.runtimes import select
 from pace_edge.runtimes.select import select_backend
 
@@ -74,16 +75,30 @@ def x86(tmp_path: Path) -> Path:
     return make_export(tmp_path / "x86", X86)
 
 
+def record_plan(export: Path, plan: str = PLAN_FILE, precision: str = "fp16",
+                source: str = "model.onnx", passed: bool = True) -> Path:
+    """A placeholder plan beside ``export`` and its record, as build-engine writes them (the
+    record names ``source`` with its sha256 as the manifest lists it)."""
+    manifest = load_manifest(export)
+    source_sha = next(a.sha256 for a in manifest.artefacts if a.path == source)
+    (export / plan).parent.mkdir(parents=True, exist_ok=True)
+    (export / plan).write_bytes(f"placeholder plan {plan}".encode())
+    header = PlanHeader("10.3.0.30", "Fake GPU", "8.7", precision, {"min": 1, "opt": 8,
+                        "max": 64}, source, source_sha)
+    record = EngineRecord.for_plan(export / plan, header, {"passed": passed})
+    record.plan = plan
+    write_engine_record(export, record)
+    return export
+
+
 @pytest.fixture
 def with_plan(tmp_path: Path) -> Path:
-    """A TensorRT export on which build-engine has written ``model.plan`` beside the manifest."""
-    directory = make_export(
-        tmp_path / "trt", [("model.onnx", "onnx", "fp32"), ("model.xml", "openvino-xml", "fp32"),
-                           ("build_engine.sh", "tensorrt-build-script", "fp16")],
+    """A TensorRT export beside which build-engine has written ``model.plan`` and its record."""
+    export = make_export(
+        tmp_path / "trt", [("model.onnx", "onnx", "fp32"), ("model.xml", "openvino-xml", "fp32")],
         runtime={"tensorrt": {"plan_file": PLAN_FILE, "precision": "fp16"}},
     )
-    (directory / PLAN_FILE).write_bytes(b"PACETRT\0 not read while choosing")
-    return directory
+    return record_plan(export)
 
 
 # --- auto ---------------------------------------------------------------------------------------
@@ -125,18 +140,66 @@ def test_auto_prefers_tensorrt_with_plan_package_and_gpu(with_plan: Path,
     assert "skipped tensorrt: the tensorrt package is not installed" in choice.reason
 
 
-def test_plan_listed_in_the_manifest(tmp_path: Path, available: set[str]) -> None:
-    export = make_export(tmp_path / "e", [("engine/pace.plan", "tensorrt-plan", "int8"),
-                                          ("model.onnx", "onnx", "fp32")], precision="int8")
+def test_plan_in_a_subfolder(tmp_path: Path, available: set[str]) -> None:
+    export = make_export(tmp_path / "e", [("model.onnx", "onnx", "fp32")], precision="int8")
+    record_plan(export, "engine/pace.plan", "int8")
     choice = select_backend(export)
     assert choice.backend == "tensorrt" and choice.artefact.path == "engine/pace.plan"
+    assert choice.artefact.precision == "int8"
 
 
-def test_no_plan_without_the_file(tmp_path: Path, available: set[str]) -> None:
+def test_no_plan_without_its_record(tmp_path: Path, available: set[str]) -> None:
     export = make_export(tmp_path / "e", [("model.onnx", "onnx", "fp32")],
                          runtime={"tensorrt": {"plan_file": PLAN_FILE, "precision": "fp16"}})
     assert select_backend(export).backend == "onnxruntime"  # build-engine has not run yet
     assert select.artefact_summary(load_manifest(export)) == "onnx fp32"
+    # a plan without engine.json (unchecked, e.g. copied in by hand) is never run
+    (export / PLAN_FILE).write_bytes(b"PACETRT\0 never read")
+    assert select_backend(export).backend == "onnxruntime"
+    # nor one listed in the manifest itself (as an older build-engine did)
+    listed = make_export(tmp_path / "listed", [("model.onnx", "onnx", "fp32"),
+                                              (PLAN_FILE, "tensorrt-plan", "fp16")])
+    assert select_backend(listed).backend == "onnxruntime"
+    assert select.KINDS["tensorrt"] == ("tensorrt-plan",)
+
+
+def test_stale_or_unchecked_plan_is_skipped_by_auto_refused_when_asked(
+        tmp_path: Path, available: set[str]) -> None:
+    export = make_export(tmp_path / "e", [("model.onnx", "onnx", "fp32")])
+    record_plan(export, passed=False)
+    choice = select_backend(export)
+    assert choice.backend == "onnxruntime"
+    assert ("skipped tensorrt: engine.json records no passed engine check for model.plan; "
+            f"rebuild it with pace-edge build-engine --export {export}") in choice.reason
+    with pytest.raises(PlanMismatch, match="^backend tensorrt: engine.json records no passed"):
+        select_backend(export, "tensorrt")
+    record = read_engine_record(export)  # a record left from an earlier export, say
+    record.check, record.source_onnx_sha256 = {"passed": True}, "f" * 64
+    write_engine_record(export, record)
+    assert ("skipped tensorrt: model.plan was built from model.onnx with sha256 ffffffffffff…, "
+            "not from this export's") in select_backend(export).reason
+    record.source_onnx = "gone.onnx"
+    write_engine_record(export, record)
+    with pytest.raises(PlanMismatch, match="built from gone.onnx, which this export's manifest "
+                                           "does not list; rebuild it with pace-edge"):
+        select_backend(export, "tensorrt")
+
+
+def test_edited_record_or_swapped_plan_is_refused_whatever_the_backend(
+        with_plan: Path, available: set[str]) -> None:
+    record = with_plan / "engine.json"
+    good = record.read_bytes()
+    record.write_bytes(good.replace(b'"precision": "fp16"', b'"precision": "int8"'))
+    for backend in ("auto", "onnxruntime", "tensorrt"):
+        with pytest.raises(BundleError, match="engine.json was edited after it was written"):
+            select_backend(with_plan, backend)
+    record.write_bytes(good)
+    (with_plan / PLAN_FILE).write_bytes(b"another plan")
+    with pytest.raises(BundleError, match="model.plan: sha256 .* does not match engine.json"):
+        select_backend(with_plan)
+    (with_plan / PLAN_FILE).unlink()
+    with pytest.raises(BundleError, match="the plan recorded in engine.json is missing"):
+        select_backend(with_plan)
 
 
 # --- explicit backends ----------------------------------------------------------------------------
@@ -157,10 +220,12 @@ def test_explicit_backend_not_installed(with_plan: Path, available: set[str]) ->
     available.difference_update({"openvino", "tensorrt"})
     with pytest.raises(PaceEdgeError) as exc:
         select_backend(with_plan, "openvino")
-    assert str(exc.value) == "backend openvino: the openvino package is not installed"
+    assert str(exc.value) == ("backend openvino: the openvino package is not installed "
+                              "(pip install 'pace-edge[device]')")
     with pytest.raises(PaceEdgeError) as exc:
         select_backend(with_plan, "tensorrt")
-    assert str(exc.value) == ("backend tensorrt: the tensorrt package is not installed; run "
+    assert str(exc.value) == ("backend tensorrt: the tensorrt package is not installed (JetPack "
+                              "or NVIDIA's tensorrt wheels; see pace-edge doctor); run "
                               "pace-edge build-engine on the device")
     available.update({"tensorrt"})
     available.discard("gpu")
@@ -182,7 +247,7 @@ def test_unknown_backend(x86: Path) -> None:
 def test_precision_picks_among_artefacts(tmp_path: Path, available: set[str]) -> None:
     export = make_export(tmp_path / "jetson", [
         ("model.onnx", "onnx", "fp32"), ("model_int8_qdq.onnx", "onnx-qdq", "int8"),
-        ("calibration.cache", "tensorrt-calibration-cache", "int8"),
+        ("engine_check_spectra.f32", "engine-check-spectra", "fp32"),
     ], precision="int8")
     assert select_backend(export).artefact.path == "model_int8_qdq.onnx"  # the export's own
     assert select_backend(export, precision="fp32").artefact.path == "model.onnx"

@@ -28,7 +28,7 @@ from pace_edge.export.manifest import Artefact, load_manifest, write_manifest  #
 from pace_edge.preprocess import Pipeline  # noqa: E402
 from pace_edge.runtimes import Runner, load_runner  # noqa: E402
 from pace_edge.runtimes.compare import compare_runners  # noqa: E402
-from pace_edge.runtimes.select import gpu_status, package_available  # noqa: E402
+from pace_edge.runtimes.select import package_available  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -335,15 +335,6 @@ def test_compare_runners(exports, reference, raw) -> None:
 # --- TensorRT (NVIDIA GPU) --------------------------------------------------------------------
 
 
-def _tensorrt_ready() -> bool:
-    return package_available("tensorrt") and gpu_status()[0]
-
-
-needs_gpu = pytest.mark.skipif(
-    not _tensorrt_ready(), reason="needs the tensorrt package and an NVIDIA GPU"
-)
-
-
 def test_tensorrt_runner_without_tensorrt(exports) -> None:
     if package_available("tensorrt"):
         pytest.skip("tensorrt is installed here")
@@ -356,55 +347,4 @@ def test_tensorrt_runner_without_tensorrt(exports) -> None:
                               "pace-edge build-engine on the device")
 
 
-def _build_plan(export: Path, out: Path) -> Path:
-    """Copy ``export`` to ``out`` and run ``pace-edge build-engine`` there (plan listed in the
-    manifest)."""
-    from pace_edge.cli import main
-    from pace_edge.export.trt_plan import PLAN_FILE
-
-    shutil.copytree(export, out)
-    assert main.main(["build-engine", "--export", str(out)]) == 0
-    return out / PLAN_FILE
-
-
-@pytest.mark.gpu
-@needs_gpu
-@pytest.mark.parametrize("batch", ["dynamic", "4"])
-def test_tensorrt_parity_with_torch(exports, reference, raw, tmp_path: Path, batch: str) -> None:
-    plan = _build_plan(exports[batch], tmp_path / "export")
-    with load_runner(plan.parent) as runner:  # auto prefers TensorRT when it can run
-        assert runner.name == "tensorrt" and runner.artefact == plan
-        assert runner.describe()["device"].startswith("cuda:0")
-        x = reference.preprocess(raw, RAW_AXIS)
-        logits, expected = runner.infer(x), reference.infer(x)
-        assert np.abs(logits - expected).max() <= 1e-4
-        np.testing.assert_array_equal(logits.argmax(1), expected.argmax(1))
-        if batch == "4":
-            assert runner.max_batch == 4 and runner.infer(x[:3]).shape == (3, 3)
-
-
-@pytest.mark.gpu
-@needs_gpu
-def test_tensorrt_plan_for_another_version_is_rebuilt(exports, reference, tmp_path: Path
-                                                       ) -> None:
-    from pace_edge.export import trt_plan
-
-    plan = _build_plan(exports["dynamic"], tmp_path / "export")
-    header, engine = trt_plan.read_plan(plan)
-    header.tensorrt_version = "8.6.1"  # as if built on another machine, then copied here
-    trt_plan.write_plan(plan, engine, header)
-    write_manifest(plan.parent, load_manifest_unverified(plan.parent))
-    with load_runner(plan.parent, backend="tensorrt") as runner:
-        x = np.zeros((2, runner.input_length), np.float32)
-        assert np.abs(runner.infer(x) - reference.infer(x)).max() <= 1e-4
-    assert trt_plan.read_header(plan).tensorrt_version != "8.6.1"
-    load_manifest(plan.parent)  # the rebuilt plan was re-hashed into the manifest
-
-
-def load_manifest_unverified(directory: Path):
-    """The manifest of ``directory`` without checking hashes (to re-hash an edited file)."""
-    from pace_edge.export.manifest import Manifest, read_manifest
-
-    manifest = Manifest.from_dict(read_manifest(directory))
-    manifest.path = directory
-    return manifest
+# TensorRT on a GPU (build-engine, its check, the production runner): test_tensorrt_gpu.py

@@ -53,6 +53,14 @@ def test_calibration_split_is_stratified_disjoint_and_seeded() -> None:
     assert len(calibration_split(y, Recipe(calibration_fraction=0.0))[1]) == 0
 
 
+def test_calibration_split_keeps_each_group_on_one_side() -> None:
+    y = np.repeat([0, 1, 2], 40)
+    groups = np.array([f"p{i // 4}" for i in range(len(y))])  # 4 spectra per patient
+    fit, cal = calibration_split(y, Recipe(seed=0, calibration_fraction=0.2), groups)
+    assert len(cal) and not set(groups[fit]) & set(groups[cal])
+    assert set(y[cal]) == {0, 1, 2} and len(cal) % 4 == 0
+
+
 def test_no_normalisation_warns_about_the_gain(data: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--preset",

@@ -232,7 +232,7 @@ def export_build(
     from ..cli.main import build_parser
 
     argv = ["export", "--model", str(bundle_dir), "--target", spec.target,
-            "--precision", spec.precision, "--out", str(out)]
+            "--precision", spec.precision, "--out", str(out), "--force"]  # replaces a stale one
     if spec.precision == "int8" and calib is not None:
         argv += ["--calib", str(calib)]
     captured = io.StringIO()

@@ -232,27 +232,47 @@ class Report:
         )
 
 
+LEGEND = ("median (p50)", "mean", "box: p25–p75", "whiskers: p1–p99", "calls beyond p1–p99")
+
+
 def plot_latency(per_build: dict[str, dict[int, LatencyStats]], path: str | Path,
                  title: str = "latency per call") -> Path:
     """Box plots (whiskers p1–p99, median line, mean marker) of per-call latency per build, one
-    panel per batch size (stacked), log scale."""
+    panel per batch size (stacked), log scale, with a legend saying which mark is which."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = latency_figure(per_build, title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def latency_figure(per_build: dict[str, dict[int, LatencyStats]],
+                   title: str = "latency per call") -> Any:
+    """The matplotlib figure of :func:`plot_latency`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     batches = sorted({b for lat in per_build.values() for b in lat})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     n = max(len(batches), 1)
-    fig, axes = plt.subplots(n, 1, figsize=(max(6.0, 0.7 * len(per_build) + 2.0), 3.4 * n + 0.8),
+    fig, axes = plt.subplots(n, 1, figsize=(max(6.0, 0.7 * len(per_build) + 2.0) + 1.8,
+                                            3.4 * n + 0.8),
                              squeeze=False)
     for ax, batch in zip(axes[:, 0], batches or [0], strict=False):
         labels = [name for name, lat in per_build.items() if batch in lat]
         data = [per_build[name][batch].samples_ms for name in labels]
         if data:
-            ax.boxplot(data, whis=(1, 99), showmeans=True, showfliers=True,
-                       flierprops={"markersize": 2, "alpha": 0.4})
+            parts = ax.boxplot(data, whis=(1, 99), showmeans=True, showfliers=True,
+                               flierprops={"markersize": 2, "alpha": 0.4})
+            handles = [parts[key][0] for key in ("medians", "means", "boxes", "whiskers",
+                                                 "fliers")]
+            if ax is axes[0, 0]:  # once, beside the top panel, clear of the data
+                ax.legend(handles, LEGEND, fontsize=7, loc="upper left",
+                          bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
             ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right",
                           fontsize=8)
             ax.set_yscale("log")
@@ -261,13 +281,11 @@ def plot_latency(per_build: dict[str, dict[int, LatencyStats]], path: str | Path
         ax.grid(True, axis="y", which="both", alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
 
 
-__all__ = ["BuildResult", "Report", "machine_info", "plot_latency"]
+__all__ = ["BuildResult", "Report", "latency_figure", "machine_info", "plot_latency"]

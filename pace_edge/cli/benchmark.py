@@ -1,7 +1,8 @@
 """``pace-edge benchmark``: export builds of a bundle and compare their accuracy and latency
 with the bundle on eager PyTorch FP32.
 
-Exit status: 0; 1 when ``--min-accuracy`` is given and a build is below it (a build without an
+Exit status: 0; 1 when no requested build could be measured (every export failed or cannot
+run here), or when ``--min-accuracy`` is given and a build is below it (a build without an
 accuracy, because its export failed or it cannot run here, counts as below); 2 for a user
 error (bad arguments, unreadable bundle or data).
 """
@@ -14,11 +15,10 @@ import tempfile
 from pathlib import Path
 
 from ..errors import PaceEdgeError
-from .common import positive_int
+from .common import QualityGateFailed, positive_int
 
 HELP = "compare exported builds of a bundle with PyTorch FP32: accuracy, latency, throughput"
 DEFAULT_TARGETS = "onnx:fp32,openvino:fp32,openvino:int8"
-EXIT_BELOW_MIN_ACCURACY = 1
 
 
 def batch_list(text: str) -> list[int]:
@@ -87,7 +87,14 @@ def run(args: argparse.Namespace) -> int:
     from ..benchmark import benchmark_builds, parse_builds
     from ..bundle import Bundle
     from ..data import load_dataset
+    from ..runtimes.select import package_available
 
+    missing = [name for name in ("torch", "onnx") if not package_available(name)]
+    if missing:
+        raise PaceEdgeError(
+            f"benchmark exports the bundle and times it against PyTorch, which needs "
+            f"{' and '.join(missing)} (not installed): pip install 'pace-edge[export]'; on a "
+            "device, time a stream instead (pace-edge stream prints latency percentiles)")
     specs = parse_builds(args.targets)
     if args.min_accuracy is not None and args.data is None:
         raise PaceEdgeError("--min-accuracy needs --data (labelled spectra to measure it on)")
@@ -113,12 +120,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {report.write_json(args.json)}")
     if args.plot:
         print(f"wrote {report.plot(args.plot)}")
+    requested = [r for r in report.results if r.label != report.baseline]
+    if requested and not any(r.latency for r in requested):
+        detail = "; ".join(f"{r.label}: {r.status}"
+                           + (f" ({' '.join(r.reason.split())})" if r.reason else "")
+                           for r in requested)
+        raise QualityGateFailed(f"no build could be measured: {detail}")
     below = report.below_min_accuracy()
     if below:
         detail = ", ".join(
             f"{r.label} ({r.accuracy:.2%})" if r.accuracy is not None
             else f"{r.label} (no accuracy: {r.status})" for r in below)
-        print(f"pace-edge benchmark: below --min-accuracy {args.min_accuracy:.2%}: {detail}",
-              file=sys.stderr)
-        return EXIT_BELOW_MIN_ACCURACY
+        raise QualityGateFailed(f"below --min-accuracy {args.min_accuracy:.2%}: {detail}")
     return 0

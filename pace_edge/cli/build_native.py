@@ -1,7 +1,7 @@
 """``pace-edge build-native``: configure and build ``pace-stream``, the C++ streaming classifier.
 
 Runs CMake on the repository's ``CMakeLists.txt`` (a source checkout: the native sources live
-in ``pace_edge/runtimes/native``), with the OpenVINO C++ runtime that the ``openvino`` wheel
+in the top-level ``runtimes/native``), with the OpenVINO C++ runtime that the ``openvino`` wheel
 ships (``OpenVINO_DIR`` from :func:`openvino.utils.get_cmake_path`) and, with ``--tensorrt``,
 the TensorRT backend (TensorRT >= 10 and the CUDA toolkit, e.g. JetPack 6). Prints where
 ``pace-stream`` is.
@@ -87,12 +87,12 @@ def build_native(build_dir: Path, *, tensorrt: bool = False, openvino: bool = Tr
         configure_command(build_dir, tensorrt=tensorrt, openvino=openvino, debug=debug),
         ["cmake", "--build", str(build_dir), "--parallel", str(jobs)],
     ]
-    for command in steps:
+    for step, command in zip(("configure", "build"), steps, strict=True):
         result = subprocess.run(command, capture_output=quiet, text=True)
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:]) if quiet else ""
-            raise PaceEdgeError(f"{' '.join(command[:2])} failed (exit {result.returncode})"
-                                + (f":\n{tail}" if tail else ""))
+            raise PaceEdgeError(f"CMake {step} failed (exit {result.returncode})"
+                                + (f":\n{tail}" if tail else "; see CMake's output above"))
     executable = build_dir / EXECUTABLE
     if not executable.is_file():
         raise PaceEdgeError(f"the build finished but {executable} is missing")

@@ -2,6 +2,8 @@
 
 The target writes into a staging folder inside ``--out``; only a finished export (artefacts,
 ``manifest.json``, ``report.md``) replaces what was there, so a crash leaves the old export.
+An ``--out`` that already holds an export (or any other files) is refused without ``--force``.
+Exit status 1 when the export is written but fails its parity check or accuracy gate.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ..export.quantize.accuracy import DEFAULT_MAX_DROP
 from ..export.quantize.calibration import DEFAULT_SIZE
 from ..export.quantize.pipeline import DEFAULT_METHOD
 from ..export.quantize.qdq import METHODS
-from .common import positive_int, writable_dir
+from .common import QualityGateFailed, positive_int, writable_dir
 
 HELP = "export a model bundle for a runtime (ONNX, OpenVINO, ...) and check its parity"
 REPORT_FILE = "report.md"
@@ -34,18 +36,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, type=Path, help="model bundle directory")
     p.add_argument("--target", required=True, choices=list(TARGETS),
                    help="; ".join(f"{s.name}: {s.help}" for s in TARGETS.values()))
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="numeric precision of the artefacts (default fp32)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="numeric precision of the artefacts (default fp32; jetson: fp16, or "
+                        "int8 when --calib is given)")
     p.add_argument("--batch", type=batch_size, default="dynamic", metavar="N|dynamic",
                    help="fixed batch size, or dynamic (default)")
-    p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET,
-                   help=f"ONNX opset (default {DEFAULT_OPSET}, the first with a native Gelu)")
+    p.add_argument("--opset", type=positive_int, default=None,
+                   help=f"ONNX opset (default {DEFAULT_OPSET}, the first with a native Gelu; "
+                        "tensorrt/jetson: capped at what their TensorRT version parses)")
     p.add_argument("--parity-samples", type=positive_int, default=256, metavar="N",
                    help="synthetic spectra for the parity check (default 256)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--sign", type=Path, default=None, metavar="KEY",
+                   help="sign manifest.json (which lists every file's sha256) with this Ed25519 "
+                        "private key (pace-edge keygen); devices run it with --trusted-keys")
     p.add_argument("--force", action="store_true",
-                   help="write into a non-empty --out that does not hold a previous export, "
-                        "and keep an export that fails the --max-accuracy-drop gate (exit 0)")
+                   help="replace the export already in --out (its files only), write into a "
+                        "non-empty --out that does not hold a previous export, and keep an "
+                        "export that fails the --max-accuracy-drop gate (exit 0)")
     q = p.add_argument_group("INT8 calibration and accuracy gate")
     q.add_argument("--calib", type=Path, default=None, metavar="DATA",
                    help="training spectra to calibrate INT8 with (their train split; default: "
@@ -100,14 +108,26 @@ def float_layers(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bundle import WEIGHTS_FILE, Bundle, library_versions, sha256_file
+    from ..bundle import META_FILE, WEIGHTS_FILE, Bundle, library_versions, sha256_file
     from ..data import load_dataset
     from ..export import OUTPUT_NAME, get_target, run_target
-    from ..export.manifest import Artefact, InputSpec, Manifest, OutputSpec, write_manifest
+    from ..export.manifest import (
+        SIGNATURE_FILE,
+        Artefact,
+        InputSpec,
+        Manifest,
+        OutputSpec,
+        sign_export,
+        write_manifest,
+    )
+    from ..integrity.signing import load_private_key
 
-    get_target(args.target, args.precision)  # refuse unavailable targets/precisions early
+    args.precision = default_precision(args)
+    spec = get_target(args.target, args.precision)  # refuse unavailable targets/precisions early
+    args.opset = spec.opset(args.opset)
     _check_int8_flags(args)
     bundle = Bundle.load(args.model)
+    signing_key = load_private_key(args.sign) if args.sign else None
     evaluation = load_dataset(args.eval, split="test") if args.eval else None
     old_files = _check_out(args.out, args.force)
     options = ExportOptions(
@@ -171,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
             source={
                 "bundle": str(Path(args.model).resolve()),
                 "weights_sha256": sha256_file(Path(args.model) / WEIGHTS_FILE),
+                "metadata_sha256": sha256_file(Path(args.model) / META_FILE),
                 "model": bundle.config.to_dict(),
             },
             opset=result.opset,
@@ -184,27 +205,52 @@ def run(args: argparse.Namespace) -> int:
                                       *(("nncf",) if args.precision == "int8" else ())),
         )
         write_manifest(stage, manifest)
+        gate_ok = not manifest.accuracy or manifest.accuracy["passed"] or args.force
+        if signing_key is not None and manifest.parity_passed and gate_ok:
+            sign_export(stage, signing_key)  # a failed export is never signed
         (stage / REPORT_FILE).write_text(render_report(manifest))
         _publish(stage, args.out, old_files)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     print(summary_table(manifest))
-    print(f"wrote {args.out / 'manifest.json'} and {args.out / REPORT_FILE}")
+    signed = (args.out / SIGNATURE_FILE).is_file()
+    print(f"wrote {args.out / 'manifest.json'} and {args.out / REPORT_FILE}"
+          + (f", signed with {args.sign}" if signed else ""))
+    if signing_key is not None and not signed:
+        print("not signed: the export failed its checks")
     failed = [row for row in manifest.parity if not row["passed"]]
     if failed:
         from ..export.parity import ParityResult
 
         detail = "; ".join(ParityResult(**_parity_fields(r)).describe() for r in failed)
-        raise PaceEdgeError(f"parity check failed ({detail}); the export is marked failed")
+        raise QualityGateFailed(f"parity check failed ({detail}); the export is marked failed")
     if manifest.accuracy and not manifest.accuracy["passed"]:
         from ..export.quantize.accuracy import describe_failures
 
         detail = describe_failures(manifest.accuracy)
         if not args.force:
-            raise PaceEdgeError(f"accuracy gate failed on {manifest.accuracy['data']}: {detail}; "
-                                "the export is written but marked failed (--force accepts it)")
+            raise QualityGateFailed(
+                f"accuracy gate failed on {manifest.accuracy['data']}: {detail}; the export "
+                "is written but marked failed (--force accepts it)")
         print(f"warning: accuracy gate failed ({detail}); accepted because of --force")
     return 0
+
+
+def default_precision(args: argparse.Namespace) -> str:
+    """``--precision`` as given, else fp32; for ``jetson`` fp16, or int8 when ``--calib`` is
+    given (INT8 is explicit Q/DQ, calibrated on those spectra). Says what it chose and how to
+    get the other."""
+    if args.precision is not None:
+        return args.precision
+    if args.target != "jetson":
+        return "fp32"
+    if args.calib is not None:
+        print(f"jetson: INT8 (Q/DQ, FP16 fallback) calibrated on {args.calib}; "
+              "--precision fp16 for an FP16 engine instead")
+        return "int8"
+    print("jetson: FP16 (no --calib given); --calib DATA (training spectra) for an INT8 Q/DQ "
+          "engine, --precision fp32 for FP32")
+    return "fp16"
 
 
 def _check_int8_flags(args: argparse.Namespace) -> None:
@@ -221,7 +267,7 @@ def _check_int8_flags(args: argparse.Namespace) -> None:
 
 def _check_out(out: Path, force: bool) -> list[str]:
     """Create ``out`` or check it may be written; return the previous export's file names."""
-    from ..export.manifest import MANIFEST_FILE, read_manifest
+    from ..export.manifest import INTEGRITY_FILES, MANIFEST_FILE, read_manifest
 
     writable_dir(out, "export")
     if not any(out.iterdir()):
@@ -234,8 +280,16 @@ def _check_out(out: Path, force: bool) -> list[str]:
         raise PaceEdgeError(
             f"{out} is not empty and holds no previous export; choose another --out or --force"
         ) from None
-    names = {Path(a["path"]).parts[0] for a in old.get("artefacts", []) if a.get("path")}
-    return sorted(names | {MANIFEST_FILE, REPORT_FILE})
+    listed = {Path(a["path"]).parts[0] for a in old.get("artefacts", []) if a.get("path")}
+    names = sorted(n for n in listed | {MANIFEST_FILE, *INTEGRITY_FILES, REPORT_FILE}
+                   if (out / n).exists())
+    what = f"target {old.get('target')}, {old.get('precision')}"
+    if not force:
+        raise PaceEdgeError(
+            f"{out} already holds an export ({what}); --force replaces it, or choose another "
+            "--out")
+    print(f"replacing the export in {out} ({what}): {', '.join(names)}")
+    return names
 
 
 def _publish(stage: Path, out: Path, old_files: list[str]) -> None:

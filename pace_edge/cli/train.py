@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from ..errors import PaceEdgeError
 from .common import fraction, positive_int, writable_dir
+
+EXIT_INTERRUPTED = 130
 
 HELP = "train a PACE model on labelled spectra and save a model bundle"
 DEFAULT_PREPROCESS = "normalize:snv"
@@ -22,10 +28,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = Recipe()
     p = sub.add_parser("train", help=HELP, description=HELP + ".")
-    p.add_argument("--data", required=True, type=Path,
+    p.add_argument("--data", type=Path, default=None,
                    help="training data: a cov-style .npy folder (train split), a wide CSV, "
-                        "or a folder with one sub-folder of spectrum files per class")
-    p.add_argument("--out", required=True, type=Path, help="bundle directory to write")
+                        "or a folder with one sub-folder of spectrum files per class "
+                        "(required, except with --resume)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="bundle directory to write; while training it holds the training "
+                        "state (training-state.pt), saved every 30 s and on Ctrl-C")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run whose state --out holds, with its "
+                        "options and data (the result is the same as an uninterrupted run)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress report (by default: a bar on a terminal, otherwise a "
+                        "line every 5 s on stderr)")
     p.add_argument("--preset", default="paper", choices=sorted(PRESETS),
                    help="architecture preset (default: paper)")
     p.add_argument("--epochs", type=positive_int, default=d.epochs,
@@ -91,10 +106,100 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accept-rate", type=fraction, default=d.accept_rate,
                    help="share of in-distribution spectra the 'unknown' detector accepts, "
                         f"set on the calibration spectra (default: {d.accept_rate:g})")
+    p.add_argument("--groups", type=Path, default=None, metavar="FILE",
+                   help="group (sample or patient) id of each training spectrum, one per line "
+                        "in the data's order (text, CSV with a 'group' column, or .npy); "
+                        "replaces the data's own group ids. Validation, calibration and k-fold "
+                        "splits keep each group on one side")
     p.add_argument("--eval", type=Path, default=None,
                    help="held-out data to score the selected model on after training "
                         "(a cov-style folder's test split); never used for selection")
     p.set_defaults(run=run)
+
+
+# The options that define a run: recorded in the training state, reused by --resume.
+RUN_OPTIONS = ("data", "eval", "preset", "preprocess", "epochs", "batch_size", "lr",
+               "weight_decay", "label_smoothing", "select_window", "select_folds",
+               "val_fraction", "patience", "seed", "device", "augment", "refit", "precise_bn",
+               "calibration_fraction", "accept_rate")
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _defaults() -> dict[str, Any]:
+    sub = argparse.ArgumentParser().add_subparsers()
+    register(sub)
+    train = sub.choices["train"]
+    return {name: train.get_default(name) for name in RUN_OPTIONS}
+
+
+def _recorded(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options as JSON values (paths absolute, so --resume works from anywhere)."""
+    values = {}
+    for name in RUN_OPTIONS:
+        value = getattr(args, name)
+        values[name] = str(Path(value).resolve()) if isinstance(value, Path) else value
+    return values
+
+
+def _apply_recorded(args: argparse.Namespace, out: Path) -> None:
+    """Fill ``args`` from the interrupted run in ``out``; refuse options given differently."""
+    from ..train.checkpoint import recorded_run, state_path
+
+    if not state_path(out).is_file():
+        finished = " (it holds a finished bundle)" if (out / "model.json").is_file() else ""
+        raise PaceEdgeError(f"--resume: {out} holds no interrupted training run to continue "
+                            f"({state_path(out).name} not found){finished}")
+    recorded = recorded_run(out)["options"]
+    defaults, given = _defaults(), _recorded(args)
+    for name in RUN_OPTIONS:
+        if given[name] != defaults[name] and given[name] != recorded.get(name):
+            raise PaceEdgeError(
+                f"--resume: {_option(name)} {given[name]} differs from the interrupted run's "
+                f"{recorded.get(name)}; leave it out to continue that run")
+        value = recorded.get(name, defaults[name])
+        setattr(args, name, Path(value) if name in ("data", "eval") and value else value)
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM: the first asks training to stop after the current epoch (saving its
+    state), a second stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("pace-edge train: stopping after this epoch to save the training state "
+              "(press Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._on_signal)
+                              for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+def _time_summary(result: Any, refit: bool, precise_bn: bool, resumed: bool) -> str:
+    after = result.seconds - result.selection_seconds
+    parts = [f"selection {result.selection_seconds:.0f} s"]
+    if refit or precise_bn:
+        parts.append(("refit" if refit else "") + (" and " if refit and precise_bn else "")
+                     + ("precise BN" if precise_bn else "") + f" {after:.0f} s")
+    return (f"training took {result.seconds:.0f} s in all ({' + '.join(parts)}"
+            + (", counting the time before the interruption" if resumed else "") + ")")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,9 +209,16 @@ def run(args: argparse.Namespace) -> int:
     from ..preprocess import Pipeline
     from ..train import Recipe
     from ..train.bundle_training import train_bundle
-    from .progress import EpochBar
+    from ..train.checkpoint import Checkpoint, TrainingInterrupted, data_digest
+    from .progress import TrainingProgress
     from .scoring import judge_bundle
 
+    out: Path = args.out
+    created = not out.exists()
+    if args.resume:
+        _apply_recorded(args, out)
+    if args.data is None:
+        raise PaceEdgeError("--data is required (unless --resume continues an interrupted run)")
     if args.lr <= 0:
         raise PaceEdgeError(f"--lr must be positive, got {args.lr:g}")
     if args.patience < 0:
@@ -116,9 +228,14 @@ def run(args: argparse.Namespace) -> int:
     if not any(step.name == "normalize" and getattr(step, "method", "") in ("snv", "minmax")
                for step in pipeline.steps):
         print(GAIN_WARNING, file=sys.stderr)
-    data = load_dataset(args.data, split="train")
+    data = load_dataset(args.data, split="train", groups=args.groups)
     held_out = load_dataset(args.eval, split="test") if args.eval else None
-    writable_dir(args.out, "bundle")
+    if held_out is not None and data.groups is not None and held_out.groups is not None:
+        shared = sorted(set(data.groups) & set(held_out.groups))
+        if shared:
+            print(f"warning: {len(shared)} group(s) have spectra in both the training data "
+                  f"and {held_out.source} (e.g. {shared[0]!r}); the held-out accuracy then "
+                  f"overstates accuracy on new samples")
     recipe = Recipe(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
@@ -130,37 +247,71 @@ def run(args: argparse.Namespace) -> int:
     )
     recipe.validate()
     config = preset(args.preset, num_classes=len(data.classes))
-    print(f"training {args.preset} PACE on {len(data)} spectra x {data.x.shape[1]} points, "
-          f"{len(data.classes)} classes ({', '.join(data.classes)})")
-    with EpochBar(recipe.epochs) as bar:
-        bundle, result = train_bundle(data, config, recipe, pipeline, on_epoch=bar.update)
-    metrics = bundle.training["metrics"]
-    calibration_spectra = bundle.training["data"]["split"].get("calibration", 0)
-    averaged = (f", averaged over {recipe.select_window} epochs"
-                if recipe.select_window > 1 else "")
-    held = (f"{recipe.select_folds}-fold, mean over {result.split['validation']} spectra"
-            if recipe.select_folds > 1 else f"{result.split['validation']} spectra")
-    print(f"selected epoch {result.best_epoch}/{result.epochs_run}: validation accuracy "
-          f"{result.val_accuracy:.2%} ({held}{averaged}), "
-          f"{result.seconds:.0f} s"
-          + (f"; refit on the {len(data) - calibration_spectra} spectra outside the "
-             f"calibration share for "
-             f"{result.refit_epochs} epochs"
-             if result.refit_epochs else ""))
-    calibration = bundle.training["trust"]["calibration"]
-    if calibration.get("spectra"):
+    checkpoint = Checkpoint(out, {"options": _recorded(args),
+                                  "data_sha256": data_digest(data.x, data.y)})
+    if args.resume:
+        checkpoint.load()
+    elif checkpoint.exists():
+        raise PaceEdgeError(f"{out} holds an interrupted training run: continue it with "
+                            f"'pace-edge train --out {out} --resume', or delete "
+                            f"{checkpoint.path} to start over")
+    writable_dir(out, "bundle")
+    try:
+        state = checkpoint.state or {}
+        where = (f", continuing after {state['stage']} epoch {state['epoch']}"
+                 if args.resume else "")
+        print(f"training {args.preset} PACE on {len(data)} spectra x {data.x.shape[1]} "
+              f"points, {len(data.classes)} classes ({', '.join(data.classes)})"
+              + (f", {data.n_groups} groups (splits keep each group on one side)"
+                 if data.groups is not None else "") + where, flush=True)
+        try:
+            with _StopRequest() as stop, TrainingProgress(
+                    quiet=args.quiet, elapsed_before=state.get("elapsed", 0.0)) as progress:
+                bundle, result = train_bundle(data, config, recipe, pipeline,
+                                              on_epoch=progress.update,
+                                              checkpoint=checkpoint, stop=stop)
+        except TrainingInterrupted as exc:
+            print(f"pace-edge train: interrupted after {exc.stage} epoch {exc.epoch}; the state "
+                  f"is saved in {checkpoint.path}. Continue with: "
+                  f"pace-edge train --out {out} --resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        averaged = (f", averaged over {recipe.select_window} epochs"
+                    if recipe.select_window > 1 else "")
+        held = (f"{recipe.select_folds}-fold, mean over {result.split['validation']} spectra"
+                if recipe.select_folds > 1 else f"{result.split['validation']} spectra")
+        if result.split.get("group_aware"):
+            held += (f", {result.split['groups']} groups, each in one fold"
+                     if recipe.select_folds > 1 else
+                     f" from {result.split['groups_per_part'][1]} of {result.split['groups']} "
+                     f"groups, none also in training")
+        calibration_spectra = bundle.training["data"]["split"].get("calibration", 0)
+        print(f"selected epoch {result.best_epoch} of {result.epochs_run}: validation accuracy "
+              f"{result.val_accuracy:.2%} ({held}{averaged})"
+              + (f"; refit on the {len(data) - calibration_spectra} spectra outside the "
+                 f"calibration share for {result.refit_epochs} epochs"
+                 if result.refit_epochs else "")
+              + ("; BatchNorm statistics recomputed on the training spectra"
+                 if recipe.precise_bn else ""))
+        print(_time_summary(result, bool(result.refit_epochs), recipe.precise_bn, args.resume))
         trust = bundle.training["trust"]
-        print(f"calibrated on {calibration['spectra']} held-out training spectra: temperature "
-              f"{trust['temperature']:.3g} (calibration error {calibration['ece_before']:.3f} "
-              f"-> {calibration['ece_after']:.3f}), 'unknown' threshold "
-              f"{trust['detector']['threshold']:.4g} for an accept rate of "
-              f"{recipe.accept_rate:.0%}")
-    if held_out is not None:
-        scored, trust_summary, _ = judge_bundle(bundle, held_out)
-        metrics["test"] = {"source": held_out.source, **scored.to_dict(), "trust": trust_summary}
-        print(f"held-out accuracy {scored.accuracy:.2%} ({scored.correct}/{scored.total}) "
-              f"on {held_out.source}")
-        print(trust_text(trust_summary))
-    bundle.save(args.out)
-    print(f"bundle written to {args.out}")
-    return 0
+        calibration = trust["calibration"]
+        if calibration.get("spectra"):
+            print(f"calibrated on {calibration['spectra']} held-out training spectra: "
+                  f"temperature {trust['temperature']:.3g} (calibration error "
+                  f"{calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}), "
+                  f"'unknown' threshold {trust['detector']['threshold']:.4g} for an accept "
+                  f"rate of {recipe.accept_rate:.0%}")
+        if held_out is not None:
+            scored, summary, _ = judge_bundle(bundle, held_out)
+            bundle.training["metrics"]["test"] = {"source": held_out.source, **scored.to_dict(),
+                                                  "trust": summary}
+            print(f"held-out accuracy {scored.accuracy:.2%} ({scored.correct}/{scored.total}) "
+                  f"on {held_out.source}")
+            print(trust_text(summary))
+        bundle.save(out)
+        checkpoint.remove()
+        print(f"bundle written to {out}")
+        return 0
+    finally:  # never leave behind an empty folder that the run created
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..errors import DataError
+from .groups import check_group_count, group_ids
 
 
 @dataclass
@@ -15,6 +16,9 @@ class SpectralDataset:
 
     ``x``: ``(n, length)`` float64 intensities; ``y``: ``(n,)`` int64 class indices into
     ``classes``; ``axis``: ``(length,)`` strictly increasing wavenumbers (cm⁻¹) or wavelengths.
+    ``groups``: optional ``(n,)`` string ids of the sample (or patient) each spectrum was
+    measured on; every split made from the data keeps a group on one side
+    (:mod:`pace_edge.data.groups`).
     """
 
     x: np.ndarray
@@ -23,12 +27,15 @@ class SpectralDataset:
     classes: list[str]
     source: str = "<memory>"
     names: list[str] = field(default_factory=list)  # optional per-spectrum origin (file/row)
+    groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.x = np.asarray(self.x, dtype=np.float64)
         self.y = np.asarray(self.y, dtype=np.int64)
         self.axis = np.asarray(self.axis, dtype=np.float64)
         self.classes = [str(c) for c in self.classes]
+        if self.groups is not None:
+            self.groups = group_ids(self.groups, self.source)
         self.validate()
 
     def __len__(self) -> int:
@@ -62,6 +69,20 @@ class SpectralDataset:
             raise DataError(
                 f"{self.where(i)}: label {self.y[i]} outside 0..{len(self.classes) - 1}"
             )
+        if self.groups is not None:
+            check_group_count(self.groups, n, src, src)
+
+    @property
+    def n_groups(self) -> int:
+        """How many distinct groups (samples) the spectra come from; 0 without group ids."""
+        return 0 if self.groups is None else int(np.unique(self.groups).size)
+
+    def with_groups(self, groups: np.ndarray | None, source: str) -> SpectralDataset:
+        """A copy whose group ids are ``groups`` (read from ``source``, named in errors)."""
+        if groups is not None:
+            groups = group_ids(groups, source)
+            check_group_count(groups, len(self), source, self.source)
+        return replace(self, groups=groups)
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.y, minlength=len(self.classes))
@@ -71,8 +92,9 @@ class SpectralDataset:
         """The spectra at ``index`` (same axis and classes)."""
         index = np.asarray(index)
         names = [self.names[i] for i in index] if self.names else []
+        groups = None if self.groups is None else self.groups[index]
         return SpectralDataset(
-            self.x[index], self.y[index], self.axis, self.classes, self.source, names
+            self.x[index], self.y[index], self.axis, self.classes, self.source, names, groups
         )
 
 

@@ -7,6 +7,9 @@ instrument's ``Raman Shift,Intensity``) are skipped. ``.npy`` files hold either 
 alone (1-D, no axis) or x and intensity as a ``(2, n)`` or ``(n, 2)`` array.
 
 Spectra stored in descending x order are reversed; duplicated or non-monotonic x is an error.
+
+:func:`read_spectra` also reads batches, ``(N, points)`` ``.npy`` arrays, for a model whose
+input length is known (the rules are in its docstring).
 """
 
 from __future__ import annotations
@@ -49,6 +52,54 @@ def read_spectrum_file(path: str | Path) -> tuple[np.ndarray | None, np.ndarray]
     raise DataError(
         f"{path}: unsupported spectrum file type {suffix or '(none)'!r}; "
         f"accepted: {', '.join(SPECTRUM_SUFFIXES)}"
+    )
+
+
+def read_spectra(
+    path: str | Path, points: int, axis: np.ndarray | None = None
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Read one spectrum or a batch for a model; returns ``(axis, spectra (n, length))``.
+
+    ``points`` is the length of the axis that intensities without x values are on (the model's
+    input axis, or one given by the user), ``axis`` that axis if known. Text files hold one
+    spectrum (x, intensity). A ``.npy`` array is read by these rules, in order:
+
+    1. 1-D: one spectrum of intensities, which must have ``points`` values (axis ``None``);
+    2. 2-D with ``points`` columns: a batch, one spectrum of intensities per row, even when
+       it has 2 rows, except a ``(2, points)`` array whose first row *is* ``axis``
+       (x then intensity);
+    3. ``(n, 2)`` or ``(2, n)`` with ``n != points``: x and intensity of one spectrum (x must
+       be strictly monotonic);
+    4. anything else is refused, saying what was expected.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".npy" or not path.is_file():
+        x, y = read_spectrum_file(path)
+        return x, y[None, :]
+    arr = load_npy(path)
+    if arr.ndim == 1:
+        if arr.size != points:
+            raise DataError(
+                f"{path}: {arr.size} intensities without an axis; the model expects {points} "
+                "points on its axis (give --axis for another axis, or save x and intensity "
+                "as a (2, n) array)"
+            )
+        return None, _check_values(arr, path)[None, :]
+    if arr.ndim == 2 and arr.shape[1] == points:
+        spectra = _check_values(arr, path)
+        if (len(spectra) == 2 and axis is not None
+                and np.allclose(spectra[0], axis, rtol=1e-6, atol=1e-9)):
+            x, y = _order_axis(spectra[0], spectra[1], path, None)
+            return x, y[None, :]
+        if not len(spectra):
+            raise DataError(f"{path}: an empty batch (0 spectra of {points} points)")
+        return None, spectra
+    if arr.ndim == 2 and 2 in arr.shape:
+        x, y = _read_npy(path)
+        return x, y[None, :]
+    raise DataError(
+        f"{path}: got shape {arr.shape}; expected {points} intensities, an (N, {points}) "
+        "batch, or a (2, n) / (n, 2) array of x and intensity"
     )
 
 
@@ -140,9 +191,11 @@ def _check_values(values: np.ndarray, path: Path) -> np.ndarray:
     if values.dtype.kind not in "biuf":
         raise DataError(f"{path}: expected numbers, got dtype {values.dtype}")
     values = values.astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(values))
+    bad = np.argwhere(~np.isfinite(values))
     if bad.size:
-        raise DataError(f"{path}: NaN or infinite value at index {bad[0]}")
+        where = (f"index {bad[0][0]}" if values.ndim == 1
+                 else f"spectrum {bad[0][0]}, point {bad[0][1]}")
+        raise DataError(f"{path}: NaN or infinite value at {where}")
     return values
 
 

@@ -6,6 +6,14 @@
       Healthy/   a.txt  b.txt ...
       COVID-19/  c.csv  d.txt ...
 
+or, with several spectra per sample (or patient), one sub-sub-folder per sample::
+
+    data/
+      Healthy/   patient-01/ a.txt b.txt   patient-02/ c.txt ...
+      COVID-19/  patient-07/ d.txt ...
+
+The sample folders become group ids (``Healthy/patient-01``), so that no split separates a
+sample's spectra. A class folder holds either spectrum files or sample folders, not both.
 Each file is read by :func:`~pace_edge.data.spectrum_file.read_spectrum_file` (two-column text,
 or a two-column ``.npy``); files with other suffixes, hidden files and files directly in the
 top folder are ignored. Classes are the sub-folder names, sorted. Every spectrum is resampled
@@ -39,13 +47,19 @@ def load_text_folder(path: str | Path, axis: np.ndarray | None = None) -> Spectr
         )
     spectra: list[Spectrum] = []
     labels: list[int] = []
-    for label, folder in enumerate(class_dirs):
-        files = [f for f in _listdir(folder) if f.is_file() and is_spectrum_file(f)]
-        if not files:
-            raise DataError(f"{folder}: no spectrum files (.txt, .csv, .tsv, .dat, .npy)")
-        for file in files:
+    groups: list[str] = []
+    found = [_class_files(folder) for folder in class_dirs]
+    grouped = [any(g is not None for _, g in files) for files in found]
+    if any(grouped) and not all(grouped):
+        flat = class_dirs[grouped.index(False)]
+        raise DataError(f"{flat}: spectrum files directly in the class folder, but other classes "
+                        f"hold sample sub-folders ({class_dirs[grouped.index(True)]}); use "
+                        f"sample sub-folders in every class or in none")
+    for label, (folder, files) in enumerate(zip(class_dirs, found, strict=True)):
+        for file, group in files:
             spectra.append(_read_with_axis(file))
             labels.append(label)
+            groups.append(f"{folder.name}/{group}")
     grid = _common_axis(spectra, path) if axis is None else _given_axis(axis, path)
     x = np.stack([_resample(s, grid) for s in spectra])
     return SpectralDataset(
@@ -55,7 +69,27 @@ def load_text_folder(path: str | Path, axis: np.ndarray | None = None) -> Spectr
         [d.name for d in class_dirs],
         source=str(path),
         names=[str(f) for f, _, _ in spectra],
+        groups=np.array(groups, dtype=str) if all(grouped) else None,
     )
+
+
+def _class_files(folder: Path) -> list[tuple[Path, str | None]]:
+    """A class folder's spectrum files with their sample sub-folder's name (``None`` if flat)."""
+    entries = _listdir(folder)
+    files = [(f, None) for f in entries if f.is_file() and is_spectrum_file(f)]
+    samples = [d for d in entries if d.is_dir() and not d.name.startswith(".")]
+    if files and samples:
+        raise DataError(f"{folder}: holds both spectrum files ({files[0][0].name}) and sample "
+                        f"sub-folders ({samples[0].name}); use one or the other")
+    for sample in samples:
+        inside = [(f, sample.name) for f in _listdir(sample) if f.is_file() and is_spectrum_file(f)]
+        if not inside:
+            raise DataError(f"{sample}: sample folder without spectrum files "
+                            f"(.txt, .csv, .tsv, .dat, .npy)")
+        files.extend(inside)
+    if not files:
+        raise DataError(f"{folder}: no spectrum files (.txt, .csv, .tsv, .dat, .npy)")
+    return files
 
 
 def class_folders(path: Path) -> list[Path]:

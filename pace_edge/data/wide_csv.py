@@ -2,8 +2,10 @@
 
 ::
 
-    400,402.5,405,...,label
-    0.12,0.13,0.11,...,Healthy
+    400,402.5,405,...,label,group
+    0.12,0.13,0.11,...,Healthy,patient-07
+
+The optional ``group`` column names the sample (or patient) each spectrum was measured on.
 
 The delimiter is detected from the header (tab, else semicolon, else comma); with tab or
 semicolon delimiters a decimal comma (``0,12``) is accepted. Lines starting with ``#`` and
@@ -21,6 +23,7 @@ import numpy as np
 
 from ..errors import DataError
 from .dataset import SpectralDataset
+from .groups import GROUP_COLUMN
 from .spectrum_file import read_text_lines
 
 
@@ -44,11 +47,14 @@ def load_wide_csv(path: str | Path, label_column: str = "label") -> SpectralData
     if trailing:
         header = header[:-1]
     label_at = _find_label(header, label_column, path, head_no)
-    axis = _parse_axis(header, label_at, path, head_no, decimal_comma)
+    group_at = _find_group(header, label_at, path, head_no)
+    text_columns = {label_at} if group_at is None else {label_at, group_at}
+    axis = _parse_axis(header, text_columns, path, head_no, decimal_comma)
     if not body:
         raise DataError(f"{path}: no data rows after the header")
     x = np.empty((len(body), axis.size))
     labels: list[str] = []
+    groups: list[str] = []
     for i, (lineno, line) in enumerate(body):
         cells = _cells(line, delimiter, path, lineno)
         if trailing and len(cells) == len(header) + 1 and cells[-1] == "":
@@ -57,13 +63,17 @@ def load_wide_csv(path: str | Path, label_column: str = "label") -> SpectralData
             raise DataError(
                 f"{path}: line {lineno}: {len(cells)} cells but the header has {len(header)}"
             )
-        labels.append(_label(cells.pop(label_at), path, lineno))
-        x[i] = _parse_row(cells, axis, path, lineno, decimal_comma)
+        labels.append(_label(cells[label_at], path, lineno))
+        if group_at is not None:
+            groups.append(_label(cells[group_at], path, lineno, "group id"))
+        values = [c for j, c in enumerate(cells) if j not in text_columns]
+        x[i] = _parse_row(values, axis, path, lineno, decimal_comma)
     classes, y = _encode(labels, path)
     if axis[-1] < axis[0]:
         axis, x = axis[::-1].copy(), np.ascontiguousarray(x[:, ::-1])
     names = [f"{path}: line {lineno}" for lineno, _ in body]
-    return SpectralDataset(x, y, axis, classes, source=str(path), names=names)
+    return SpectralDataset(x, y, axis, classes, source=str(path), names=names,
+                           groups=np.array(groups, dtype=str) if group_at is not None else None)
 
 
 def _sniff(header: str) -> str:
@@ -104,11 +114,19 @@ def _find_label(header: list[str], name: str, path: Path, lineno: int) -> int:
     return hits[0]
 
 
+def _find_group(header: list[str], label_at: int, path: Path, lineno: int) -> int | None:
+    """Index of the optional ``group`` column (any case), or ``None``."""
+    hits = [j for j, c in enumerate(header) if c.lower() == GROUP_COLUMN and j != label_at]
+    if len(hits) > 1:
+        raise DataError(f"{path}: line {lineno}: group column appears {len(hits)} times")
+    return hits[0] if hits else None
+
+
 def _parse_axis(
-    header: list[str], label_at: int, path: Path, lineno: int, decimal_comma: bool
+    header: list[str], text_columns: set[int], path: Path, lineno: int, decimal_comma: bool
 ) -> np.ndarray:
     """The header's wavenumbers in file order, checked to be strictly monotonic."""
-    columns = [j for j in range(len(header)) if j != label_at]
+    columns = [j for j in range(len(header)) if j not in text_columns]
     values = []
     for j in columns:
         try:
@@ -158,9 +176,11 @@ def _parse_row(
     return row
 
 
-def _label(cell: str, path: Path, lineno: int) -> str:
+def _label(cell: str, path: Path, lineno: int, what: str = "label") -> str:
     if not cell:
-        raise DataError(f"{path}: line {lineno}: empty label")
+        raise DataError(f"{path}: line {lineno}: empty {what}")
+    if what == "group id" and cell.lower() == "nan":
+        raise DataError(f"{path}: line {lineno}: group id is NaN")
     return cell
 
 

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .groups import GroupMetrics
+
 
 @dataclass
 class Metrics:
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix (rows = true)."""
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix (rows = true).
+
+    Built by :meth:`from_labels`, it keeps the per-spectrum labels (``y_true``, ``y_pred``)
+    for :meth:`by_group`.
+    """
 
     classes: list[str]
     confusion: np.ndarray
+    y_true: np.ndarray | None = field(default=None, repr=False, compare=False)
+    y_pred: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_labels(cls, y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> Metrics:
@@ -23,7 +31,13 @@ class Metrics:
         if y_true.shape != y_pred.shape:
             raise ValueError(f"{y_true.size} true labels but {y_pred.size} predictions")
         confusion = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
-        return cls(list(classes), confusion)
+        return cls(list(classes), confusion, y_true, y_pred)
+
+    def by_group(self, groups: np.ndarray) -> GroupMetrics:
+        """Per-sample verdicts by majority vote over each group's spectra."""
+        if self.y_true is None or self.y_pred is None:
+            raise ValueError("per-group metrics need Metrics built from labels")
+        return GroupMetrics.from_labels(self.y_true, self.y_pred, groups, self.classes)
 
     @property
     def total(self) -> int:

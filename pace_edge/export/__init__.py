@@ -30,6 +30,12 @@ DEFAULT_OPSET = 20
 MIN_OPSET = 20  # the first opset with a native Gelu operator
 INPUT_NAME = "spectrum"
 OUTPUT_NAME = "logits"
+# The TensorRT release the tensorrt/jetson targets are written for (JetPack 6 ships 10.3) and the
+# highest ONNX opset its ONNX parser imports: onnx-tensorrt's docs/operators.md reads "TensorRT
+# 10.0 supports operators in the inclusive range of opset 9 to opset 20" on its 10.0-GA and
+# 10.1-GA branches; 10.3 is taken to be the same (later 10.x releases raised it).
+TENSORRT_VERSION = "10.3"
+TENSORRT_MAX_OPSET = {"10.3": 20}
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,22 @@ class TargetSpec:
     help: str
     entry: str | None
     precisions: tuple[str, ...] = ("fp32", "fp16")
+    max_opset: int | None = None  # the highest ONNX opset the target's runtime parses
+
+    def opset(self, requested: int | None) -> int:
+        """``requested`` (default :data:`DEFAULT_OPSET`), refused above :attr:`max_opset` and
+        below :data:`MIN_OPSET`; ``None`` gives the default capped at :attr:`max_opset`."""
+        if requested is None:
+            return min(DEFAULT_OPSET, self.max_opset or DEFAULT_OPSET)
+        if requested < MIN_OPSET:
+            raise PaceEdgeError(f"opset {requested} is below {MIN_OPSET}, the first opset with "
+                                "the native Gelu operator the export writes")
+        if self.max_opset is not None and requested > self.max_opset:
+            raise PaceEdgeError(
+                f"target {self.name} is built by TensorRT {TENSORRT_VERSION}, whose ONNX parser "
+                f"reads opsets up to {self.max_opset}, not {requested}"
+            )
+        return requested
 
     def load(self) -> Callable[[Bundle, Path, ExportOptions], TargetResult]:
         """The target's export function; refuse targets that are not available."""
@@ -87,9 +109,11 @@ TARGETS: dict[str, TargetSpec] = {
         TargetSpec("onnx", "ONNX model for ONNX Runtime", f"{_HERE}.onnx_target:export",
                    PRECISIONS),
         TargetSpec("openvino", "OpenVINO IR", f"{_HERE}.openvino_target:export", PRECISIONS),
-        TargetSpec("tensorrt", "TensorRT engine (NVIDIA GPU)", f"{_HERE}.tensorrt_target:export"),
+        TargetSpec("tensorrt", "TensorRT engine (NVIDIA GPU)", f"{_HERE}.tensorrt_target:export",
+                   ("fp32", "fp16"), TENSORRT_MAX_OPSET[TENSORRT_VERSION]),
         TargetSpec("jetson", "TensorRT engine for NVIDIA Jetson",
-                   f"{_HERE}.tensorrt_target:export_jetson", ("fp16", "int8")),
+                   f"{_HERE}.tensorrt_target:export_jetson", PRECISIONS,
+                   TENSORRT_MAX_OPSET[TENSORRT_VERSION]),
         TargetSpec("x86", "OpenVINO IR + ONNX for x86 CPUs", f"{_HERE}.openvino_target:export_x86",
                    PRECISIONS),
     )
@@ -126,6 +150,8 @@ __all__ = [
     "OUTPUT_NAME",
     "PRECISIONS",
     "TARGETS",
+    "TENSORRT_MAX_OPSET",
+    "TENSORRT_VERSION",
     "Batch",
     "ExportOptions",
     "TargetResult",

@@ -1,23 +1,40 @@
 """``manifest.json`` of an export directory: what each artefact is, how to feed it, its hashes.
 
 Torch-free and onnx-free: device runners import this to find and verify their model.
-:func:`load_manifest` re-hashes every listed file and refuses anything missing or altered.
+:func:`verify_export` (alias :func:`load_manifest`) checks ``manifest.json`` against its digest
+``manifest.json.sha256``, optionally its Ed25519 signature ``manifest.json.sig`` against trusted
+public keys, then re-hashes every listed file; anything missing or altered is refused. The
+manifest is strict JSON: a non-finite figure (NaN parity of a broken artefact) is written as
+``null`` and read back as NaN.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..bundle import read_json, sha256_file
+from ..bundle import read_json
 from ..errors import BundleError
+from ..integrity.digest import sha256_file, strict_json, verify_digest, write_digest
+from ..integrity.signing import signature_path, verify_signature
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ..integrity.signing import TrustedKeys
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = "pace-edge-export"
 FORMAT_VERSION = 1
+DIGEST_FILE = MANIFEST_FILE + ".sha256"
+SIGNATURE_FILE = MANIFEST_FILE + ".sig"
+# Files that belong to the manifest itself (replaced with it, never listed in it).
+INTEGRITY_FILES = (DIGEST_FILE, SIGNATURE_FILE)
+REEXPORT_HINT = ("exports written by earlier pace-edge versions lack it; re-export the bundle "
+                 "with pace-edge export")
+_PARITY_FIGURES = ("max_abs_diff", "mean_abs_diff", "agreement")
 
 
 @dataclass
@@ -101,6 +118,10 @@ class Manifest:
         values["artefacts"] = [Artefact(**a) for a in data["artefacts"]]
         values["input"] = InputSpec(**data["input"])
         values["output"] = OutputSpec(**data["output"])
+        values["parity"] = [
+            {k: float("nan") if v is None and k in _PARITY_FIGURES else v for k, v in row.items()}
+            for row in data.get("parity", [])
+        ]
         return cls(**values)
 
 
@@ -112,7 +133,9 @@ def _safe_relative(directory: Path, name: str) -> Path:
 
 
 def write_manifest(directory: str | Path, manifest: Manifest) -> Path:
-    """Hash every artefact in ``directory`` and write ``manifest.json``; return its path."""
+    """Hash every artefact in ``directory`` and write ``manifest.json`` (strict JSON) and its
+    digest ``manifest.json.sha256``; return the manifest's path. A signature of a previous
+    manifest no longer matches and is removed (sign again with :func:`sign_export`)."""
     directory = Path(directory)
     for a in manifest.artefacts:
         file = _safe_relative(directory, a.path)
@@ -124,17 +147,45 @@ def write_manifest(directory: str | Path, manifest: Manifest) -> Path:
         manifest.created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     manifest.path = directory
     out = directory / MANIFEST_FILE
-    out.write_text(json.dumps(manifest.to_dict(), indent=2, allow_nan=True) + "\n")
+    text = strict_json(manifest.to_dict()).encode()
+    signature_path(out).unlink(missing_ok=True)
+    out.write_bytes(text)
+    write_digest(out, text)
     return out
 
 
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """The parsed, format-checked ``manifest.json`` of ``directory`` (files not verified)."""
+def sign_export(directory: str | Path, key: Ed25519PrivateKey) -> Path:
+    """Sign ``directory``/manifest.json (which lists every artefact's sha256) with ``key``;
+    the manifest must verify first. Returns ``manifest.json.sig``."""
+    from ..integrity.signing import sign_file
+
+    verify_export(directory)
+    return sign_file(Path(directory) / MANIFEST_FILE, key)
+
+
+def is_signed(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a manifest signature (not verified)."""
+    return (Path(directory) / SIGNATURE_FILE).is_file()
+
+
+def signature_of(directory: str | Path) -> dict[str, Any] | None:
+    """The export's signature document (``algorithm``, ``key_sha256``, ...) for describing it,
+    or ``None`` when unsigned. Not verified: pass trusted keys to :func:`verify_export` for
+    that."""
+    from ..integrity.signing import read_signature
+
+    path = Path(directory) / SIGNATURE_FILE
+    return read_signature(path, MANIFEST_FILE) if path.is_file() else None
+
+
+def read_manifest(directory: str | Path, data: bytes | None = None) -> dict[str, Any]:
+    """The parsed, format-checked ``manifest.json`` of ``directory`` (or ``data``, its bytes
+    already read); neither the digest nor the files are verified."""
     directory = Path(directory)
     path = directory / MANIFEST_FILE
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise BundleError(f"{directory}: not an export directory ({MANIFEST_FILE} is missing)")
-    data = read_json(path)
+    data = read_json(path, data)
     if data.get("format") != FORMAT:
         raise BundleError(f"{path}: not a pace-edge export manifest")
     if not isinstance(data.get("format_version"), int) or data["format_version"] > FORMAT_VERSION:
@@ -154,10 +205,23 @@ def is_export_dir(directory: str | Path) -> bool:
     return True
 
 
-def load_manifest(directory: str | Path) -> Manifest:
-    """Read ``manifest.json`` and verify every artefact's sha256; :class:`BundleError` if not."""
+def verify_export(directory: str | Path, trusted_keys: TrustedKeys | None = None) -> Manifest:
+    """The verified manifest of the export in ``directory``.
+
+    Checks, in order and on the same bytes: ``manifest.json`` against ``manifest.json.sha256``;
+    with ``trusted_keys``, its signature ``manifest.json.sig`` by one of those keys; its format;
+    every listed artefact's sha256. :class:`BundleError` (:class:`~pace_edge.integrity.signing.
+    SignatureError` for signatures) with one line saying what is wrong.
+    """
     directory = Path(directory)
-    data = read_manifest(directory)
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise BundleError(f"{directory}: not an export directory ({MANIFEST_FILE} is missing)")
+    text = path.read_bytes()
+    verify_digest(path, text, REEXPORT_HINT)
+    if trusted_keys is not None:
+        verify_signature(path, text, trusted_keys)
+    data = read_manifest(directory, text)
     try:
         manifest = Manifest.from_dict(data)
     except (KeyError, TypeError) as exc:
@@ -174,3 +238,8 @@ def load_manifest(directory: str | Path) -> Manifest:
             )
     manifest.path = directory
     return manifest
+
+
+def load_manifest(directory: str | Path, trusted_keys: TrustedKeys | None = None) -> Manifest:
+    """:func:`verify_export` (the name runners and tools have used)."""
+    return verify_export(directory, trusted_keys)

@@ -1,19 +1,23 @@
-"""TensorRT targets: ONNX made for TensorRT's parser, a build script, and (INT8) Q/DQ + cache.
+"""TensorRT targets: ONNX made for TensorRT's parser, plus what the device checks its engine with.
 
 No engine is built at export time: a TensorRT plan only deserializes with the TensorRT version
-and on the GPU model it was built with, so it is built on the device, by ``build_engine.sh``
-(``trtexec``) or ``pace-edge build-engine`` (Python API, plan with a checked header).
+and on the GPU model it was built with, so it is built on the device, by ``pace-edge
+build-engine`` (TensorRT's Python API) or ``pace-stream --build-engine`` (its C++ API, no Python
+needed); both write the same plan (:mod:`.trt_plan`) and check it before listing it.
 
-* ``tensorrt`` (fp32, fp16): ``model.onnx`` (FP32; FP16 is the builder's ``--fp16``) and
-  ``build_engine.sh``.
-* ``jetson`` (fp16; int8 = INT8 with FP16 fallback): for int8 also ``model_int8_qdq.onnx``
-  (explicit quantisation: symmetric INT8 Q/DQ, checked by :mod:`.qdq_rules`) and
-  ``calibration.cache`` (TensorRT's calibration-table text, for implicit INT8 on TensorRT
-  8.6-10.x only). Commands use TensorRT 10 syntax: JetPack 6 ships TensorRT 10.3.
+* ``tensorrt`` (fp32, fp16) and ``jetson`` (fp32, fp16, int8): ``model.onnx`` (FP32; FP16 is
+  the builder's FP16 flag). ``jetson`` int8 adds ``model_int8_qdq.onnx``: explicit quantisation
+  (symmetric INT8 Q/DQ, checked by :mod:`.qdq_rules`), built with INT8 and FP16 enabled. Q/DQ
+  is the one INT8 path (implicit INT8 calibration is deprecated in TensorRT 10, removed in 11).
+* the engine check (:mod:`.trt_verify`): ``engine_check_spectra.f32``, the parity spectra, and
+  per ONNX file the logits ONNX Runtime gives for them (``engine_check_<stem>.f32``), raw
+  little-endian float32, shapes in the manifest. The device compares its engine with these
+  (what ``polygraphy run --trt --onnxrt`` compares, with ONNX Runtime's outputs saved here).
 
-The manifest's ``runtime["tensorrt"]`` records the input spec, the optimisation profile (fixed
-``--batch N`` -> N/N/N, dynamic -> 1/8/64 unless ``extra["batch_profile"]``), builder flags,
-workspace and the trtexec command. INT8 comes from :mod:`.quantize`, imported on use.
+The manifest's ``runtime["tensorrt"]`` records the TensorRT version the export is written for
+(its ONNX opset capped at what that version parses), the input spec, the optimisation profile
+(fixed ``--batch N`` -> N/N/N, dynamic -> 1/8/64 unless ``extra["batch_profile"]``), builder
+flags, workspace, the engine check and the commands that build the plan.
 """
 
 from __future__ import annotations
@@ -24,36 +28,30 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from .. import __version__
 from ..errors import PaceEdgeError
-from . import INPUT_NAME, ExportOptions, TargetResult
+from . import INPUT_NAME, TENSORRT_MAX_OPSET, TENSORRT_VERSION, ExportOptions, TargetResult
 from .onnx_target import ONNX_FILE, export_onnx, onnx_parity, ort_graph_counts
 from .trt_build import (
+    CLEARED_FLAGS,
     DEFAULT_DYNAMIC_PROFILE,
     DEFAULT_WORKSPACE_MB,
+    PRECISION_FLAGS,
     QDQ_FILE,
     BatchProfile,
     builder_flags,
-    shell_command,
-    trtexec_command,
 )
-from .trt_calibration_cache import DEFAULT_TENSORRT_VERSION, CalibrationCache, amax_from_qdq
 from .trt_plan import PLAN_FILE
+from .trt_verify import SPECTRA_FILE, reference_file, tolerance_record, write_f32
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
 
-CACHE_FILE = "calibration.cache"
-SCRIPT_FILE = "build_engine.sh"
-ENGINE_FILE = "model.engine"  # trtexec's raw engine (no pace-edge header)
-TENSORRT_MAJOR = 10  # the syntax build_engine.sh is written for
 NO_ENGINE = (
     "no engine is built at export time: a TensorRT plan is specific to the TensorRT version "
-    "and GPU that build it; build it on the target with build_engine.sh or "
-    "`pace-edge build-engine --export DIR`"
+    "and GPU that build it; build it on the target with `pace-edge build-engine --export DIR` "
+    "or `pace-stream --build-engine --model DIR`"
 )
+ENGINE_CHECK_SPECTRA = 256  # at most this many parity spectra are kept for the engine check
 
 
 def batch_profile(options: ExportOptions) -> BatchProfile:
@@ -76,66 +74,70 @@ def input_spec(length: int, options: ExportOptions, profile: BatchProfile) -> di
     }
 
 
-def _commands(
-    onnx: str, length: int, options: ExportOptions, profile: BatchProfile, fp16: bool,
-    int8: bool, workspace_mb: int,
-) -> list[str]:
-    return trtexec_command(
-        onnx, ENGINE_FILE, input_name=INPUT_NAME, length=length,
-        profile=profile if options.batch == "dynamic" else None,
-        fp16=fp16, int8=int8, workspace_mb=workspace_mb, tensorrt_major=TENSORRT_MAJOR,
-    )
+def build_commands() -> dict[str, str]:
+    """The two commands that build, check and record the plan on the device (run in the export)."""
+    return {
+        "python": "pace-edge build-engine --export .",
+        "native": "pace-stream --build-engine --model .",
+    }
 
 
-def build_script(
-    target: str, precision: str, main: list[str], notes: list[tuple[str, list[str]]]
-) -> str:
-    """``build_engine.sh``: the trtexec command, alternatives commented out with their notes."""
-    def line(args: list[str]) -> str:
-        return f'"$TRTEXEC" {shell_command(args[1:])}'
+def engine_check(bundle: Bundle, out_dir: Path, options: ExportOptions,
+                 sources: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Write the parity spectra and ONNX Runtime's logits of each ONNX file in ``sources``.
 
-    out = [
-        "#!/bin/sh",
-        f"# Build the TensorRT engine for this pace-edge {__version__} export (target {target}, "
-        f"{precision})",
-        "# ON the device that will run it: a TensorRT plan only loads with the TensorRT version",
-        "# and on the GPU model it was built with. TensorRT 10 syntax (JetPack 6 ships 10.3).",
-        "# `pace-edge build-engine --export .` builds the same engine through the TensorRT Python",
-        f"# API and writes {PLAN_FILE}, with the header pace-edge runners check.",
-        "set -eu",
-        'cd "$(dirname "$0")"',
-        'TRTEXEC="${TRTEXEC:-trtexec}"  # on JetPack: /usr/src/tensorrt/bin/trtexec',
-        line(main),
-    ]
-    for note, args in notes:
-        out += ["", *(f"# {n}" for n in note.splitlines()), f"# {line(args)}"]
-    return "\n".join(out) + "\n"
+    The spectra are the export's synthetic parity spectra scaled to the training inputs (never
+    the ``--eval`` data: a gate uses no test spectra). Returns the artefact entries and the
+    manifest's ``engine_check`` record.
+    """
+    from .parity import inputs_for, onnx_logits
+
+    x = inputs_for(bundle, replace(options, parity_data=None))[:ENGINE_CHECK_SPECTRA]
+    write_f32(out_dir / SPECTRA_FILE, x)
+    artefacts = [{"path": SPECTRA_FILE, "kind": "engine-check-spectra", "precision": "fp32"}]
+    references = {}
+    import onnxruntime
+
+    for source in sources:
+        logits = onnx_logits(out_dir / source, x, options.batch)
+        name = reference_file(source)
+        write_f32(out_dir / name, logits)
+        artefacts.append({"path": name, "kind": "engine-check-logits", "precision": "fp32"})
+        references[source] = {"file": name, "runtime": f"onnxruntime {onnxruntime.__version__} "
+                                                       "CPUExecutionProvider"}
+    record = {
+        "spectra": SPECTRA_FILE,
+        "count": int(x.shape[0]),
+        "length": int(x.shape[1]),
+        "classes": len(bundle.classes),
+        "dtype": "float32 little-endian, row-major",
+        "references": references,
+        "tolerances": tolerance_record(),
+    }
+    return artefacts, record
 
 
-def _write_script(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(0o755)
-
-
-def _runtime(
-    onnx: str, length: int, options: ExportOptions, profile: BatchProfile, fp16: bool,
-    int8: bool, workspace_mb: int, command: list[str], **extra: Any,
-) -> dict[str, Any]:
+def _runtime(source: str, length: int, options: ExportOptions, profile: BatchProfile,
+             precision: str, workspace_mb: int, check: dict[str, Any], **extra: Any
+             ) -> dict[str, Any]:
+    fp16, int8 = PRECISION_FLAGS[precision]
     return {
         "tensorrt": {
             "engine_built": False,
             "note": NO_ENGINE,
-            "onnx": onnx,
-            "precision": "int8" if int8 else "fp16" if fp16 else "fp32",
+            "tensorrt_version": TENSORRT_VERSION,
+            "max_opset": TENSORRT_MAX_OPSET[TENSORRT_VERSION],
+            "onnx": source,
+            "precision": precision,
             "quantization": "explicit (Q/DQ)" if int8 else None,
-            "builder_flags": builder_flags(fp16, int8, TENSORRT_MAJOR),
+            "builder_flags": builder_flags(fp16, int8),
+            "cleared_flags": list(CLEARED_FLAGS),
             "input": input_spec(length, options, profile),
             "profile": profile.to_dict(),
             "workspace_mb": workspace_mb,
-            "tensorrt_syntax": f"{TENSORRT_MAJOR}.x",
-            "trtexec": shell_command(command),
-            "build_script": SCRIPT_FILE,
             "plan_file": PLAN_FILE,
+            "build": build_commands(),
+            "engine_check": check,
             **extra,
         }
     }
@@ -148,110 +150,57 @@ def _fp32_onnx(bundle: Bundle, out_dir: Path, options: ExportOptions) -> tuple[P
 
 
 def export(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetResult:
-    """Target ``tensorrt``: FP32 ``model.onnx`` + ``build_engine.sh`` (``--fp16`` for fp16)."""
+    """Target ``tensorrt``: FP32 ``model.onnx`` built as an FP32 or FP16 plan on the device."""
     if options.precision not in ("fp32", "fp16"):
         raise PaceEdgeError(f"target tensorrt supports fp32 and fp16, not {options.precision}")
-    return _float_export(bundle, out_dir, options, "tensorrt")
+    return _float_export(bundle, out_dir, options)
 
 
-def _float_export(bundle: Bundle, out_dir: Path, options: ExportOptions, target: str
-                  ) -> TargetResult:
+def _float_export(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetResult:
     profile = batch_profile(options)
     workspace = int(options.extra.get("workspace_mb", DEFAULT_WORKSPACE_MB))
-    fp16 = options.precision == "fp16"
     path, parity = _fp32_onnx(bundle, out_dir, options)
-    L = bundle.input_length
-    main = _commands(ONNX_FILE, L, options, profile, fp16, False, workspace)
-    notes = []
-    if fp16:
-        notes.append((
-            "TensorRT >= 11 has no --fp16 (strongly typed networks): convert model.onnx with\n"
-            "ModelOpt AutoCast to FP16 first, then build it without precision flags:",
-            trtexec_command("model_fp16.onnx", ENGINE_FILE, input_name=INPUT_NAME, length=L,
-                            profile=profile if options.batch == "dynamic" else None,
-                            workspace_mb=workspace, tensorrt_major=11),
-        ))
-    _write_script(out_dir / SCRIPT_FILE, build_script(target, options.precision, main, notes))
+    check_files, check = engine_check(bundle, out_dir, options, [ONNX_FILE])
     return TargetResult(
-        artefacts=[
-            {"path": ONNX_FILE, "kind": "onnx", "precision": "fp32"},
-            {"path": SCRIPT_FILE, "kind": "tensorrt-build-script", "precision": options.precision},
-        ],
+        artefacts=[{"path": ONNX_FILE, "kind": "onnx", "precision": "fp32"}, *check_files],
         parity=[parity],
         executed_graph={"onnxruntime-cpu": {"op_counts": ort_graph_counts(path)}},
-        runtime=_runtime(ONNX_FILE, L, options, profile, fp16, False, workspace, main),
+        runtime=_runtime(ONNX_FILE, bundle.input_length, options, profile, options.precision,
+                         workspace, check),
         opset=options.opset,
     )
 
 
 def export_jetson(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetResult:
-    """Target ``jetson``: fp16 as ``tensorrt``; int8 adds the Q/DQ ONNX and calibration cache.
+    """Target ``jetson``: fp32/fp16 as ``tensorrt``; int8 adds the Q/DQ ONNX.
 
     INT8 comes from :func:`pace_edge.export.quantize.pipeline.export_int8` (calibration,
     per-layer sensitivity, layers kept float, parity and the accuracy gate on ONNX Runtime);
     its QDQ ``model.onnx`` becomes ``model_int8_qdq.onnx`` beside the FP32 ``model.onnx``.
     """
-    if options.precision == "fp16":
-        return _float_export(bundle, out_dir, options, "jetson")
+    if options.precision in ("fp32", "fp16"):
+        return _float_export(bundle, out_dir, options)
     if options.precision != "int8":
-        raise PaceEdgeError(f"target jetson supports fp16 and int8, not {options.precision}")
+        raise PaceEdgeError(f"target jetson supports fp32, fp16 and int8, not {options.precision}")
     from .qdq_rules import require_conforming
 
     profile = batch_profile(options)
     workspace = int(options.extra.get("workspace_mb", DEFAULT_WORKSPACE_MB))
-    trt_version = str(options.extra.get("tensorrt_version", DEFAULT_TENSORRT_VERSION))
-    L = bundle.input_length
     result = int8_qdq(bundle, out_dir, options)
-    qdq_path = out_dir / QDQ_FILE
-    require_conforming(qdq_path, QDQ_FILE)
+    require_conforming(out_dir / QDQ_FILE, QDQ_FILE)
     fp32_path, fp32_parity = _fp32_onnx(bundle, out_dir, options)
-    cache = CalibrationCache.from_amax(
-        tensor_amax(qdq_path, fp32_path, result.calibration or {}, bundle, options), trt_version
-    )
-    (out_dir / CACHE_FILE).write_text(cache.to_text())
-
-    main = _commands(QDQ_FILE, L, options, profile, True, True, workspace)
-    shapes = profile if options.batch == "dynamic" else None
-    implicit = trtexec_command(
-        ONNX_FILE, "model_implicit.engine", input_name=INPUT_NAME, length=L, profile=shapes,
-        fp16=True, int8=True, workspace_mb=workspace, calib=CACHE_FILE,
-        tensorrt_major=TENSORRT_MAJOR,
-    )
-    strongly_typed = trtexec_command(
-        QDQ_FILE, ENGINE_FILE, input_name=INPUT_NAME, length=L, profile=shapes, int8=True,
-        workspace_mb=workspace, tensorrt_major=11,
-    )
-    notes = [
-        (f"Implicit INT8 from {CACHE_FILE} instead (TensorRT 8.6-10.x only: calibrators are\n"
-         "deprecated since 10.1 and removed in 11; every tensor it lists runs INT8, the layers\n"
-         f"the Q/DQ model keeps float included). Its header names TensorRT {trt_version}\n"
-         f"({cache.header}); re-head it for another TensorRT version:",
-         implicit),
-        ("TensorRT >= 11 (strongly typed: no --int8/--fp16; layers outside Q/DQ stay FP32):",
-         strongly_typed),
-    ]
-    _write_script(out_dir / SCRIPT_FILE, build_script("jetson", "int8", main, notes))
-    cache_entry = {
-        "path": CACHE_FILE,
-        "header": cache.header,
-        "tensorrt_version": trt_version,
-        "tensors": len(cache.scales),
-        "source": "QuantizeLinear scales of model_int8_qdq.onnx (amax = scale x 127)",
-        "use": "implicit INT8 (trtexec --calib) on TensorRT 8.6-10.x; ignored for the Q/DQ model",
-    }
+    check_files, check = engine_check(bundle, out_dir, options, [QDQ_FILE, ONNX_FILE])
     result.artefacts = [
         {"path": ONNX_FILE, "kind": "onnx", "precision": "fp32"},
         *result.artefacts,
-        {"path": CACHE_FILE, "kind": "tensorrt-calibration-cache", "precision": "int8"},
-        {"path": SCRIPT_FILE, "kind": "tensorrt-build-script", "precision": "int8"},
+        *check_files,
     ]
     result.parity = [fp32_parity, *result.parity]
     result.executed_graph = {"onnxruntime-cpu": {"op_counts": ort_graph_counts(fp32_path)},
                              **result.executed_graph}
     result.runtime = {**result.runtime, **_runtime(
-        QDQ_FILE, L, options, profile, True, True, workspace, main, fallback="fp16",
-        calibration_cache=cache_entry)}
-    result.calibration = {**(result.calibration or {}), "tensorrt_cache": cache_entry}
+        QDQ_FILE, bundle.input_length, options, profile, "int8", workspace, check,
+        fallback="fp16")}
     result.opset = options.opset
     return result
 
@@ -283,40 +232,15 @@ def int8_qdq(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetRes
     return result
 
 
-def tensor_amax(qdq_path: Path, fp32_path: Path, calibration: dict[str, Any], bundle: Bundle,
-                options: ExportOptions) -> dict[str, float]:
-    """Per-tensor amax for TensorRT's cache: the Q/DQ model's activation scales x 127.
-
-    Only tensors the Q/DQ model quantises are listed (TensorRT's implicit mode runs a layer in
-    INT8 only where its tensors have ranges, so float-kept layers stay float), plus the input:
-    from the Q/DQ model, else the calibration's activation ranges, else the calibration
-    spectra's maximum.
-    """
-    amax = amax_from_qdq(qdq_path, fp32_path)
-    if INPUT_NAME in amax:
-        return amax
-    value = (calibration.get("activation_amax") or {}).get(INPUT_NAME)
-    if value is None:
-        from .quantize import select_calibration
-        from .quantize.pipeline import calibration_data
-
-        size = options.extra.get("calib_size", 300)
-        cal = select_calibration(bundle, calibration_data(bundle, options.extra.get("calib")),
-                                 size, options.seed)
-        value = float(np.abs(np.asarray(cal.inputs, np.float64)).max())
-    return {INPUT_NAME: float(value)} | amax
-
-
 __all__ = [
-    "CACHE_FILE",
-    "ENGINE_FILE",
+    "ENGINE_CHECK_SPECTRA",
+    "NO_ENGINE",
     "QDQ_FILE",
-    "SCRIPT_FILE",
     "batch_profile",
-    "build_script",
+    "build_commands",
+    "engine_check",
     "export",
     "export_jetson",
     "input_spec",
     "int8_qdq",
-    "tensor_amax",
 ]

@@ -1,4 +1,4 @@
-"""Build a TensorRT engine from an exported ONNX file, and the equivalent ``trtexec`` command.
+"""Build a TensorRT engine from an exported ONNX file with TensorRT's Python API.
 
 The builder follows TensorRT's Python API (``tensorrt`` is imported on use, never at import):
 
@@ -9,6 +9,9 @@ The builder follows TensorRT's Python API (``tensorrt`` is imported on use, neve
 * one optimisation profile (``builder.create_optimization_profile()``, ``set_shape(name, min,
   opt, max)``) when the input's batch is dynamic;
 * ``config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, bytes)``;
+* ``config.clear_flag(trt.BuilderFlag.TF32)``: TF32 is on by default for FP32 layers on Ampere
+  and newer GPUs (Orin included) and rounds their inputs to 10 mantissa bits; cleared, an FP32
+  plan (or the FP32 layers of an FP16/INT8 plan) computes in IEEE FP32, as ONNX Runtime does;
 * precision: FP16 by ``BuilderFlag.FP16``; INT8 only by explicit quantisation (the Q/DQ ONNX),
   which a weakly-typed TensorRT 8-10 network builds only with ``BuilderFlag.INT8`` set.
   TensorRT 11 removed every precision flag (networks are always strongly typed, the Q/DQ
@@ -22,7 +25,6 @@ removed in TensorRT 11.
 from __future__ import annotations
 
 import hashlib
-import shlex
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -31,8 +33,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 from ..errors import PaceEdgeError
 
 DEFAULT_DYNAMIC_PROFILE = (1, 8, 64)
@@ -40,7 +40,7 @@ QDQ_FILE = "model_int8_qdq.onnx"  # the jetson target's explicit-quantisation mo
 # (FP16, INT8) builder precision per plan precision: INT8 keeps FP16 as the fallback.
 PRECISION_FLAGS = {"fp32": (False, False), "fp16": (True, False), "int8": (True, True)}
 DEFAULT_WORKSPACE_MB = 1024
-TRTEXEC = "trtexec"  # JetPack: /usr/src/tensorrt/bin/trtexec
+CLEARED_FLAGS = ("TF32",)  # BuilderFlags cleared in every plan (TF32 is on by default)
 
 
 class TensorRTUnavailable(PaceEdgeError):
@@ -111,51 +111,6 @@ def builder_flags(fp16: bool, int8: bool, tensorrt_major: int = 10) -> list[str]
     return [name for name, on in (("INT8", int8), ("FP16", fp16)) if on]
 
 
-def trtexec_command(
-    onnx: str | Path,
-    engine: str | Path,
-    *,
-    input_name: str,
-    length: int,
-    profile: BatchProfile | None,
-    fp16: bool = False,
-    int8: bool = False,
-    workspace_mb: int = DEFAULT_WORKSPACE_MB,
-    calib: str | Path | None = None,
-    tensorrt_major: int = 10,
-    trtexec: str = TRTEXEC,
-) -> list[str]:
-    """The ``trtexec`` argument list building the same engine as :func:`build_engine`.
-
-    ``profile`` is ``None`` for an ONNX with a fixed batch (shapes come from the model);
-    ``int8`` expects a Q/DQ ONNX, or an FP32 one plus its ``calib`` cache (implicit INT8,
-    TensorRT < 11 only). TensorRT >= 11 has no ``--fp16``/``--int8``/``--calib`` (networks are
-    strongly typed, so the model's own types decide).
-    """
-    if tensorrt_major >= 11 and (fp16 or calib is not None):
-        raise PaceEdgeError(
-            "TensorRT 11 removed --fp16 and --calib (weak typing, implicit INT8): convert the "
-            "ONNX to the wanted precision first (Q/DQ for INT8, ModelOpt AutoCast for FP16)"
-        )
-    if calib is not None and not int8:
-        raise PaceEdgeError("a calibration cache is only used for an INT8 build")
-    args = [trtexec, f"--onnx={onnx}", f"--saveEngine={engine}"]
-    if tensorrt_major < 11:
-        args += [f"--{flag.lower()}" for flag in builder_flags(fp16, int8, tensorrt_major)]
-        if calib is not None:
-            args.append(f"--calib={calib}")
-    if profile is not None:
-        for key, (n, L) in profile.shapes(length).items():
-            args.append(f"--{key}Shapes={input_name}:{n}x{L}")
-    args += [f"--memPoolSize=workspace:{int(workspace_mb)}M", "--skipInference"]
-    return args
-
-
-def shell_command(args: Sequence[str]) -> str:
-    """``args`` as one shell-quoted line."""
-    return shlex.join(args)
-
-
 # --- TensorRT --------------------------------------------------------------------------------
 
 
@@ -179,8 +134,7 @@ def tensorrt_version(trt: ModuleType) -> tuple[int, int, int]:
 def gpu_info() -> tuple[str, str] | None:
     """``(name, compute capability)`` of CUDA device 0, or ``None`` if no GPU is visible.
 
-    Asks cuda-python (as the TensorRT runner does), then PyTorch (CUDA build), then
-    ``nvidia-smi``.
+    Asks cuda-python (as the TensorRT runner does), then ``nvidia-smi``.
     """
     try:
         try:
@@ -194,14 +148,6 @@ def gpu_info() -> tuple[str, str] | None:
                 name = bytes(name).split(b"\0", 1)[0].decode(errors="replace")
             return str(name).strip(), f"{props.major}.{props.minor}"
     except Exception:  # any failure means "not this way"
-        pass
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability(0)
-            return torch.cuda.get_device_name(0), f"{major}.{minor}"
-    except Exception:
         pass
     smi = shutil.which("nvidia-smi")
     if smi:
@@ -268,6 +214,9 @@ def _build(settings: BuildSettings, trt: ModuleType | None, logger: Any | None
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(settings.workspace_mb) << 20)
     for flag in builder_flags(settings.fp16, settings.int8, major):
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    for flag in CLEARED_FLAGS:
+        if hasattr(trt.BuilderFlag, flag):
+            config.clear_flag(getattr(trt.BuilderFlag, flag))
     if shape[0] == -1:
         profile = builder.create_optimization_profile()
         s = settings.profile.shapes(length)
@@ -350,53 +299,15 @@ def build_plan(
         input_name=input_name,
         input_length=length,
         builder_flags=builder_flags(fp16, int8, tensorrt_version(trt)[0]),
+        cleared_flags=[f for f in CLEARED_FLAGS if hasattr(trt.BuilderFlag, f)],
         workspace_mb=int(workspace_mb),
     )
     return write_plan(plan_path, engine, header)
 
 
-def run_engine(engine: bytes, x: np.ndarray, input_name: str = "spectrum",
-               output_name: str = "logits", max_batch: int = 64) -> np.ndarray:
-    """Logits of a serialized engine on ``x`` ``(N, L)`` float32 (CUDA memory via PyTorch).
-
-    Runs in chunks of at most ``max_batch`` (the profile's max); a fixed-batch engine gets its
-    last chunk zero-padded.
-    """
-    import torch
-
-    from .parity import run_batched
-
-    trt = import_tensorrt()
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    cuda_engine = runtime.deserialize_cuda_engine(engine)
-    if cuda_engine is None:
-        raise PaceEdgeError("TensorRT could not deserialize the engine")
-    context = cuda_engine.create_execution_context()
-    static = tuple(cuda_engine.get_tensor_shape(input_name))
-    batch: int | str = "dynamic" if static[0] == -1 else int(static[0])
-    stream = torch.cuda.Stream()
-
-    def infer(chunk: np.ndarray) -> np.ndarray:
-        with torch.cuda.stream(stream):  # copies and the engine on one stream
-            data = torch.from_numpy(np.ascontiguousarray(chunk, np.float32)).cuda()
-            context.set_input_shape(input_name, tuple(data.shape))
-            out = torch.empty(tuple(context.get_tensor_shape(output_name)),
-                              dtype=torch.float32, device="cuda")
-            context.set_tensor_address(input_name, data.data_ptr())
-            context.set_tensor_address(output_name, out.data_ptr())
-            if not context.execute_async_v3(stream.cuda_stream):
-                raise PaceEdgeError("TensorRT execution failed")
-            result = out.cpu().numpy()
-        stream.synchronize()
-        return result
-
-    if batch == "dynamic":
-        return np.concatenate([infer(x[i : i + max_batch]) for i in range(0, len(x), max_batch)])
-    return run_batched(infer, x, batch)
-
-
 __all__ = [
     "DEFAULT_DYNAMIC_PROFILE",
+    "CLEARED_FLAGS",
     "DEFAULT_WORKSPACE_MB",
     "PRECISION_FLAGS",
     "QDQ_FILE",
@@ -409,9 +320,6 @@ __all__ = [
     "gpu_info",
     "import_tensorrt",
     "int8_source",
-    "run_engine",
-    "shell_command",
     "tensorrt_gpu_available",
     "tensorrt_version",
-    "trtexec_command",
 ]

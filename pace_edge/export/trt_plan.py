@@ -17,6 +17,7 @@ built with in front of the engine bytes::
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import struct
 import time
@@ -35,7 +36,12 @@ MAX_HEADER = 1 << 20
 
 
 class PlanMismatch(PaceEdgeError):
-    """A plan built for another TensorRT version or GPU than the one it is loaded on."""
+    """A plan built for another TensorRT version or GPU, or from another ONNX file; ``reason``
+    says what differs (the message adds how to rebuild it)."""
+
+    def __init__(self, reason: str, hint: str = "rebuild it here with `pace-edge build-engine`"):
+        super().__init__(f"{reason}; {hint}")
+        self.reason = reason
 
 
 @dataclass
@@ -52,6 +58,7 @@ class PlanHeader:
     input_name: str = "spectrum"
     input_length: int = 0
     builder_flags: list[str] = field(default_factory=list)
+    cleared_flags: list[str] = field(default_factory=list)  # e.g. ["TF32"]
     workspace_mb: int | None = None
     engine_sha256: str = ""
     engine_bytes: int = 0
@@ -100,8 +107,8 @@ def _read_prefix(f: Any, path: Path) -> PlanHeader:
     prefix = f.read(_PREFIX.size)
     if len(prefix) < _PREFIX.size or prefix[:8] != MAGIC:
         raise BundleError(
-            f"{path}: not a pace-edge TensorRT plan (no {MAGIC[:7].decode()} header; a raw "
-            "engine from trtexec must be rebuilt with `pace-edge build-engine`)"
+            f"{path}: not a pace-edge TensorRT plan (no {MAGIC[:7].decode()} header); build it "
+            "with `pace-edge build-engine` or `pace-stream --build-engine`"
         )
     _, version, length = _PREFIX.unpack(prefix)
     if version > FORMAT_VERSION:
@@ -126,11 +133,12 @@ def read_header(path: str | Path) -> PlanHeader:
         raise BundleError(f"{path}: cannot read plan ({exc.strerror})") from exc
 
 
-def read_plan(path: str | Path) -> tuple[PlanHeader, bytes]:
-    """The header and engine bytes of a plan file, the engine checked against its sha256."""
+def read_plan(path: str | Path, data: bytes | None = None) -> tuple[PlanHeader, bytes]:
+    """The header and engine bytes of a plan file (or of ``data``, its bytes already read),
+    the engine checked against its sha256."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") if data is None else io.BytesIO(data) as f:
             header = _read_prefix(f, path)
             engine = f.read()
     except OSError as exc:
@@ -165,8 +173,7 @@ def check_compatible(
     if gpu_name is not None and gpu_name != header.gpu_name:
         problems.append(f"built on {header.gpu_name!r}, this GPU is {gpu_name!r}")
     if problems:
-        raise PlanMismatch("TensorRT plan does not match this machine: " + "; ".join(problems)
-                           + "; rebuild it here with `pace-edge build-engine`")
+        raise PlanMismatch("TensorRT plan does not match this machine: " + "; ".join(problems))
 
 
 def check_plan(
@@ -185,8 +192,7 @@ def check_source(header: PlanHeader, onnx_sha256: str) -> None:
     if header.source_onnx_sha256 != onnx_sha256:
         raise PlanMismatch(
             f"TensorRT plan was built from {header.source_onnx} with sha256 "
-            f"{header.source_onnx_sha256[:12]}…, not from this export's ({onnx_sha256[:12]}…); "
-            "rebuild it with `pace-edge build-engine`"
+            f"{header.source_onnx_sha256[:12]}…, not from this export's ({onnx_sha256[:12]}…)"
         )
 
 

@@ -2,11 +2,14 @@
 
 ``auto`` on an export picks the best backend that can run one of its artefacts here:
 
-1. ``tensorrt``: a TensorRT plan is present, the ``tensorrt`` package is installed and an
-   NVIDIA GPU is visible (through cuda-python, which the TensorRT runner uses for device
-   memory). ``pace-edge build-engine`` writes the plan on the device, beside the manifest (the
-   file named by ``runtime.tensorrt.plan_file``, ``model.plan``); a plan listed in the manifest
-   (kind ``tensorrt-plan``) counts too;
+1. ``tensorrt``: a TensorRT plan was built beside the export on this device (``pace-edge
+   build-engine`` or ``pace-stream --build-engine`` write ``model.plan`` and its record
+   ``engine.json``, never the manifest) and its record verifies against the export
+   (:mod:`pace_edge.export.engine_record`: record digest, plan sha256, source ONNX sha256 as
+   listed by the verified manifest, engine check passed), the ``tensorrt`` package is installed
+   and an NVIDIA GPU is visible (through cuda-python, which the TensorRT runner uses for device
+   memory). An edited record or a swapped plan is refused whatever the backend; a stale or
+   unchecked plan is skipped by ``auto`` (with the reason) and refused when asked for;
 2. ``openvino``: an OpenVINO IR (``openvino-xml``) is listed and ``openvino`` is installed;
 3. ``onnxruntime``: an ONNX model (``onnx``, or ``onnx-qdq`` for INT8) is listed and
    ``onnxruntime`` is installed.
@@ -20,14 +23,14 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import PaceEdgeError
-from ..export.trt_plan import PLAN_FILE
 from .base import BACKENDS
 
 if TYPE_CHECKING:
+    from ..export.engine_record import EngineRecord
     from ..export.manifest import Artefact, Manifest
 
 ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt",
@@ -36,7 +39,7 @@ ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "ov": "openvino", "trt":
 KINDS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("onnx", "onnx-qdq"),
     "openvino": ("openvino-xml",),
-    "tensorrt": ("tensorrt-plan", "tensorrt-engine"),
+    "tensorrt": ("tensorrt-plan",),
 }
 WHAT = {"onnxruntime": "ONNX model", "openvino": "OpenVINO IR", "tensorrt": "TensorRT plan"}
 PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt",
@@ -44,6 +47,29 @@ PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "t
 AUTO_ORDER = ("tensorrt", "openvino", "onnxruntime")
 _LABELS = {"onnxruntime": "onnx", "openvino": "openvino", "tensorrt": "tensorrt"}
 BUILD_HINT = "run pace-edge build-engine on the device"
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """The export's device-built plan as selection sees it: its verified record, and why it
+    may not run the export (``""`` when it may)."""
+
+    record: EngineRecord
+    problem: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem
+
+
+def device_plan(manifest: Manifest) -> DevicePlan | None:
+    """The plan built beside the verified export ``manifest`` (``None`` if none was built);
+    :class:`~pace_edge.errors.BundleError` when its record was edited or the plan swapped."""
+    from ..export.engine_record import device_plan as read_plan_record
+    from ..export.engine_record import plan_problem
+
+    record = read_plan_record(manifest)
+    return None if record is None else DevicePlan(record, plan_problem(manifest, record))
 
 
 @dataclass(frozen=True)
@@ -75,36 +101,30 @@ def gpu_status() -> tuple[bool, str]:
         return False, str(exc)
 
 
-def runnable_artefacts(manifest: Manifest) -> list[tuple[str, Artefact]]:
-    """``(backend, artefact)`` for every artefact of the export some backend runs, including
-    a TensorRT plan built beside the manifest (not hashed by it: the plan's header carries its
-    engine's sha256 and its source ONNX's, which the TensorRT runner checks)."""
-    from ..export.manifest import Artefact
-
+def runnable_artefacts(manifest: Manifest, plan: DevicePlan | None = None
+                       ) -> list[tuple[str, Artefact]]:
+    """``(backend, artefact)`` for every artefact of the export some backend runs, plus the
+    device-built TensorRT plan when ``plan`` is usable. A plan comes only from its verified
+    record (``engine.json``): a ``model.plan`` without one, or one listed in a manifest by an
+    older pace-edge, is not run."""
     found = [(backend, a) for a in manifest.artefacts
-             for backend, kinds in KINDS.items() if a.kind in kinds]
-    settings = manifest.runtime.get("tensorrt") or {}
-    name = str(settings.get("plan_file", PLAN_FILE))
-    rel = PurePosixPath(name)
-    listed = {a.path for _, a in found}
-    root = manifest.path or Path(".")
-    if (name not in listed and not rel.is_absolute() and ".." not in rel.parts
-            and (root / rel).is_file()):
-        precision = str(settings.get("precision", manifest.precision))
-        found.append(("tensorrt", Artefact(name, KINDS["tensorrt"][0], precision)))
+             for backend, kinds in KINDS.items() if a.kind in kinds and backend != "tensorrt"]
+    if plan is not None and plan.usable:
+        found.append(("tensorrt", plan.record.artefact()))
     return found
 
 
-def artefact_summary(manifest: Manifest) -> str:
+def artefact_summary(manifest: Manifest, plan: DevicePlan | None = None) -> str:
     """``"onnx fp32, openvino fp32"``: what an export can be run from."""
-    items = [f"{_LABELS[b]} {a.precision}" for b, a in runnable_artefacts(manifest)]
+    items = [f"{_LABELS[b]} {a.precision}" for b, a in runnable_artefacts(manifest, plan)]
     return ", ".join(items) or "no runnable artefacts"
 
 
-def pick_artefact(manifest: Manifest, backend: str, precision: str | None) -> Artefact | None:
+def pick_artefact(manifest: Manifest, backend: str, precision: str | None,
+                  plan: DevicePlan | None = None) -> Artefact | None:
     """The artefact ``backend`` would run: of ``precision`` if given, else preferably of the
     export's own precision, else the first listed; ``None`` if there is none."""
-    found = [a for b, a in runnable_artefacts(manifest) if b == backend]
+    found = [a for b, a in runnable_artefacts(manifest, plan) if b == backend]
     if precision is not None:
         found = [a for a in found if a.precision == precision]
     preferred = [a for a in found if a.precision == manifest.precision]
@@ -124,8 +144,9 @@ def select_backend(
     source: str | Path | Manifest, backend: str = "auto", precision: str | None = None
 ) -> Selection:
     """Check or choose the backend for an export (a verified :class:`Manifest`, or its
-    directory, verified here) or a bundle directory; :class:`PaceEdgeError` saying precisely
-    why when the choice cannot run here."""
+    directory, verified here: the manifest against its digest, then every file's sha256) or a
+    bundle directory; :class:`PaceEdgeError` saying precisely why when the choice cannot run
+    here. Signatures are checked by :func:`~pace_edge.runtimes.load_runner` (``trusted_keys``)."""
     from ..export.manifest import MANIFEST_FILE, Manifest, load_manifest
 
     backend = normalize_backend(backend)
@@ -143,9 +164,16 @@ def select_backend(
     )
 
 
+# What brings each backend's package (pyproject.toml's extras; TensorRT comes with JetPack).
+INSTALL_HINTS = {"onnxruntime": "pip install 'pace-edge[device]'",
+                 "openvino": "pip install 'pace-edge[device]'",
+                 "torch": "pip install 'pace-edge[train]'",
+                 "tensorrt": "JetPack or NVIDIA's tensorrt wheels; see pace-edge doctor"}
+
+
 def _not_installed(backend: str) -> str:
     package = PACKAGES[backend]
-    return f"the {package} package is not installed"
+    return f"the {package} package is not installed ({INSTALL_HINTS[backend]})"
 
 
 def _for_bundle(path: Path, backend: str, precision: str | None) -> Selection:
@@ -179,13 +207,28 @@ def _source_bundle(manifest: Manifest) -> Path:
     return bundle
 
 
+def _plan_unusable(manifest: Manifest, plan: DevicePlan | None) -> str:
+    """Why the export's device-built plan may not run it (with the command that rebuilds it),
+    or ``""`` when there is none or it may."""
+    if plan is None or plan.usable:
+        return ""
+    return f"{plan.problem}; rebuild it with {_rebuild(manifest)}"
+
+
+def _rebuild(manifest: Manifest) -> str:
+    from .tensorrt_runner import rebuild_command
+
+    return rebuild_command(manifest.path or Path("."))
+
+
 def _for_export(manifest: Manifest, backend: str, precision: str | None) -> Selection:
     where = manifest.path or Path(".")
+    plan = device_plan(manifest)
     if precision is not None and not any(
-        a.precision == precision for _, a in runnable_artefacts(manifest)
+        a.precision == precision for _, a in runnable_artefacts(manifest, plan)
     ):
         raise PaceEdgeError(
-            f"no {precision} artefact in {where} (it has: {artefact_summary(manifest)})"
+            f"no {precision} artefact in {where} (it has: {artefact_summary(manifest, plan)})"
         )
     if backend == "torch":
         if precision not in (None, "fp32"):
@@ -196,12 +239,13 @@ def _for_export(manifest: Manifest, backend: str, precision: str | None) -> Sele
         return Selection("torch", f"torch: requested; runs the source bundle {bundle}",
                          bundle=bundle)
     if backend != "auto":
-        return _explicit(manifest, backend, precision)
+        return _explicit(manifest, backend, precision, plan)
     skipped = []
     for name in AUTO_ORDER:
-        artefact = pick_artefact(manifest, name, precision)
+        artefact = pick_artefact(manifest, name, precision, plan)
+        stale = _plan_unusable(manifest, plan) if name == "tensorrt" else ""
         if artefact is None:
-            skipped.append(f"{name}: no {WHAT[name]} in the export")
+            skipped.append(f"{name}: {stale or f'no {WHAT[name]} in the export'}")
             continue
         problem = _unavailable(name)
         if problem:
@@ -214,19 +258,26 @@ def _for_export(manifest: Manifest, backend: str, precision: str | None) -> Sele
         return Selection(name, reason, artefact=artefact)
     raise PaceEdgeError(
         f"no backend can run {where} here ({'; '.join(skipped)}); it has: "
-        f"{artefact_summary(manifest)}. Install onnxruntime or openvino, or choose backend "
+        f"{artefact_summary(manifest, plan)}. Install onnxruntime or openvino, or choose backend "
         "torch to run the source bundle"
     )
 
 
-def _explicit(manifest: Manifest, backend: str, precision: str | None) -> Selection:
+def _explicit(manifest: Manifest, backend: str, precision: str | None,
+              plan: DevicePlan | None) -> Selection:
     where = manifest.path or Path(".")
-    artefact = pick_artefact(manifest, backend, precision)
+    artefact = pick_artefact(manifest, backend, precision, plan)
+    if backend == "tensorrt" and artefact is None and plan is not None and not plan.usable:
+        from ..export.trt_plan import PlanMismatch
+
+        raise PlanMismatch(f"backend tensorrt: {plan.problem}", f"rebuild it with "
+                           f"{_rebuild(manifest)}")
     if artefact is None:
         what = f"{precision} {WHAT[backend]}" if precision else WHAT[backend]
         hint = f"; {BUILD_HINT}" if backend == "tensorrt" else ""
         raise PaceEdgeError(
-            f"backend {backend}: no {what} in {where} (it has: {artefact_summary(manifest)})"
+            f"backend {backend}: no {what} in {where} (it has: "
+            f"{artefact_summary(manifest, plan)})"
             f"{hint}"
         )
     problem = _unavailable(backend)

@@ -1,11 +1,13 @@
 """TensorRT runner (NVIDIA GPU only): a plan written by ``pace-edge build-engine``.
 
-Loading reads the plan with :mod:`pace_edge.export.trt_plan` (its engine is checked against
-the sha256 in its header) and checks that it was built from the export's ONNX file (hashed by
-the verified manifest) by this TensorRT version for this GPU. On a
-:class:`~pace_edge.export.trt_plan.PlanMismatch` the plan is rebuilt here from that ONNX by
-:func:`pace_edge.export.trt_build.build_plan` (the old plan's precision and batch profile) and
-written back; anything else (a corrupt plan, no tensorrt, no GPU) is a clear error.
+Loading reads the plan's device-local record ``engine.json``
+(:mod:`pace_edge.export.engine_record`: checked against its digest, the plan's bytes against the
+sha256 it records), checks that the plan was built from the export's ONNX file as the verified
+(and, with trusted keys, signed) manifest lists it, that its engine check passed, and that it
+was built by this TensorRT version for this GPU; the engine inside the plan is checked against
+the sha256 of its header (:mod:`pace_edge.export.trt_plan`). A runner never rewrites an export:
+a stale plan (:class:`~pace_edge.export.trt_plan.PlanMismatch`) is refused with the command that
+rebuilds and checks it on this device.
 
 I/O uses the TensorRT 10 name-based API (``set_input_shape``, ``set_tensor_address``,
 ``execute_async_v3``) with **cuda-python** (``cuda.bindings.runtime``, or ``cuda.cudart`` in
@@ -18,10 +20,8 @@ optimisation profile's maximum); each call copies in, enqueues and copies out on
 
 from __future__ import annotations
 
-import logging
-import shutil
-import tempfile
-from pathlib import Path, PurePosixPath
+import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,8 +32,14 @@ from .base import ModelSpec, Runner
 if TYPE_CHECKING:
     from ..export.manifest import Artefact, Manifest
 
-log = logging.getLogger(__name__)
 BUILD_HINT = "run pace-edge build-engine on the device"
+
+
+def rebuild_command(export_dir: Path) -> str:
+    """The commands that rebuild and check an export's plan on this device."""
+    where = shlex.quote(str(export_dir))
+    return (f"pace-edge build-engine --export {where} (or pace-stream --build-engine "
+            f"--model {where})")
 
 
 # --- CUDA through cuda-python ------------------------------------------------------------------
@@ -101,69 +107,34 @@ def compute_capability(cudart: Any, device: int = 0) -> str:
     return f"{prop.major}.{prop.minor}"
 
 
-def _source_onnx(manifest: Manifest, header: Any, plan: Path) -> Artefact:
-    """The manifest entry (hash verified on load) of the ONNX file the plan was built from."""
-    for a in manifest.artefacts:
-        if header.source_onnx in (a.path, PurePosixPath(a.path).name) and "onnx" in a.kind:
-            return a
-    raise BundleError(f"{plan}: built from {header.source_onnx}, which the export's manifest "
-                      "does not list; rebuild it with pace-edge build-engine")
-
-
 def checked_plan(manifest: Manifest, path: Path, trt_version: str, gpu: str, cc: str
                  ) -> tuple[Any, bytes]:
-    """Header and engine of the plan at ``path``, checked: engine sha256 (``BundleError``),
-    built from the export's verified ONNX, by this TensorRT for this GPU (``PlanMismatch``)."""
+    """Header and engine of the plan at ``path``, checked: its record ``engine.json`` and the
+    plan's sha256 (``BundleError``: edited or swapped), the engine's sha256 in its header
+    (``BundleError``); built from the export's verified ONNX, with a passed engine check, by
+    this TensorRT for this GPU (``PlanMismatch``, with the command that rebuilds it)."""
     from ..export import trt_plan
+    from ..export.engine_record import check_plan_digest, check_plan_record, read_engine_record
+    from ..integrity.digest import sha256_bytes
 
-    header, engine = trt_plan.read_plan(path)
-    trt_plan.check_source(header, _source_onnx(manifest, header, path).sha256)
-    trt_plan.check_compatible(header, trt_version, gpu_name=gpu, compute_capability=cc)
-    return header, engine
-
-
-def rebuild_plan(manifest: Manifest, path: Path, why: str) -> tuple[Any, bytes]:
-    """Rebuild the plan at ``path`` on this machine with :func:`..export.trt_build.build_plan`
-    from the export's ONNX, with the old plan's precision, profile, workspace and FP16 flag.
-
-    The new plan replaces the old one (the manifest re-hashed where it lists the plan); if the
-    export cannot be written, the engine is used from memory and a warning says so.
-    """
-    from ..export import trt_build, trt_plan
-    from ..export.manifest import write_manifest
-
-    old = trt_plan.read_header(path)
     root = manifest.path or Path(".")
-    source = _source_onnx(manifest, old, path)
-    log.warning("%s: %s; rebuilding it here from %s (this can take minutes)", path, why,
-                source.path)
-    with tempfile.TemporaryDirectory() as tmp:
-        built = trt_build.build_plan(
-            root / source.path,
-            Path(tmp) / path.name,
-            precision=old.precision,
-            profile=trt_build.BatchProfile.from_dict(old.batch),
-            workspace_mb=old.workspace_mb or trt_build.DEFAULT_WORKSPACE_MB,
-            input_name=manifest.input.name,
-            fp16=("FP16" in old.builder_flags) if old.builder_flags else None,
-        )
-        header, engine = trt_plan.read_plan(built)
-        try:
-            staged = path.with_name(path.name + ".rebuilt")
-            shutil.copyfile(built, staged)
-            staged.replace(path)
-        except OSError as exc:
-            log.warning("%s: cannot replace the plan (%s); using the rebuilt engine from "
-                        "memory. Run pace-edge build-engine to keep one", path, exc)
-            return header, engine
-    rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else None
-    if any(a.path == rel for a in manifest.artefacts):
-        info = manifest.runtime.get("tensorrt", {}).get("plan")
-        if isinstance(info, dict):
-            info.update(tensorrt_version=header.tensorrt_version, gpu_name=header.gpu_name,
-                        compute_capability=header.compute_capability,
-                        builder_flags=header.builder_flags, source_onnx=header.source_onnx)
-        write_manifest(root, manifest)  # every other hash was verified on load
+    hint = f"the runner does not rewrite an export: rebuild it with {rebuild_command(root)}"
+    record = read_engine_record(root)
+    if record is None or root / record.plan != Path(path):
+        raise BundleError(f"{path}: no engine.json beside the export records this plan; build "
+                          f"it with {rebuild_command(root)}")
+    try:
+        data = Path(path).read_bytes()  # hashed and parsed from the same bytes
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read plan ({exc.strerror})") from None
+    check_plan_digest(record, Path(path), sha256_bytes(data), len(data))
+    check_plan_record(manifest, record, hint)
+    header, engine = trt_plan.read_plan(path, data)
+    try:
+        trt_plan.check_source(header, record.source_onnx_sha256)
+        trt_plan.check_compatible(header, trt_version, gpu_name=gpu, compute_capability=cc)
+    except trt_plan.PlanMismatch as exc:
+        raise trt_plan.PlanMismatch(f"{path}: {exc.reason}", hint) from None
     return header, engine
 
 
@@ -231,18 +202,13 @@ class TensorRTRunner(Runner):
     def from_export(
         cls, manifest: Manifest, artefact: Artefact, threads: int | None = None
     ) -> TensorRTRunner:
-        """The runner of plan ``artefact``. A plan built for another TensorRT version or GPU,
-        or from another ONNX file, is rebuilt here (:func:`rebuild_plan`)."""
-        from ..export.trt_plan import PlanMismatch
-
+        """The runner of plan ``artefact``; a plan built for another TensorRT version or GPU,
+        or from another ONNX file, is refused with the command that rebuilds it here."""
         trt = import_tensorrt()
         cudart = cuda_runtime()
         gpu, cc = gpu_name(cudart), compute_capability(cudart)
         path = (manifest.path or Path(".")) / artefact.path
-        try:
-            header, engine = checked_plan(manifest, path, trt.__version__, gpu, cc)
-        except PlanMismatch as exc:
-            header, engine = rebuild_plan(manifest, path, str(exc))
+        header, engine = checked_plan(manifest, path, trt.__version__, gpu, cc)
         precision = header.precision
         return cls(engine, ModelSpec.from_manifest(manifest), precision=precision,
                    artefact=path, threads=threads)

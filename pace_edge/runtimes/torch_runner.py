@@ -62,11 +62,17 @@ class TorchRunner(Runner):
         cls, manifest: Manifest, bundle_dir: str | Path, threads: int | None = None
     ) -> TorchRunner:
         """The runner of the export's source bundle, refused if its weights changed since."""
-        from ..bundle import Bundle, read_metadata
+        from ..bundle import META_FILE, Bundle, read_metadata, sha256_file
 
         bundle = Bundle.load(bundle_dir)  # verifies the weights against model.json
         exported = manifest.source.get("weights_sha256")
         current = read_metadata(Path(bundle_dir))["weights"]["sha256"]
+        metadata = manifest.source.get("metadata_sha256")
+        if metadata and sha256_file(Path(bundle_dir) / META_FILE) != metadata:
+            raise PaceEdgeError(
+                f"backend torch: the source bundle {bundle_dir} has a different model.json from "
+                f"the one exported to {manifest.path} (sha256 differs)"
+            )
         if exported and current != exported:
             raise PaceEdgeError(
                 f"backend torch: the source bundle {bundle_dir} has different weights from the "

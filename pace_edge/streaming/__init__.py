@@ -12,6 +12,7 @@ from __future__ import annotations
 from .errors import (
     ChecksumError,
     ConfigError,
+    DeviceChanged,
     DeviceError,
     FrameError,
     LineError,
@@ -29,6 +30,7 @@ from .errors import (
 __all__ = [
     "ChecksumError",
     "ConfigError",
+    "DeviceChanged",
     "DeviceError",
     "FrameError",
     "LineError",

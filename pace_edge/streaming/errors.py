@@ -10,6 +10,7 @@ Everything a driver can raise at run time is a :class:`StreamError` (a
     │                  ├─ PixelCountError
     │                  └─ LineError ── NonNumericValue, NonFiniteValue, LineTooLong
     ├── DeviceError        (the device answered with a NACK / error number)
+    ├── DeviceChanged      (after a reconnect another device answers on the link)
     └── ConfigError        (bad options: fault spec, axis calibration, driver options)
 """
 
@@ -90,6 +91,15 @@ class DeviceError(StreamError):
         self.error_number = error_number
         self.error_name = error_name
         self.message_type = message_type
+
+
+class DeviceChanged(StreamError):
+    """After a reconnect, the link leads to another device than the one first opened."""
+
+    def __init__(self, message: str, *, expected: str | None, found: str | None):
+        super().__init__(message)
+        self.expected = expected
+        self.found = found
 
 
 class ConfigError(StreamError):

@@ -9,8 +9,13 @@ so the lowest latency per spectrum for a device slower than the model, but no mi
 and a free-running device that outpaces the model overflows its serial buffer.
 
 Every frame is accounted for: it ends in a classified spectrum (alone or in an average) or
-is rejected with a reason. The runner is any object with ``preprocess``, ``infer`` and
-``classes`` (see :mod:`pace_edge.runtimes`).
+is rejected with a reason, frames read after a stop request included. The reader never gives
+up on a reply because the classifier kept it waiting: request/response devices are simply
+asked later when the backlog is full (backpressure); a free-running device that outruns a
+full backlog loses frames, which are counted as rejected ``overrun`` (never as timeouts).
+Non-finite model inputs or outputs are rejected with a reason, so every JSON line is strict
+JSON. The runner is any object with ``preprocess``, ``infer`` and ``classes`` (see
+:mod:`pace_edge.runtimes`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import numpy as np
 
 from ..errors import DataError, PaceEdgeError
 from .drivers.base import RawFrame, Spectrometer
-from .errors import ConfigError, StreamError, TransportClosed
+from .errors import ConfigError, DeviceChanged, StreamError, TransportClosed, TransportTimeout
 from .spectral_axis import Averager, SpectralAxis
 
 SCHEDULES = ("threaded", "inline")
@@ -89,6 +94,9 @@ class StreamStats:
     refused: Counter[str] = field(default_factory=Counter)  # classified, answer "unknown"
     reconnects: int = 0
     batches: int = 0
+    silences: int = 0  # free-running device quiet past its deadline (no frame: not received)
+    device_changes: int = 0  # reconnects to another device, accepted (--allow-device-change)
+    stop_reason: str | None = None  # why the stream ended by itself (e.g. another device)
     latency: dict[str, list[float]] = field(
         default_factory=lambda: {k: [] for k in ("read", "preprocess", "infer", "total",
                                                  "overhead")}
@@ -121,6 +129,9 @@ class StreamStats:
             "refused": dict(sorted(self.refused.items())),
             "reconnects": self.reconnects,
             "batches": self.batches,
+            "silences": self.silences,
+            "device_changes": self.device_changes,
+            "stop_reason": self.stop_reason,
             "accounted": self.accounted,
             "latency_ms": {k: self.percentiles(k) for k in self.latency if self.latency[k]},
         }
@@ -135,6 +146,12 @@ class StreamStats:
             f"accepted {s['accepted']} of {s['classified']} spectra, refused "
             + (", ".join(f"{k} {v}" for k, v in s["refused"].items()) or "none"),
         ]
+        if s["silences"]:
+            lines.append(f"device silent past its deadline {s['silences']} times")
+        if s["device_changes"]:
+            lines.append(f"accepted {s['device_changes']} change(s) of device")
+        if s["stop_reason"]:
+            lines.append(f"stopped: {s['stop_reason']}")
         for key, p in s["latency_ms"].items():
             lines.append(f"latency {key:<10} p50 {p['p50']:8.3f} ms   p99 {p['p99']:8.3f} ms   "
                          f"max {p['max']:8.3f} ms")
@@ -165,6 +182,10 @@ class StreamClassifier:
         self.stats = StreamStats()
         self.stop_event = threading.Event()
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=config.queue_size)
+        self._late: list[_Item] = []  # read after the consumer left: processed at the end
+        self._consumer_done = threading.Event()
+        self._lock = threading.Lock()  # guards _overruns and _late (reader vs main thread)
+        self._overruns = 0
         self._averager = Averager(config.average) if config.average > 1 else None
         self._axis = self._device_axis()
         self._check_coverage()
@@ -214,7 +235,8 @@ class StreamClassifier:
         reads = 0
         while not self.stop_event.is_set() and (limit is None or reads < limit):
             item = self._read()
-            reads += 1
+            if not (isinstance(item.error, TransportTimeout) and self.device.free_running):
+                reads += 1  # a free-running device's silence is not a frame
             yield item
             if isinstance(item.error, TransportClosed):
                 backoff = self._reconnect(backoff)
@@ -222,48 +244,87 @@ class StreamClassifier:
                 backoff = self.config.reconnect_initial_s
 
     def _reader(self) -> None:
-        for item in self._reads():
-            self._put(item)
-        self._put(None)
+        try:
+            for item in self._reads():
+                self._put(item)
+        finally:
+            self._put(None)
 
     def _put(self, item: _Item | None) -> None:
-        while not self.stop_event.is_set():
+        """Hand ``item`` to the main loop, never losing it.
+
+        A full backlog holds a request/response reader here (the device is asked later); a
+        free-running device cannot wait, so its frame is counted as an overrun instead.
+        After the main loop has left, items go to a list it processes on the way out.
+        """
+        if item is not None and self.device.free_running:
+            try:
+                self._queue.put_nowait(item)
+            except queue.Full:
+                with self._lock:
+                    self._overruns += 1
+            return
+        while not self._consumer_done.is_set():
             try:
                 self._queue.put(item, timeout=0.1)  # type: ignore[arg-type]
                 return
             except queue.Full:
                 continue
-        if item is None:  # stopping: the sentinel must still get through
-            try:
-                self._queue.put_nowait(item)  # type: ignore[arg-type]
-            except queue.Full:
-                pass
+        if item is not None:
+            with self._lock:
+                self._late.append(item)
+
+    def _fold_overruns(self) -> None:
+        """Count frames the reader had to drop (main thread only)."""
+        with self._lock:
+            n, self._overruns = self._overruns, 0
+        if n:
+            self.stats.received += n
+            self.stats.rejected["overrun"] += n
+            self.emit({"time": time.time(), "seq": None, "rejected": "overrun", "frames": n,
+                       "detail": f"{n} frame(s) lost: the backlog was full"})
 
     def _reconnect(self, backoff: float) -> float:
         while not self.stop_event.is_set():
             self.log(f"device disconnected; reconnecting in {backoff:.1f} s")
             if self.stop_event.wait(backoff):
                 break
+            changes = len(self.device.device_changes)
             try:
                 self.device.reconnect(timeout_s=backoff)
-                self.stats.reconnects += 1
-                self.log("device reconnected")
-                return self.config.reconnect_initial_s
+            except DeviceChanged as exc:
+                self.log(f"stopping: {exc}")
+                self.stats.stop_reason = str(exc)
+                self.stop_event.set()
+                break
             except StreamError as exc:
                 self.log(f"reconnect failed: {exc}")
                 backoff = min(backoff * 2, self.config.reconnect_max_s)
+                continue
+            self.stats.reconnects += 1
+            for old, new in self.device.device_changes[changes:]:
+                self.stats.device_changes += 1
+                self.log(f"device changed on reconnect: {old!r} -> {new!r} (accepted: "
+                         "--allow-device-change)")
+            self.log("device reconnected")
+            return self.config.reconnect_initial_s
         return backoff
 
     # -- main loop ---------------------------------------------------------------------------
 
     def run(self) -> StreamStats:
-        """Read, classify and emit until stopped, ``max_frames`` or the device gives up."""
+        """Read, classify and emit until stopped, ``max_frames`` or the device gives up.
+
+        After a stop request the read in progress is finished and everything read is still
+        classified or counted before this returns.
+        """
         if self.config.schedule == "inline":
             try:
                 for item in self._reads():
                     self._process([item])
             finally:
                 self.stop_event.set()
+                self._fold_overruns()
             return self.stats
         reader = threading.Thread(target=self._reader, name="pace-reader", daemon=True)
         reader.start()
@@ -273,6 +334,7 @@ class StreamClassifier:
                 try:
                     first = self._queue.get(timeout=0.2)
                 except queue.Empty:
+                    self._fold_overruns()
                     if self.stop_event.is_set() and not reader.is_alive():
                         break
                     continue
@@ -280,7 +342,11 @@ class StreamClassifier:
                 self._process(batch)
         finally:
             self.stop_event.set()
-            reader.join(timeout=5.0)
+            self._consumer_done.set()
+            # every read ends within its reply deadline, so the reader finishes
+            while reader.is_alive():
+                reader.join(timeout=0.5)
+                self._flush_queue()
             self._flush_queue()
         return self.stats
 
@@ -312,13 +378,17 @@ class StreamClassifier:
                 break
             if item is not None:
                 leftovers.append(item)
-        if leftovers:
-            self._process(leftovers)
+        with self._lock:
+            leftovers += self._late
+            self._late.clear()
+        self._process(leftovers)
 
-    def _reject(self, item: _Item, reason: str, detail: str = "") -> None:
-        self.stats.rejected[reason] += 1
+    def _reject(self, item: _Item, reason: str, detail: str = "", n_frames: int = 1) -> None:
+        self.stats.rejected[reason] += n_frames
         sequence = item.frame.sequence if item.frame is not None else None
-        record = {"time": time.time(), "seq": sequence, "rejected": reason}
+        record: dict[str, Any] = {"time": time.time(), "seq": sequence, "rejected": reason}
+        if n_frames > 1:
+            record["frames"] = n_frames
         if detail:
             record["detail"] = detail
         self.emit(record)
@@ -333,24 +403,41 @@ class StreamClassifier:
             return None
         counts, n_frames = frame.counts, 1
         if self._averager is not None:
+            try:
+                mean = self._averager.add(counts)
+            except (DataError, PaceEdgeError) as exc:
+                # the open average cannot be finished: its frames and this one are rejected
+                partial = self._averager.count
+                self._averager.reset()
+                self.stats.averaging -= partial
+                self._reject(item, "average", str(exc), partial + 1)
+                return None
             self.stats.averaging += 1
-            mean = self._averager.add(counts)
             if mean is None:
                 return None
             counts, n_frames = mean, self.config.average
             self.stats.averaging -= n_frames
         try:
             intensity, axis = self._axis.apply(counts, self.config.dark)
-            return self.runner.preprocess(intensity, axis)[0], n_frames, intensity
+            x = self.runner.preprocess(intensity, axis)[0]
         except (DataError, PaceEdgeError) as exc:
-            if n_frames > 1:  # the other frames of the average share its fate
-                self.stats.rejected["preprocess"] += n_frames - 1
-            self._reject(item, "preprocess", str(exc))
+            self._reject(item, "preprocess", str(exc), n_frames)  # an average shares its fate
             return None
+        if not np.isfinite(x).all():
+            self._reject(item, "non_finite_input",
+                         "preprocessing gave NaN or inf (e.g. a flat spectrum normalised)",
+                         n_frames)
+            return None
+        return x, n_frames, intensity
 
     def _process(self, items: list[_Item]) -> None:
+        self._fold_overruns()
         ready: list[tuple[_Item, np.ndarray, int, float, np.ndarray]] = []
         for item in items:
+            if isinstance(item.error, TransportTimeout) and self.device.free_running:
+                self.stats.silences += 1  # no frame came: nothing was received
+                self.log(f"device silent: {item.error}")
+                continue
             self.stats.received += 1
             if item.error is not None:
                 self._reject(item, reason_of(item.error), str(item.error))
@@ -365,12 +452,20 @@ class StreamClassifier:
         inputs = np.stack([r[1] for r in ready]).astype(np.float32, copy=False)
         t0 = time.perf_counter()
         raw = np.stack([r[4] for r in ready])
-        verdicts, _ = self.runner.judge_inputs(raw, inputs)  # physical checks, model, detector
-        proba = verdicts.probabilities
+        # physical checks, the model and the "unknown" detector in one pass
+        verdicts, logits = self.runner.judge_inputs(raw, inputs)
         infer_s = time.perf_counter() - t0
         self.stats.batches += 1
+        finite = np.isfinite(logits).all(axis=1)
+        for (item, _, n_frames, _, _), ok in zip(ready, finite, strict=True):
+            if not ok:
+                self._reject(item, "non_finite_output", "the model gave NaN or inf", n_frames)
+        rows = np.flatnonzero(finite)
+        ready = [ready[i] for i in rows]
+        proba = verdicts.probabilities
         classes = self.runner.classes
-        for i, ((item, _, n_frames, prep_s, _), p) in enumerate(zip(ready, proba, strict=True)):
+        for i, (item, _, n_frames, prep_s, _) in zip(rows, ready, strict=True):
+            p = proba[i]
             best = int(p.argmax())
             total_ms = (time.monotonic_ns() - item.done_ns) / 1e6
             latency = {"read": item.read_s * 1e3, "preprocess": prep_s * 1e3,
@@ -396,11 +491,12 @@ class StreamClassifier:
 
 
 class JsonLines:
-    """Writes one JSON object per line to a text stream, flushed per line."""
+    """Writes one strict JSON object per line (NaN/inf refused) to a text stream, flushed
+    per line."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
 
     def __call__(self, record: dict[str, Any]) -> None:
-        self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.stream.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
         self.stream.flush()

@@ -2,13 +2,24 @@
 
 :meth:`Transport.open` accepts whatever :func:`serial.serial_for_url` does: a device path
 (``/dev/ttyUSB0``, ``COM3``, an emulator's pty link) or a URL (``socket://host:port``,
-``rfc2217://...``). Defaults are 8N1 without flow control. Reads poll the port in short slices
-so that every call honours an absolute deadline (``time.monotonic()`` seconds); running out of
-time raises :class:`TransportTimeout`, a vanished port raises :class:`TransportClosed`.
+``rfc2217://...``). Defaults are 8N1 without flow control.
+
+Reads honour a :class:`Deadline` (pyserial's ``Timeout`` idea: a monotonic target with
+``time_left()``). A port with a file descriptor is waited on with ``select`` for the time left;
+other ports (``loop://``, ``socket://``) are polled in short slices. A deadline only counts as
+missed when, after it passed, nothing is waiting in the port's buffer: a reader that was simply
+late (a busy CPU, the GIL held by inference) still gets bytes the device sent in time.
+Running out of time raises :class:`TransportTimeout`, a vanished port :class:`TransportClosed`.
+
+:func:`wire_seconds` gives a UART's time for ``n`` bytes (start bit, data bits, parity, stop
+bits: 10 bit times a byte for 8N1); drivers build their reply deadlines from it.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import select
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +39,62 @@ except ImportError:  # Windows
 # what a vanished or broken port raises (termios.error is not an OSError)
 LINK_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, *_TERMIOS_ERRORS)
 
-POLL_S = 0.02  # read slice: deadlines are honoured to about this much
+POLL_S = 0.02  # read slice for ports without a file descriptor
 DEFAULT_BAUD = 115200  # line-oriented micro-spectrometers (Arduino sketches)
 OBP_DEFAULT_BAUD = 9600  # Ocean STS and other OBP devices over RS-232
+
+
+def open_error(url: str, exc: BaseException) -> str:
+    """One line saying why ``url`` could not be opened (pyserial repeats the path), with a
+    hint for the usual causes."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"cannot open {url}: permission denied; add your user to the dialout group "
+                "(sudo usermod -aG dialout $USER, then log in again) or check the device's "
+                "permissions")
+    if code == errno.ENOENT:
+        return (f"cannot open {url}: no such port; is the device connected? (list ports with "
+                "python -m serial.tools.list_ports)")
+    if code == errno.EBUSY:
+        return f"cannot open {url}: the port is busy (another program has it open)"
+    if isinstance(code, int) and code > 0:
+        return f"cannot open {url}: {os.strerror(code)}"
+    return f"cannot open {url}: {' '.join(str(exc).split())}"
+
+
+def wire_seconds(nbytes: int, baudrate: int, bits_per_byte: float = 10.0) -> float:
+    """Seconds a UART at ``baudrate`` takes to send ``nbytes`` (8N1: 10 bits a byte)."""
+    return nbytes * bits_per_byte / float(baudrate)
+
+
+class Deadline:
+    """A point in time (``time.monotonic()``) to wait until; ``None`` seconds waits forever.
+
+    ``Deadline(0)`` never blocks. Pass one object down through a whole exchange so that every
+    wait inside it draws on the same budget.
+    """
+
+    __slots__ = ("end",)
+
+    def __init__(self, seconds: float | None):
+        self.end = None if seconds is None else time.monotonic() + max(float(seconds), 0.0)
+
+    @classmethod
+    def at(cls, end: float | None) -> Deadline:
+        """A deadline at the absolute monotonic time ``end``."""
+        d = cls(None)
+        d.end = end
+        return d
+
+    def time_left(self) -> float | None:
+        """Seconds left (0 once expired), or None for no limit."""
+        return None if self.end is None else max(self.end - time.monotonic(), 0.0)
+
+    def expired(self) -> bool:
+        return self.end is not None and time.monotonic() >= self.end
+
+    def __repr__(self) -> str:
+        return f"Deadline(time_left={self.time_left()})"
 
 
 class Transport:
@@ -77,36 +141,84 @@ class Transport:
         except ValueError as exc:  # unknown URL scheme, bad baud rate / framing
             raise ConfigError(f"cannot open {url}: {exc}") from exc
         except LINK_ERRORS as exc:
-            raise TransportClosed(f"cannot open {url}: {exc}") from exc
+            raise TransportClosed(open_error(url, exc)) from exc
         return cls(port, timeout, name=url)
 
     # -- reading ---------------------------------------------------------------------------
 
-    def deadline(self, timeout: float | None = None) -> float:
-        """An absolute deadline ``timeout`` seconds (default: this transport's) from now."""
-        return time.monotonic() + (self.timeout if timeout is None else timeout)
+    def deadline(self, timeout: float | None = None) -> Deadline:
+        """A :class:`Deadline` ``timeout`` seconds (default: this transport's) from now."""
+        return Deadline(self.timeout if timeout is None else timeout)
 
-    def read_some(self, deadline: float | None = None, max_bytes: int = 1 << 16) -> bytes:
-        """At least one byte (whatever is waiting, up to ``max_bytes``), or TransportTimeout."""
-        if self._pending:
-            data = bytes(self._pending[:max_bytes])
-            del self._pending[:max_bytes]
-            return data
+    def read_some(self, deadline: Deadline | None = None, max_bytes: int = 1 << 16) -> bytes:
+        """At least one byte (whatever is waiting, up to ``max_bytes``), or TransportTimeout.
+
+        Waits until ``deadline`` (default: this transport's timeout from now). Expiry is only
+        declared after a last look finds the port's buffer empty.
+        """
         end = self.deadline() if deadline is None else deadline
         while True:
-            with self._guard("read"):
-                waiting = self.port.in_waiting
-                data = self.port.read(min(max(waiting, 1), max_bytes))
-                if data and len(data) < max_bytes:
-                    more = self.port.in_waiting
-                    if more:
-                        data += self.port.read(min(more, max_bytes - len(data)))
+            if self._pending:
+                data = bytes(self._pending[:max_bytes])
+                del self._pending[:max_bytes]
+                return data
+            data = self._take(max_bytes)
             if data:
                 return data
-            if time.monotonic() >= end:
+            left = end.time_left()
+            if left == 0.0:
+                data = self._take(max_bytes)  # we may have been late, not the device
+                if data:
+                    return data
                 raise TransportTimeout(f"{self.name}: no data within the timeout")
+            if self._wait(left):
+                data = self._take(max_bytes)
+                if data:
+                    return data
+                with self._guard("read"):  # readable yet empty: a hang-up raises here
+                    data = self.port.read(1)
+                if data:
+                    return bytes(data)
 
-    def read_exact(self, n: int, deadline: float | None = None) -> bytes:
+    def _take(self, max_bytes: int) -> bytes:
+        """Whatever the port holds now, without blocking (at most ``max_bytes``)."""
+        with self._guard("read"):
+            waiting = self.port.in_waiting
+            if not waiting:
+                return b""
+            return bytes(self.port.read(min(waiting, max_bytes)))
+
+    def _wait(self, seconds: float | None) -> bool:
+        """Block until the port is readable or ``seconds`` pass; True when readable.
+
+        Ports without a file descriptor block in a one-byte read for their own timeout
+        (:data:`POLL_S`) and keep what it returns.
+        """
+        fd = self._fd
+        if fd is None:
+            with self._guard("read"):
+                data = self.port.read(1)
+            if data:
+                self._pending += data
+            return False
+        try:
+            readable, _, _ = select.select([fd], [], [], seconds)
+        except (OSError, ValueError) as exc:  # closed underneath us
+            raise TransportClosed(f"{self.name}: read failed: {exc}") from exc
+        return bool(readable)
+
+    @property
+    def _fd(self) -> int | None:
+        fileno = getattr(self.port, "fileno", None)
+        if fileno is None:
+            return None
+        try:
+            fd = fileno()
+        except Exception:  # noqa: BLE001 - URL handlers raise their own "not supported"
+            return None
+        return fd if isinstance(fd, int) and fd >= 0 else None
+
+    def read_exact(self, n: int, deadline: Deadline | None = None) -> bytes:
         """Exactly ``n`` bytes; TransportTimeout if they do not all arrive by ``deadline``."""
         end = self.deadline() if deadline is None else deadline
         buf = bytearray()
@@ -121,7 +233,8 @@ class Transport:
         return bytes(buf)
 
     def read_until(
-        self, terminator: bytes = b"\n", deadline: float | None = None, max_bytes: int = 1 << 16
+        self, terminator: bytes = b"\n", deadline: Deadline | None = None,
+        max_bytes: int = 1 << 16
     ) -> bytes:
         """Bytes up to and including ``terminator``, or the first ``max_bytes`` if none came."""
         end = self.deadline() if deadline is None else deadline

@@ -4,7 +4,9 @@ Only training spectra are used (a data set whose source says ``(test)`` is refus
 the spectra are ranked by their raw mean intensity (the baseline/fluorescence level dominates
 it) and taken at evenly spaced ranks, so the selection covers the class's whole intensity range
 instead of its crowded middle. A stratified share is held out first (``holdout``): INT8 layer
-sensitivity and parity are measured on spectra the calibration never saw.
+sensitivity and parity are measured on spectra the calibration never saw. When the data carry
+group ids (samples or patients), the held-out share is whole groups, so no sample has spectra
+on both sides.
 """
 
 from __future__ import annotations
@@ -121,6 +123,23 @@ def _stratified(y: np.ndarray, pool: np.ndarray, score: np.ndarray, total: int,
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
 
 
+def _group_holdout(y: np.ndarray, data: SpectralDataset, holdout: float, seed: int,
+                   classes: list[str]) -> np.ndarray:
+    """Indices of whole groups held out, about ``holdout`` of each class (``y`` indexes
+    ``classes``)."""
+    from ...data import stratified_split
+
+    if holdout == 0.0:
+        return np.zeros(0, np.int64)
+    try:
+        _, held = stratified_split(y, holdout, seed, groups=data.groups,
+                                   classes=classes)
+    except PaceEdgeError as exc:
+        raise DataError(f"calibration data {data.source}: cannot hold out whole samples for "
+                        f"the INT8 checks: {exc}") from None
+    return held
+
+
 def select_calibration(
     bundle: Bundle,
     data: SpectralDataset,
@@ -130,7 +149,8 @@ def select_calibration(
 ) -> Calibration:
     """Pick calibration spectra from training data ``data`` and preprocess them for ``bundle``.
 
-    A stratified ``holdout`` share (at least one spectrum per class with 2+) is set aside first;
+    A stratified ``holdout`` share (at least one spectrum per class with 2+) is set aside first
+    (whole groups, via :func:`~pace_edge.data.stratified_split`, when ``data.groups`` is set);
     of the rest, ``size`` spectra (``None``: all) are taken stratified by class, in proportion,
     and spread over each class's raw mean intensity. Deterministic for a given ``seed``.
     """
@@ -146,10 +166,13 @@ def select_calibration(
     rng = np.random.default_rng(seed)
     score = data.x.mean(axis=1)  # raw total intensity / baseline level
     everything = np.arange(len(data))
-    n_hold = 0
-    if holdout > 0 and len(data) >= 4:
-        n_hold = max(int(round(holdout * len(data))), min(len(np.unique(y)), len(data) // 4))
-    held = _stratified(y, everything, score, n_hold, rng) if n_hold else everything[:0]
+    if data.groups is not None:
+        held = _group_holdout(y, data, holdout, seed, bundle.classes)
+    else:
+        n_hold = 0
+        if holdout > 0 and len(data) >= 4:
+            n_hold = max(int(round(holdout * len(data))), min(len(np.unique(y)), len(data) // 4))
+        held = _stratified(y, everything, score, n_hold, rng) if n_hold else everything[:0]
     rest = np.setdiff1d(everything, held)
     total = rest.size if size is None else min(size, rest.size)
     chosen = _stratified(y, rest, score, total, rng)
@@ -166,6 +189,7 @@ def select_calibration(
         "class_counts": counts(chosen),
         "holdout": int(held.size),
         "holdout_class_counts": counts(held),
+        "group_aware": data.groups is not None,
         "selection": "stratified by class, evenly spaced over raw mean intensity; "
                      "preprocessed with the bundle's pipeline",
         "seed": seed,
@@ -176,5 +200,8 @@ def select_calibration(
         "resampled": bool(data.axis.size != bundle.input_length
                           or not np.allclose(data.axis, bundle.axis)),
     }
+    if data.groups is not None:
+        summary["groups"] = {"holdout": int(np.unique(data.groups[held]).size),
+                             "calibration": int(np.unique(data.groups[chosen]).size)}
     return Calibration(inputs=x[chosen], summary=summary, holdout=x[held], labels=y[chosen],
                        holdout_labels=y[held])

@@ -28,6 +28,11 @@ class ObpSpectrometer(Spectrometer):
 
     Every request carries a fresh ``regarding`` number; replies with another number (late
     answers to earlier requests) are dropped, so a slow reply cannot be mistaken for the next.
+
+    Reply deadlines follow from the link (see :meth:`Spectrometer.reply_timing`): a spectrum
+    (2 bytes a pixel plus 64 bytes of frame: 2,112 bytes, 2.2 s at 9600 baud for 1024 pixels)
+    may start after the integration time set through :meth:`set_integration_time_us` and
+    ``timeout`` seconds of slack, and the line may then fall silent for at most ``timeout``.
     """
 
     protocol = "obp"
@@ -42,8 +47,10 @@ class ObpSpectrometer(Spectrometer):
         bits: int = 14,
         checksum: str = "md5",
         read_calibration: bool = True,
+        allow_device_change: bool = False,
     ):
-        super().__init__(port, baudrate=baudrate, timeout=timeout)
+        super().__init__(port, baudrate=baudrate, timeout=timeout,
+                         allow_device_change=allow_device_change)
         if checksum not in CHECKSUMS:
             raise ConfigError(f"checksum must be 'md5' or 'none', got {checksum!r}")
         if pixels < 1 or not 1 <= bits <= 32:
@@ -86,6 +93,7 @@ class ObpSpectrometer(Spectrometer):
         if not 0 < int(microseconds) <= 0xFFFFFFFF:
             raise ConfigError(f"integration time must be 1..2³²-1 µs, got {microseconds}")
         self.request(obp.MSG_SET_INTEGRATION_TIME, struct.pack("<I", int(microseconds)), ack=True)
+        self.integration_us = int(microseconds)
 
     def reset(self) -> None:
         """Ask the device to reset (acknowledged)."""
@@ -93,6 +101,9 @@ class ObpSpectrometer(Spectrometer):
 
     def _handshake(self) -> None:
         self._parser.reset()
+        if self.integration_us is not None and self._opened_once:  # a reconnect: restore it
+            self.request(obp.MSG_SET_INTEGRATION_TIME, struct.pack("<I", self.integration_us),
+                         ack=True)
         self._serial = self.read_serial_number()
         if self._read_calibration:
             try:
@@ -100,8 +111,15 @@ class ObpSpectrometer(Spectrometer):
             except DeviceError:
                 self._coefficients = None
 
+    @property
+    def spectrum_reply_bytes(self) -> int:
+        """Bytes on the wire of one spectrum reply at the configured pixel count."""
+        size = 2 * self._pixels
+        return obp.MIN_FRAME + (size if size > obp.IMMEDIATE_SIZE else 0)
+
     def _read_counts(self) -> tuple[np.ndarray, int]:
-        reply = self.request(obp.MSG_GET_RAW_SPECTRUM)
+        reply = self.request(obp.MSG_GET_RAW_SPECTRUM, reply_bytes=self.spectrum_reply_bytes,
+                             work_s=self.work_seconds())
         data = reply.data
         if len(data) != 2 * self._pixels:
             raise PixelCountError(
@@ -131,11 +149,21 @@ class ObpSpectrometer(Spectrometer):
             coefficients.append(float(struct.unpack_from("<f", data)[0]))
         return coefficients
 
-    def request(self, message_type: int, data: bytes = b"", *, ack: bool = False) -> obp.Message:
+    def request(
+        self,
+        message_type: int,
+        data: bytes = b"",
+        *,
+        ack: bool = False,
+        reply_bytes: int = obp.MIN_FRAME,
+        work_s: float = 0.0,
+    ) -> obp.Message:
         """Send one request and return its reply (an ACK for ``ack=True`` set-commands).
 
-        Raises DeviceError for a NACK, ProtocolError for a corrupt reply, TransportTimeout
-        when nothing answers, TruncatedFrame when a reply started but never finished.
+        ``reply_bytes`` (expected size) and ``work_s`` (device time before it answers) set
+        the deadlines. Raises DeviceError for a NACK, ProtocolError for a corrupt reply,
+        TransportTimeout when nothing answers, TruncatedFrame when a reply started but the
+        line then fell silent.
         """
         t = self.transport
         self._regarding = self._regarding % 0xFFFFFFFF + 1
@@ -147,11 +175,12 @@ class ObpSpectrometer(Spectrometer):
             regarding=rid,
             checksum_type=self._checksum,
         )
-        t.write(obp.encode(msg))
-        deadline = t.deadline()
+        wire = obp.encode(msg)
+        clock = self.reply_timing(len(wire), reply_bytes, work_s).clock()
+        t.write(wire)
         while True:
             try:
-                chunk = t.read_some(deadline)
+                chunk = t.read_some(clock.deadline())
             except TransportTimeout as exc:
                 items = self._parser.expire()
                 reply = self._match(items, message_type, rid)
@@ -159,8 +188,9 @@ class ObpSpectrometer(Spectrometer):
                     return reply
                 truncated = next((e for e in items if isinstance(e, TruncatedFrame)), None)
                 if truncated is not None:
-                    raise truncated from exc
-                raise
+                    raise TruncatedFrame(f"{truncated} ({clock.describe()})") from exc
+                raise TransportTimeout(f"{self.port}: {clock.describe()}") from exc
+            clock.got(len(chunk))
             self.stats.bytes_in += len(chunk)
             items = self._parser.feed(chunk)
             reply = self._match(items, message_type, rid)

@@ -15,7 +15,8 @@ class AsciiResponder:
 
     ``header``: a line printed before every spectrum. ``integration_command``: a template
     such as ``"SPEC.INTEG {us}"``; a command with that prefix and an integer sets the
-    integration time (no reply). Other commands are ignored, as most sketches do.
+    integration time (no reply). ``identify_command`` (``ID?``) is answered with the
+    ``serial_number`` line. Other commands are ignored, as most sketches do.
     """
 
     def __init__(
@@ -27,6 +28,8 @@ class AsciiResponder:
         rate: float = 10.0,
         header: str | None = None,
         integration_command: str | None = "SPEC.INTEG {us}",
+        identify_command: str | None = "ID?",
+        serial_number: str = "EMU-C12880-0001",
         stall_s: float = 2.0,
         clock: float = 0.0,
     ):
@@ -38,6 +41,8 @@ class AsciiResponder:
         self.integration_prefix = (
             integration_command.split("{", 1)[0].strip() if integration_command else None
         )
+        self.identify_command = identify_command
+        self.serial_number = serial_number
         self.stall_s = stall_s
         self._commands = bytearray()
         self._next = clock
@@ -76,6 +81,8 @@ class AsciiResponder:
         self.device.count(requests=1)
         if self.query is not None and command == self.query:
             return [Acquire(self.spectrum)]
+        if self.identify_command is not None and command == self.identify_command:
+            return [Send(self.serial_number.encode("ascii") + self.format.eol)]
         prefix = self.integration_prefix
         if prefix and command.startswith(prefix):
             try:
@@ -93,7 +100,10 @@ class AsciiResponder:
         dev = self.device
         frame = dev.next_frame()
         if frame.fault == "stall":
-            return [Silence(self.stall_s)] if self.query is None else []
+            if self.query is None:
+                dev.count(silent=1)
+                return [Silence(self.stall_s)]
+            return []
         if frame.fault == "disconnect":
             return [Disconnect()]
         line = self.format.format(frame.counts)

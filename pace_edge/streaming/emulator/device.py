@@ -62,11 +62,20 @@ class EmulatorStats:
     garbage_bytes: int = 0  # noise bytes written by the 'garbage' fault
     dropped_bytes: int = 0  # bytes the client never took (pty full or gone)
     disconnects: int = 0  # links dropped (faults and manual)
+    silent: int = 0  # free-running 'stall' frames: the device said nothing (not served)
+    lost: int = 0  # frames of which not one byte reached the client (pty full: an overrun)
     labels: Counter[int] = field(default_factory=Counter)  # class labels of frames produced
 
     @property
     def accounted(self) -> bool:
         return self.frames == self.good + sum(self.faults.values())
+
+    @property
+    def served(self) -> int:
+        """Spectrum outcomes the client can see: every answered (or stalled, or dropped)
+        request, every free-running line that went out and every free-running disconnect.
+        A client that reads every one of them counts exactly this many frames received."""
+        return self.frames - self.silent - self.lost
 
     def copy(self) -> EmulatorStats:
         return replace(self, faults=Counter(self.faults), labels=Counter(self.labels))
@@ -74,8 +83,9 @@ class EmulatorStats:
     def summary(self) -> str:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items()) if v) or "none"
         return (
-            f"{self.frames} frames ({self.good} good; faults: {faults}), {self.requests} "
-            f"requests, {self.bytes_sent} bytes, {self.disconnects} disconnects"
+            f"{self.served} frames served ({self.frames} produced, {self.good} good; faults: "
+            f"{faults}; {self.lost} lost to a full buffer), {self.requests} requests, "
+            f"{self.bytes_sent} bytes, {self.disconnects} disconnects"
         )
 
 

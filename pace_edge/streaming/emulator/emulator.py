@@ -29,9 +29,11 @@ from .sources import DatasetSource, SpectrumSource, SyntheticSource
 PROTOCOLS = ("obp", "ascii")
 LINK_NAME = "pace-spectrometer"
 DEFAULTS = {"obp": {"pixels": 1024, "bits": 14}, "ascii": {"pixels": 288, "bits": 12}}
+SERIALS = {"obp": "EMU-STS-0001", "ascii": "EMU-C12880-0001"}
 WRITE_TIMEOUT_S = 1.0  # a reply the client does not take within this is dropped
 FREE_RUN_WRITE_S = 0.02  # free-running: a full pty loses the frame, as a UART would
 MIN_RENDER_LEAD_S = 0.001  # paced: render a frame at least this long before its slot
+TRICKLE_S = 0.005  # with ``baud``: bytes are released in slices of this much wire time
 
 
 def default_coefficients(pixels: int) -> list[float]:
@@ -53,7 +55,12 @@ class Emulator:
     with ``query``: answers as fast as possible, or at most ``rate`` spectra per second; then a
     requested spectrum is rendered shortly before its slot (as a detector is read out at the
     end of its exposure), not while the client is still busy with the previous one.
-    ``baud`` paces output like a UART (10 bits per byte); None sends at pty speed.
+    ``baud`` makes it behave like the wire: a request counts as received once its last byte
+    would have arrived, output trickles out at a UART's rate (8N1: 10 bits a byte, sent in
+    slices of :data:`TRICKLE_S`), and a requested spectrum is only answered once the
+    integration time has passed since the request (the detector exposes first). None sends at
+    pty speed and answers at once. ``serial_number`` is what OBP's "get serial number" and
+    ASCII's ``identify_command`` answer.
     """
 
     def __init__(
@@ -70,13 +77,14 @@ class Emulator:
         rate: float | None = None,
         baud: int | None = None,
         checksum: str = "md5",
-        serial_number: str = "EMU-STS-0001",
+        serial_number: str | None = None,
         query: str | None = None,
         header: str | None = None,
         separator: str = ",",
         trailing_separator: bool = True,
         decimals: int | None = None,
         integration_command: str | None = "SPEC.INTEG {us}",
+        identify_command: str | None = "ID?",
         integration_us: int = 100_000,
         n_classes: int = 3,
         stall_s: float = 2.0,
@@ -86,6 +94,8 @@ class Emulator:
         if protocol not in PROTOCOLS:
             raise ConfigError(f"unknown protocol {protocol!r}; choose obp or ascii")
         self.protocol = protocol
+        serial_number = SERIALS[protocol] if serial_number is None else serial_number
+        self.serial_number = serial_number
         pixels = DEFAULTS[protocol]["pixels"] if pixels is None else int(pixels)
         bits = DEFAULTS[protocol]["bits"] if bits is None else int(bits)
         if pixels < 2:
@@ -153,6 +163,8 @@ class Emulator:
                 rate=rate or 10.0,
                 header=header,
                 integration_command=integration_command,
+                identify_command=identify_command,
+                serial_number=serial_number,
                 stall_s=stall_s,
                 clock=time.monotonic(),
             )
@@ -167,6 +179,7 @@ class Emulator:
         self._render_s = 0.0  # recent (decaying) maximum time to render a frame
         self._wire_free_at = 0.0
         self._silent_until = 0.0
+        self._requested_at = 0.0
         self.error: BaseException | None = None  # what ended the device thread, if not stop()
 
     # -- public ----------------------------------------------------------------------------
@@ -283,6 +296,9 @@ class Emulator:
                     raise
                 data = b""
             if data:
+                # with ``baud``, a request is complete once its last byte would have arrived
+                self._requested_at = time.monotonic() + (
+                    len(data) * 10.0 / self.baud if self.baud else 0.0)
                 self._run(self.responder.on_input(data))
         due = self.responder.due()
         now = time.monotonic()
@@ -295,6 +311,11 @@ class Emulator:
             if self._stop.is_set():
                 return False
             if isinstance(action, Acquire):
+                if self.baud:  # the detector integrates before it can be read out
+                    exposure = self.device.integration_us * 1e-6
+                    if self._stop.wait(max(self._requested_at + exposure - time.monotonic(),
+                                           0.0)):
+                        return False
                 if self._paced():
                     lead = min(0.5 / float(self.rate or 1.0), max(MIN_RENDER_LEAD_S,
                                                                    4.0 * self._render_s))
@@ -308,7 +329,9 @@ class Emulator:
             elif isinstance(action, Send):
                 if action.frame and self._paced():
                     self._pace()
-                self._write(action.data)
+                sent = self._write(action.data)
+                if action.frame and sent == 0:
+                    self.device.count(lost=1)
             elif isinstance(action, Silence):
                 self._silent_until = time.monotonic() + action.seconds
             elif isinstance(action, Disconnect):
@@ -326,17 +349,34 @@ class Emulator:
             self._stop.wait(self._next_slot - now)
         self._next_slot = max(self._next_slot, now) + 1.0 / float(self.rate or 1.0)
 
-    def _write(self, data: bytes) -> None:
-        """Write all of ``data`` unless the pty stays full (free-running: drop at once).
+    def _write(self, data: bytes) -> int:
+        """Write all of ``data`` unless the pty stays full (free-running: drop at once);
+        returns the bytes written.
 
-        With ``baud`` set, ``data`` is delivered once a UART would have finished sending it
-        (10 bits a byte, back to back with what went before).
+        With ``baud`` set, bytes leave as a UART sends them: slices of :data:`TRICKLE_S`
+        wire time, each written when a UART would have finished it (10 bits a byte, back to
+        back with what went before).
         """
-        if self.baud:
-            start = max(time.monotonic(), self._wire_free_at)
-            self._wire_free_at = start + len(data) * 10.0 / self.baud
-            if self._stop.wait(max(self._wire_free_at - time.monotonic(), 0.0)):
-                return
+        if not self.baud:
+            return self._write_now(data)
+        byte_s = 10.0 / self.baud
+        start = max(time.monotonic(), self._wire_free_at, self._requested_at)
+        step = max(1, int(TRICKLE_S / byte_s))
+        sent = 0
+        for i in range(0, len(data), step):
+            part = data[i : i + step]
+            due = start + (i + len(part)) * byte_s
+            if self._stop.wait(max(due - time.monotonic(), 0.0)):
+                break
+            n = self._write_now(part)
+            sent += n
+            if n < len(part):
+                self.device.count(dropped_bytes=len(data) - i - len(part))
+                break
+        self._wire_free_at = max(start + sent * byte_s, time.monotonic())
+        return sent
+
+    def _write_now(self, data: bytes) -> int:
         master = self.link.master
         view = memoryview(data)
         sent = 0
@@ -355,6 +395,7 @@ class Emulator:
                 break
             select.select([], [master], [], min(left, 0.05))
         self.device.count(bytes_sent=sent, dropped_bytes=len(data) - sent)
+        return sent
 
     def _drop_link(self) -> None:
         self.device.count(disconnects=1)

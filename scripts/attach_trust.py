@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if data.classes != bundle.classes or len(data) != bundle.training["data"]["spectra"]:
         raise PaceEdgeError(f"{args.data} is not the data {args.model} was trained on")
     x, _ = bundle.preprocessing.apply(data.x, data.axis)
-    fit_idx, cal_idx = calibration_split(data.y, recipe)
+    fit_idx, cal_idx = calibration_split(data.y, recipe, data.groups, data.classes)
     model = build_model(bundle.config, bundle.weights)
     trust, arrays = fit_trust(model, x[fit_idx], data.y[fit_idx], x[cal_idx], data.y[cal_idx],
                               data.x[cal_idx], recipe.accept_rate)

@@ -12,6 +12,7 @@ from pace_edge.trust import (
     PhysicalChecks,
     Trust,
     accept_threshold,
+    checked_temperature,
     expected_calibration_error,
     fit_temperature,
     scaled_softmax,
@@ -51,6 +52,57 @@ def test_detector_whitening_is_the_shared_covariance_mahalanobis_distance():
     # the score is the nearest squared distance in whitened space over the dimension
     d2 = ((z[:, None, :] - detector.centers[None]) ** 2).sum(-1).min(1) / 4
     np.testing.assert_allclose(detector.score(f[:5]), d2, rtol=1e-5)
+
+
+def test_shrinkage_pulls_the_covariance_towards_its_mean_variance():
+    rng = np.random.default_rng(5)
+    f, y = _clusters(rng, 400, d=6)
+    f[:, 5] *= 0.01  # a direction the fitted spectra barely use
+    means = np.stack([f[y == c].mean(0) for c in range(3)])
+    centred = f - means[y]
+    sample = centred.T @ centred / len(f)
+
+    def covariance(det: MahalanobisDetector) -> np.ndarray:
+        w = det.whiten.astype(np.float64)
+        return np.linalg.inv(w.T @ w)
+
+    np.testing.assert_allclose(covariance(MahalanobisDetector.fit(f, y, shrinkage=0.0)),
+                               sample, rtol=1e-3, atol=1e-6)
+    half = sample * 0.5 + 0.5 * np.trace(sample) / 6 * np.eye(6)
+    np.testing.assert_allclose(covariance(MahalanobisDetector.fit(f, y, shrinkage=0.5)),
+                               half, rtol=1e-3, atol=1e-6)
+    # a new point off the barely used direction scores far less once shrunk
+    off = means[:1] + np.eye(6)[5] * 0.5
+    assert (MahalanobisDetector.fit(f, y, shrinkage=0.5).score(off)
+            < MahalanobisDetector.fit(f, y, shrinkage=0.0).score(off) / 100)
+    with pytest.raises(Exception, match="shrinkage"):
+        MahalanobisDetector.fit(f, y, shrinkage=1.5)
+
+
+def test_components_keep_the_top_principal_directions():
+    rng = np.random.default_rng(6)
+    f, y = _clusters(rng, 300, d=8)
+    det = MahalanobisDetector.fit(f, y, components=3)
+    assert det.whiten.shape == (3, 8) and det.centers.shape == (3, 3) and det.dim == 3
+    with pytest.raises(Exception, match="components"):
+        MahalanobisDetector.fit(f, y, components=9)
+
+
+def test_temperature_is_kept_only_when_it_helps_spectra_left_out():
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(300, 3)) * 3
+    y = np.array([rng.choice(3, p=p) for p in scaled_softmax(logits, 2.5)])
+    t, check = checked_temperature(logits, y)  # over-confident: a real improvement
+    assert t == pytest.approx(check["fitted"]) and t > 1.5
+    assert check["held_out_nll_fitted"] < check["held_out_nll_t1"]
+    # few spectra, one confidently wrong: the temperature fitted on all of them is set by that
+    # one, and fitted without it would make it far worse; it is not deployed
+    logits = np.tile([5.0, 0.0, 0.0], (20, 1))
+    y = np.zeros(20, dtype=np.int64)
+    y[0] = 1
+    t, check = checked_temperature(logits, y)
+    assert check["fitted"] != 1.0 and t == 1.0
+    assert check["held_out_nll_fitted"] > check["held_out_nll_t1"]
 
 
 def test_threshold_falls_back_to_the_largest_score_when_too_few():

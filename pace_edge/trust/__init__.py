@@ -5,7 +5,12 @@ probabilities. Torch-free: the device runtimes use it as it is."""
 from .checks import PhysicalChecks
 from .ood import MahalanobisDetector, accept_threshold
 from .stored import MEAN_KEY, WHITEN_KEY, bundle_trust
-from .temperature import expected_calibration_error, fit_temperature, scaled_softmax
+from .temperature import (
+    checked_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    scaled_softmax,
+)
 from .verdict import Trust, Verdicts
 
 __all__ = [
@@ -17,6 +22,7 @@ __all__ = [
     "Trust",
     "Verdicts",
     "accept_threshold",
+    "checked_temperature",
     "expected_calibration_error",
     "fit_temperature",
     "scaled_softmax",

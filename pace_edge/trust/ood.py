@@ -30,8 +30,14 @@ class MahalanobisDetector:
     centers: np.ndarray
 
     @classmethod
-    def fit(cls, features: np.ndarray, y: np.ndarray) -> MahalanobisDetector:
-        """Class means and the shrunk covariance of the class-centred ``features``."""
+    def fit(cls, features: np.ndarray, y: np.ndarray, components: int | None = None,
+            shrinkage: float | None = None) -> MahalanobisDetector:
+        """Class means and the covariance of the class-centred ``features``.
+
+        ``components``: keep only the top ``k`` principal directions of that covariance
+        (``whiten`` is then ``(k, d)``); otherwise all ``d``. ``shrinkage``: the covariance
+        is ``(1 − α) S + α · tr(S)/d · I``; ``None`` picks ``α`` by Ledoit–Wolf.
+        """
         from sklearn.covariance import ledoit_wolf  # training-time only
 
         f = np.asarray(features, dtype=np.float64)
@@ -39,12 +45,24 @@ class MahalanobisDetector:
         if f.ndim != 2 or len(f) != len(y) or len(f) < 2:
             raise PaceEdgeError(f"the detector needs (n, d) features and n labels, got "
                                 f"{f.shape} and {y.shape}")
+        if components is not None and not 1 <= components <= f.shape[1]:
+            raise PaceEdgeError(f"detector components must be in [1, {f.shape[1]}], got "
+                                f"{components}")
         labels = np.unique(y)
         means = np.stack([f[y == c].mean(axis=0) for c in labels])
         centred = f - means[np.searchsorted(labels, y)]
-        cov, _ = ledoit_wolf(centred, assume_centered=True)
-        eigval, eigvec = np.linalg.eigh(cov)
+        if shrinkage is None:
+            cov, _ = ledoit_wolf(centred, assume_centered=True)
+        else:
+            if not 0.0 <= shrinkage <= 1.0:
+                raise PaceEdgeError(f"shrinkage must be in [0, 1], got {shrinkage}")
+            sample = centred.T @ centred / len(centred)
+            cov = ((1.0 - shrinkage) * sample
+                   + shrinkage * np.trace(sample) / f.shape[1] * np.eye(f.shape[1]))
+        eigval, eigvec = np.linalg.eigh(cov)  # ascending
         eigval = np.maximum(eigval, eigval.max() * 1e-9)
+        if components is not None:
+            eigval, eigvec = eigval[-components:], eigvec[:, -components:]
         whiten = (eigvec / np.sqrt(eigval)).T
         mean = f.mean(axis=0)
         centers = (means - mean) @ whiten.T

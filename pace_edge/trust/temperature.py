@@ -38,6 +38,33 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
+def held_out_nll(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Leave-one-out negative log-likelihood of ``(T = 1, T fitted on the other spectra)``:
+    whether a temperature fitted on these spectra would improve probabilities on new ones."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if len(y) < 2:
+        raise PaceEdgeError("a held-out check of the temperature needs two or more spectra")
+    fitted = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        fitted.append(_nll(z[i : i + 1], y[i : i + 1], fit_temperature(z[keep], y[keep])))
+    return _nll(z, y, 1.0), float(np.mean(fitted))
+
+
+def checked_temperature(logits: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, float]]:
+    """The temperature to deploy and the check behind it: the one fitted on all ``y`` if it
+    lowers the leave-one-out negative log-likelihood below that of ``T = 1``, else 1 (with
+    a few dozen spectra one hard spectrum can move a fitted temperature a long way)."""
+    fitted = fit_temperature(logits, y)
+    if len(y) < 2:
+        return 1.0, {"fitted": fitted}
+    nll_one, nll_fitted = held_out_nll(logits, y)
+    kept = nll_fitted < nll_one
+    return (fitted if kept else 1.0), {"fitted": fitted, "held_out_nll_t1": nll_one,
+                                       "held_out_nll_fitted": nll_fitted}
+
+
 def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     """ECE: the mean over equal-width confidence bins of |accuracy − mean confidence|,
     weighted by the share of spectra in each bin (0 = perfectly calibrated)."""

@@ -1,4 +1,5 @@
-"""The accuracy gate: FP32 vs each artefact on eval data; refuse a drop over the limit."""
+"""The accuracy gate: FP32 vs each artefact on eval data; refuse an artefact the set shows
+disagrees with FP32 more than the limit allows (exact binomial bound)."""
 
 from __future__ import annotations
 
@@ -15,23 +16,42 @@ def _logits(pred: list[int], classes: int = 3) -> np.ndarray:
     return np.eye(classes)[pred] * 2.0
 
 
-def test_report_numbers_and_threshold() -> None:
+def test_report_numbers_and_statistical_gate() -> None:
     labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
     ref = _logits([0, 1, 2, 0, 1, 2, 0, 1, 2, 1])  # 90 %
     same = ref.copy()
-    worse = _logits([0, 1, 2, 0, 1, 2, 0, 1, 1, 1])  # 80 %, one flip
-    report = accuracy_report(ref, {"a.onnx": ("ort", same), "b.xml": ("ov", worse)}, labels,
-                             "data (test)", max_drop=5.0)
+    one_flip = _logits([0, 1, 2, 0, 1, 2, 0, 1, 1, 1])  # 80 %, one flip
+    many = _logits([1, 2, 0, 0, 1, 2, 0, 0, 1, 1])  # 40 %, five flips
+    report = accuracy_report(ref, {"a.onnx": ("ort", same), "b.xml": ("ov", one_flip),
+                                   "c.xml": ("ov", many)}, labels, "data (test)", max_drop=5.0)
     assert report["reference"]["accuracy"] == pytest.approx(0.9)
-    a, b = report["artefacts"]
+    a, b, c = report["artefacts"]
     assert a["drop_pp"] == pytest.approx(0.0) and a["agreement"] == 1.0 and a["passed"]
+    # one lost spectrum in 10 is 10 pp, but the set cannot show a loss above 5 pp
     assert b["drop_pp"] == pytest.approx(10.0) and b["agreement"] == pytest.approx(0.9)
-    assert not b["passed"] and not report["passed"]
-    assert "b.xml on ov: 80.00% vs FP32 90.00% (drop 10.00 pp > 5 pp" in describe_failures(report)
-    assert "a.onnx" not in describe_failures(report)
-    # the limit is inclusive; a negative limit fails even an identical model
-    assert accuracy_report(ref, {"b": ("ov", worse)}, labels, "d", max_drop=10.0)["passed"]
+    assert b["flips"] == 1 and b["fp32_only_right"] == 1 and b["artefact_only_right"] == 0
+    assert b["lost_lower_pp"] < 5.0 and b["passed"]
+    assert c["flips"] == 5 and c["lost_lower_pp"] > 5.0 and not c["passed"]
+    assert c["mcnemar_p_worse"] == pytest.approx(1 / 32)  # 5 of 5 discordant pairs: FP32
+    assert not report["passed"]
+    failures = describe_failures(report)
+    assert failures.startswith("c.xml on ov: 5 of 10 spectra right on FP32 are wrong (lost ≥ ")
+    assert "> 5 pp; accuracy 40.00% vs FP32 90.00%)" in failures
+    assert "a.onnx" not in failures and "b.xml" not in failures
+    assert report["resolution"]["text"].startswith("10 spectra: one flip = 10.00 pp")
+    # a negative limit fails even an identical model
     assert not accuracy_report(ref, {"a": ("ort", same)}, labels, "d", max_drop=-0.1)["passed"]
+
+
+def test_gate_on_93_spectra_passes_one_flip_and_fails_several() -> None:
+    labels = np.zeros(93, dtype=int)
+    ref = _logits([0] * 93)  # right on every spectrum: each flip loses one
+    for flips, passed in ((0, True), (1, True), (3, True), (4, False), (9, False)):
+        cand = _logits([1] * flips + [0] * (93 - flips))
+        report = accuracy_report(ref, {"m": ("ort", cand)}, labels, "d", max_drop=1.0)
+        assert report["passed"] is passed, flips
+    assert report["resolution"]["max_passing_flips"] == 3
+    assert report["resolution"]["flip_pp"] == pytest.approx(100 / 93)
 
 
 def test_an_artefact_better_than_fp32_passes() -> None:
@@ -71,7 +91,7 @@ def test_int8_gate_refuses_then_force_accepts(trained, tmp_path: Path, capsys) -
                    "--max-accuracy-drop", "-1")
     assert main(args) == 1  # a quality gate, not a user error
     err = capsys.readouterr().err
-    assert "accuracy gate failed" in err and "drop" in err and "> -1 pp" in err
+    assert "accuracy gate failed" in err and "right on FP32 are wrong" in err and "> -1 pp" in err
     assert "--force" in err
     # the numbers are written either way, the export marked failed
     manifest = load_manifest(out)

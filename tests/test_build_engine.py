@@ -291,7 +291,7 @@ def fake_tensorrt(version: str = "10.3.0.30", shape: tuple[int, ...] = (-1, L),
 def stand_in(monkeypatch: pytest.MonkeyPatch):
     """Install the stand-in tensorrt; its "plan" runs as ONNX Runtime on the plan's source ONNX
     plus ``delta`` (to fail the check on purpose)."""
-    import pace_edge.cli.build_engine as cli
+    import pace_edge.export.engine_build as cli
 
     def install(delta: float = 0.0, **kwargs: Any) -> types.ModuleType:
         trt = fake_tensorrt(**kwargs)

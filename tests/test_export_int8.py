@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ pytest.importorskip("onnxruntime")
 from pace_edge.bundle import Bundle  # noqa: E402
 from pace_edge.cli.main import main  # noqa: E402
 from pace_edge.data import load_dataset, make_synthetic, write_npy_folder  # noqa: E402
-from pace_edge.export import ExportOptions, get_target, run_target  # noqa: E402
+from pace_edge.export import ExportOptions, get_target  # noqa: E402
+from pace_edge.export.exporter import export_bundle  # noqa: E402
 from pace_edge.export.manifest import load_manifest  # noqa: E402
 from pace_edge.export.quantize import check_qdq  # noqa: E402
 from pace_edge.model import preset  # noqa: E402
@@ -44,13 +46,15 @@ def test_x86_int8_api(trained, tmp_path: Path) -> None:
     folder, bundle_dir = trained
     bundle = Bundle.load(bundle_dir)
     test = load_dataset(folder, split="test")
-    # no "calib": the bundle's recorded training source (the folder's train split) is used
-    result = run_target(bundle, tmp_path, "x86",
-                        ExportOptions(precision="int8", extra={"eval": test, "calib_size": 96}))
-    kinds = sorted(a["kind"] for a in result.artefacts)
+    # no calib: the bundle's recorded training source (the folder's train split) is used
+    result = export_bundle(bundle, "x86", tmp_path,
+                           ExportOptions(precision="int8", evaluation=test, calib_size=96)
+                           ).manifest
+    kinds = sorted(a.kind for a in result.artefacts)
     assert kinds == ["figure", "figure", "onnx", "openvino-bin", "openvino-xml"]
     for a in result.artefacts:
-        assert (tmp_path / a["path"]).is_file()
+        assert (tmp_path / a.path).is_file()
+    assert result.status["passed"] and result.calibration["tolerance_met"]
     assert check_qdq(tmp_path / "model.onnx") == []
     # ONNX Runtime's file: the head (float logits) and other layers with float outputs have
     # their weights stored dequantized, so ONNX Runtime does not dequantize them per call.
@@ -167,8 +171,89 @@ def test_cov_small_int8_accuracy(cov_dir: Path, tmp_path: Path) -> None:
     bundle, _ = train_bundle(train, preset("small", len(train.classes)),
                              Recipe(epochs=15, lr=1e-3, seed=0, calibration_fraction=0.0),
                              Pipeline([]))
-    result = run_target(bundle, tmp_path, "onnx", ExportOptions(
-        precision="int8", extra={"calib": train, "eval": test}))
+    bundle.save(tmp_path / "bundle")
+    result = export_bundle(bundle, "onnx", tmp_path / "export", ExportOptions(
+        precision="int8", calib=train, evaluation=test)).manifest
     row = result.accuracy["artefacts"][0]
     assert row["agreement"] >= 0.98, result.accuracy
     assert abs(row["drop_pp"]) <= 1.1, result.accuracy
+
+
+# --- test data only measure; a search outside its tolerance fails the export ----------------
+
+MODEL_KINDS = ("onnx", "openvino-xml", "openvino-bin")
+
+
+def _model_bytes(out: Path) -> dict[str, bytes]:
+    manifest = load_manifest(out)
+    return {a.path: (out / a.path).read_bytes() for a in manifest.artefacts
+            if a.kind in MODEL_KINDS}
+
+
+@pytest.mark.parametrize("target", ["x86", "openvino"])
+def test_int8_export_is_byte_identical_with_or_without_eval(trained, tmp_path: Path,
+                                                            target: str) -> None:
+    """The evaluation data only measure: the same bundle, target and options give the same
+    model files whether or not --eval is given (calibration, the sensitivity search and NNCF's
+    accuracy control see training spectra only)."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    folder, bundle_dir = trained
+    test = load_dataset(folder, split="test")
+    options = ExportOptions(precision="int8", calib=folder, calib_size=64)
+    plain = export_bundle(bundle_dir, target, tmp_path / "plain", options)
+    with_eval = export_bundle(bundle_dir, target, tmp_path / "eval",
+                              replace(options, evaluation=test))
+    assert plain.manifest.accuracy is None and with_eval.manifest.accuracy is not None
+    files = _model_bytes(tmp_path / "plain")
+    assert set(files) >= {"model.xml", "model.bin"}
+    assert files == _model_bytes(tmp_path / "eval")
+    ov = plain.manifest.calibration["artefacts"]["openvino"]
+    validation = ov["accuracy_control"]["validation_spectra"]
+    assert validation == plain.manifest.calibration["holdout"]  # training spectra held out
+    assert plain.manifest.calibration["split"] == "train"
+
+
+def test_sensitivity_search_outside_its_tolerance_fails_the_export(
+    trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import pace_edge.export.quantize.pipeline as pipeline
+
+    folder, bundle_dir = trained
+    monkeypatch.setattr(pipeline, "DEFAULT_TOLERANCE", 0.0)  # no INT8 model can meet it
+    out = tmp_path / "export"
+    args = ["export", "--model", str(bundle_dir), "--target", "onnx", "--precision", "int8",
+            "--calib", str(folder), "--calib-size", "64", "--out", str(out)]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "sensitivity gate failed: the float-layer search stopped outside its tolerance" in err
+    assert "--force accepts it" in err
+    manifest = load_manifest(out)
+    assert manifest.status["failed_gates"] == ["sensitivity"] and not manifest.status["passed"]
+    assert manifest.calibration["tolerance_met"] is False
+    assert "not met" in (out / "report.md").read_text()
+
+    # runners refuse it, naming the gate and the flag, unless --allow-failed
+    spectrum = tmp_path / "s.npy"
+    np.save(spectrum, load_dataset(folder, split="test").x[0])
+    assert main(["predict", "--model", str(out), str(spectrum)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("pace-edge predict: error: ")
+    assert "failed its sensitivity gate" in err and "--allow-failed" in err
+    assert main(["predict", "--model", str(out), "--allow-failed", str(spectrum)]) == 0
+    assert "s.npy" in capsys.readouterr().out
+    from pace_edge.errors import BundleError
+    from pace_edge.runtimes import load_runner
+
+    with pytest.raises(BundleError, match="sensitivity gate"):
+        load_runner(out)
+    load_runner(out, allow_failed=True).close()
+
+    # --force accepts it: recorded as accepted, runners take it
+    assert main([*args, "--force"]) == 0
+    assert "accepted because of --force" in capsys.readouterr().out
+    manifest = load_manifest(out)
+    assert manifest.status["failed_gates"] == []
+    assert manifest.status["accepted_gates"] == ["sensitivity"]
+    load_runner(out).close()

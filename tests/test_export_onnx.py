@@ -16,7 +16,7 @@ from factories import make_bundle  # noqa: E402
 from pace_edge.bundle import Bundle  # noqa: E402
 from pace_edge.errors import PaceEdgeError  # noqa: E402
 from pace_edge.export import ExportOptions  # noqa: E402
-from pace_edge.export.onnx_target import check_graph, export_onnx, op_counts  # noqa: E402
+from pace_edge.export.onnx_graph import check_graph, export_onnx, op_counts  # noqa: E402
 from pace_edge.export.parity import (  # noqa: E402
     compare,
     onnx_logits,

@@ -16,7 +16,7 @@ from onnx import numpy_helper  # noqa: E402
 from pace_edge.bundle import Bundle  # noqa: E402
 from pace_edge.data import SpectralDataset, make_synthetic  # noqa: E402
 from pace_edge.errors import DataError, PaceEdgeError  # noqa: E402
-from pace_edge.export.onnx_target import export_onnx  # noqa: E402
+from pace_edge.export.onnx_graph import export_onnx  # noqa: E402
 from pace_edge.export.quantize import check_qdq, quantize_qdq, select_calibration  # noqa: E402
 from pace_edge.export.quantize.calibration import model_inputs  # noqa: E402
 from pace_edge.export.quantize.layers import pace_layers, resolve  # noqa: E402
@@ -244,7 +244,7 @@ def test_check_qdq_reports_violations(qdq, tmp_path: Path):
     zp.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(zp).shape, 3, np.int8),
                                         zp.name))
     onnx.save(model, tmp_path / "bad.onnx")
-    assert any("zero point" in p for p in check_qdq(tmp_path / "bad.onnx"))
+    assert any(v.rule == "zero-point" for v in check_qdq(tmp_path / "bad.onnx"))
 
 
 def test_qdq_runs_close_to_fp32(qdq, fp32_onnx: Path):
@@ -289,10 +289,11 @@ def test_choose_float_keeps_most_sensitive_until_within_tolerance():
         e = sum(v for k, v in cost.items() if k not in floats)
         return ref + e * np.array([[1.0, -1.0, 0.0]] * 3) / np.sqrt(2 * 3 / 2)
 
-    kept, steps = choose_float(ranking, evaluate, ref, tolerance=0.05)
-    assert kept == ["a", "c"]
-    assert [s["ok"] for s in steps] == [False, False, True]
-    kept, _ = choose_float(ranking, evaluate, ref, tolerance=1.0)
-    assert kept == []
-    kept, steps = choose_float(ranking, evaluate, ref, tolerance=0.0)
-    assert len(kept) == 2 and not steps[-1]["ok"]  # never more than half the layers
+    choice = choose_float(ranking, evaluate, ref, tolerance=0.05)
+    assert choice.floats == ["a", "c"] and choice.met
+    assert [s["ok"] for s in choice.steps] == [False, False, True]
+    choice = choose_float(ranking, evaluate, ref, tolerance=1.0)
+    assert choice.floats == [] and choice.met
+    choice = choose_float(ranking, evaluate, ref, tolerance=0.0)
+    assert len(choice.floats) == 2 and not choice.steps[-1]["ok"]  # at most half the layers
+    assert not choice.met  # it stopped outside its tolerance: the export fails on it

@@ -212,7 +212,7 @@ def test_bundle_records_recipe_and_pipeline(tmp_path: Path) -> None:
 
 def test_short_real_training_beats_chance(cov_dir: Path) -> None:
     """A few epochs of the small preset on real serum Raman spectra learn something."""
-    from pace_edge.cli.scoring import score_bundle
+    from pace_edge.evaluate.scoring import score_bundle
 
     train = load_dataset(cov_dir, split="train")
     test = load_dataset(cov_dir, split="test")

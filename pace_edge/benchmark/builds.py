@@ -3,28 +3,25 @@
 A build is named ``target:precision`` (``onnx:fp32``, ``openvino:int8``, ``x86:int8``,
 ``torch:fp32`` = the bundle on PyTorch eager, the baseline), optionally ``@backend`` to pick
 which runtime runs an export that holds several (``x86:int8@onnxruntime``). Exports go through
-the ``pace-edge export`` command (the same code path, checks and manifest as a user's export)
+:func:`pace_edge.export.exporter.export_bundle` (the same code path, checks and manifest as a
+user's ``pace-edge export``)
 into ``WORKDIR/<target>-<precision>``; an export already there is reused when its manifest
-verifies and records the bundle's current weights.
+verifies and records the bundle's current weights. A user error (unreadable calibration data)
+stops the benchmark with its one-line message, as any other command's does.
 
 Status of a build:
 
 * ``ok``: exported, parity (and the INT8 accuracy gate, if it ran) passed;
-* ``exported but failed validation``: written, but parity or the accuracy gate failed (it is
-  still benchmarked: the reason is in the table);
-* ``export failed``: nothing usable was written (the reason is the export's error);
+* ``exported but failed validation``: written, but a gate failed (parity, the accuracy gate,
+  the INT8 sensitivity tolerance); the reason is in the table, and it is measured only with
+  ``--allow-failed``;
 * ``exported, cannot run here``: e.g. a TensorRT export on a machine without TensorRT or GPU
   (for TensorRT builds ``pace-edge build-engine`` runs after the export, as on a device).
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
-import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +44,6 @@ BACKEND_OF = {
 }
 STATUS_OK = "ok"
 STATUS_INVALID = "exported but failed validation"
-STATUS_FAILED = "export failed"
 STATUS_UNRUNNABLE = "exported, cannot run here"
 
 
@@ -166,16 +162,16 @@ def _bundle_sha(bundle_dir: Path) -> str:
 
 def validation_problems(manifest: Manifest) -> list[str]:
     """Why an export is marked failed: failed parity rows and a failed accuracy gate."""
-    problems = [
+    if "problems" in manifest.status:  # failed gates, accepted ones included
+        return [f"{gate}: {text}" for gate, text in manifest.status["problems"].items()]
+    problems = [  # an export written before the manifest recorded its status
         f"parity {row.get('artefact')}: max|Δlogit| {row.get('max_abs_diff', float('nan')):.2e}, "
         f"agreement {row.get('agreement', float('nan')):.2%}"
         for row in manifest.parity if not row.get("passed", False)
     ]
     acc = manifest.accuracy
     if acc and not acc.get("passed", True):
-        from ..export.quantize.accuracy import describe_failures
-
-        problems.append(f"accuracy gate: {describe_failures(acc)}")
+        problems.append("accuracy gate failed")
     return problems
 
 
@@ -213,11 +209,17 @@ def export_build(
     calib: str | Path | None = None,
     reuse: bool = True,
 ) -> Build:
-    """Export ``bundle_dir`` for ``spec`` into ``workdir/<target>-<precision>`` with the
-    ``pace-edge export`` command (output captured in :attr:`Build.log`), or reuse a matching
-    export there (its calibration data is not compared: ``reuse=False`` to export again).
-    ``calib``: INT8 calibration data (default: the bundle's training source)."""
-    from ..export.manifest import MANIFEST_FILE, load_manifest
+    """Export ``bundle_dir`` for ``spec`` into ``workdir/<target>-<precision>`` with
+    :func:`~pace_edge.export.exporter.export_bundle` (what ``pace-edge export`` runs), or reuse
+    a matching export there (its calibration data is not compared: ``reuse=False`` to export
+    again). ``calib``: INT8 calibration data (default: the bundle's training source).
+
+    A user error (unreadable calibration data, a target this install cannot build) is raised;
+    an export that fails a gate is benchmarked and reported as ``exported but failed
+    validation``; a TensorRT export whose plan cannot be built here is ``exported, cannot run
+    here``."""
+    from ..export import ExportOptions
+    from ..export.exporter import export_bundle
 
     bundle_dir = Path(bundle_dir)
     spec = check_spec(spec)
@@ -228,54 +230,29 @@ def export_build(
         manifest = reusable(out, bundle_dir, spec)
         if manifest is not None:
             return _from_manifest(spec, out, manifest, reused=True)
-    from ..cli import export as export_cli
-    from ..cli.main import build_parser
-
-    argv = ["export", "--model", str(bundle_dir), "--target", spec.target,
-            "--precision", spec.precision, "--out", str(out), "--force"]  # replaces a stale one
-    if spec.precision == "int8" and calib is not None:
-        argv += ["--calib", str(calib)]
-    captured = io.StringIO()
-    start_ns = time.time_ns()
+    log: list[str] = []
+    # force replaces a stale export (and, as for a user's --force, accepts a failed accuracy
+    # gate: the manifest still records it and the build is reported as failed validation)
+    options = ExportOptions(precision=spec.precision, force=True,
+                            calib=calib if spec.precision == "int8" else None)
     start = time.perf_counter()
-    error = _run_command(export_cli.run, build_parser().parse_args(argv), captured)
+    result = export_bundle(bundle_dir, spec.target, out, options, log=log.append)
     seconds = time.perf_counter() - start
-    written = out / MANIFEST_FILE
-    if not (written.is_file() and os.stat(written).st_mtime_ns >= start_ns - 2_000_000_000):
-        return Build(spec, STATUS_FAILED, None, error or "the export wrote no manifest",
-                     export_s=seconds, log=captured.getvalue())
-    try:
-        manifest = load_manifest(out)
-    except PaceEdgeError as exc:
-        return Build(spec, STATUS_FAILED, None, f"{error or exc}", export_s=seconds,
-                     log=captured.getvalue())
-    build = _from_manifest(spec, out, manifest, error, export_s=seconds)
+    build = _from_manifest(spec, out, result.manifest, export_s=seconds)
     if spec.runtime == "tensorrt" and build.runnable:
-        from ..cli import build_engine
+        from ..export.engine_build import build_engine
 
-        problem = _run_command(build_engine.run, build_parser().parse_args(
-            ["build-engine", "--export", str(out)]), captured)
-        if problem:
-            build.status, build.reason = STATUS_UNRUNNABLE, f"build-engine: {problem}"
-    build.log = captured.getvalue()
+        try:
+            build_engine(out, log=log.append)
+        except PaceEdgeError as exc:  # no TensorRT or GPU here, or the plan fails its check
+            build.status, build.reason = STATUS_UNRUNNABLE, f"build-engine: {exc}"
+    build.log = "\n".join(log)
     return build
 
 
-def _run_command(run: Callable[[argparse.Namespace], object], args: argparse.Namespace,
-                 output: io.StringIO) -> str:
-    """Run a CLI command's ``run`` with its output captured; its error message, or ``""``."""
-    try:
-        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            run(args)
-    except PaceEdgeError as exc:
-        return str(exc)
-    except Exception as exc:  # a crash is a failed build, reported with its type
-        return f"{type(exc).__name__}: {exc}"
-    return ""
-
-
 def open_runner(build: Build, threads: int | None = None) -> Runner:
-    """A runner for a runnable build (its spec's backend and precision, ``threads`` threads)."""
+    """A runner for a runnable build (its spec's backend and precision, ``threads`` threads),
+    even one that failed validation: the caller decides whether to measure those."""
     from ..runtimes import load_runner
 
     if not build.runnable or build.path is None:
@@ -286,7 +263,8 @@ def open_runner(build: Build, threads: int | None = None) -> Runner:
     # A TensorRT export holds FP32 ONNX whatever the precision (the builder's flags make the
     # plan FP16/INT8): let the runtime find the plan built on the device.
     precision = None if spec.runtime == "tensorrt" else spec.precision
-    return load_runner(build.path, backend=spec.runtime, precision=precision, threads=threads)
+    return load_runner(build.path, backend=spec.runtime, precision=precision, threads=threads,
+                       allow_failed=True)
 
 
 def model_size_mb(runner: Runner) -> float | None:
@@ -307,7 +285,6 @@ def model_size_mb(runner: Runner) -> float | None:
 __all__ = [
     "BACKEND_OF",
     "BASELINE",
-    "STATUS_FAILED",
     "STATUS_INVALID",
     "STATUS_OK",
     "STATUS_UNRUNNABLE",

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import DataError, PaceEdgeError
+from ..errors import PaceEdgeError
+from ..evaluate.scoring import model_labels
 from .builds import (
     BASELINE,
+    STATUS_INVALID,
     STATUS_UNRUNNABLE,
     BuildSpec,
     export_build,
@@ -37,21 +39,9 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def labels_for(classes: Sequence[str], data: SpectralDataset) -> np.ndarray:
-    """``data``'s labels as indices into the model's ``classes`` (matched by class name);
-    :class:`DataError` if the data has a class the model does not know."""
-    classes = list(classes)
-    missing = [c for c in data.classes if c not in classes]
-    if missing:
-        raise DataError(f"{data.source}: classes {missing} are unknown to the model "
-                        f"(it knows {classes})")
-    index = np.array([classes.index(c) for c in data.classes])
-    return index[np.asarray(data.y, dtype=int)]
-
-
 def accuracy(runner: Runner, data: SpectralDataset, chunk: int = 256) -> float:
     """Top-1 accuracy of ``runner`` on raw labelled spectra (its own preprocessing)."""
-    labels = labels_for(runner.classes, data)
+    labels = model_labels(data, runner.classes)
     predicted = np.concatenate([
         runner.infer(runner.preprocess(data.x[i : i + chunk], data.axis)).argmax(axis=1)
         for i in range(0, len(data), chunk)
@@ -73,6 +63,7 @@ def benchmark_builds(
     reuse: bool = True,
     min_accuracy: float | None = None,
     profile: bool = False,
+    allow_failed: bool = False,
     log: Callable[[str], None] = lambda message: None,
 ) -> Report:
     """Export (or reuse) every build, then measure accuracy on ``data`` and ``runner.infer``
@@ -81,7 +72,8 @@ def benchmark_builds(
     Inputs are ``data``'s first spectra, preprocessed (else standard-normal model inputs).
     Builds that cannot be exported or loaded are reported with the reason, never dropped.
     With ``profile``, each build whose runtime has a per-layer profiler is also profiled at
-    every batch size (after the timing, so the timing is unaffected).
+    every batch size (after the timing, so the timing is unaffected). A build whose export
+    failed a gate is reported, and measured only with ``allow_failed``.
     """
     batches = sorted({int(b) for b in batches})
     if not batches or batches[0] < 1:
@@ -90,7 +82,7 @@ def benchmark_builds(
     if data is not None:
         from ..bundle import Bundle
 
-        labels_for(Bundle.load(bundle_dir).classes, data)  # refuse foreign classes up front
+        model_labels(data, Bundle.load(bundle_dir).classes)  # refuse foreign classes up front
     ordered = [BASELINE_SPEC, *(s for s in specs if s != BASELINE_SPEC)]
     results: list[BuildResult] = []
     runners: dict[str, Runner] = {}
@@ -104,6 +96,9 @@ def benchmark_builds(
                 f" ({build.export_s:.1f} s)" if build.export_s else "")
             log(f"{spec.label}: {build.status_text()}{note}")
             if not build.runnable:
+                continue
+            if build.status == STATUS_INVALID and not allow_failed:
+                build.reason += "; not measured (--allow-failed measures it)"
                 continue
             try:
                 runner = open_runner(build, threads=threads)
@@ -177,4 +172,4 @@ def _bind(runner: Runner, x: np.ndarray) -> Callable[[], np.ndarray]:
     return call
 
 
-__all__ = ["DEFAULT_BATCHES", "accuracy", "benchmark_builds", "default_threads", "labels_for"]
+__all__ = ["DEFAULT_BATCHES", "accuracy", "benchmark_builds", "default_threads"]

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import PaceEdgeError
-from .common import QualityGateFailed, positive_int
+from .common import QualityGateFailed, add_allow_failed, positive_int
 
 HELP = "compare exported builds of a bundle with PyTorch FP32: accuracy, latency, throughput"
 DEFAULT_TARGETS = "onnx:fp32,openvino:fp32,openvino:int8"
@@ -72,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: a temporary directory, removed afterwards)")
     p.add_argument("--no-reuse", dest="reuse", action="store_false",
                    help="export again even when --workdir holds a matching export")
+    add_allow_failed(p)
     p.add_argument("--profile", action="store_true",
                    help="also print where the time goes: each build's slowest layers at every "
                         "batch size, from the runtime's own per-layer counters (OpenVINO, ONNX "
@@ -111,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         report = benchmark_builds(
             args.model, specs, workdir, batches=args.batch, iterations=args.iterations,
             warmup=args.warmup, threads=args.threads, data=data, calib=args.calib,
-            reuse=args.reuse, min_accuracy=args.min_accuracy, profile=args.profile, log=log,
+            reuse=args.reuse, min_accuracy=args.min_accuracy, profile=args.profile,
+            allow_failed=args.allow_failed, log=log,
         )
     print(report.table())
     if args.profile:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import PaceEdgeError
+from ..paths import writable_dir as writable_dir
 
 if TYPE_CHECKING:
     from ..runtimes import Runner
@@ -57,17 +58,6 @@ def fraction(text: str) -> float:
     return value
 
 
-def writable_dir(path: Path, what: str = "output") -> Path:
-    """Create ``path`` if needed; refuse a path that exists as a file."""
-    if path.exists() and not path.is_dir():
-        raise PaceEdgeError(f"{what} {path} exists and is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PaceEdgeError(f"cannot create {what} directory {path}: {exc.strerror}") from exc
-    return path
-
-
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """``--model`` (an export or a bundle) and ``--backend``, as predict and evaluate take them."""
     p.add_argument("--model", required=True, type=Path,
@@ -75,9 +65,17 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "no torch needed) or model bundle (runs on PyTorch)")
     p.add_argument("--backend", default="auto",
                    help="auto (default), onnxruntime, openvino, tensorrt or torch")
+    add_allow_failed(p)
 
 
-def open_model(path: Path, backend: str = "auto") -> Runner:
+def add_allow_failed(p: argparse.ArgumentParser) -> None:
+    """``--allow-failed``: run an export whose manifest records a failed gate."""
+    p.add_argument("--allow-failed", action="store_true",
+                   help="run an export even though its manifest records a failed gate "
+                        "(parity, accuracy or INT8 sensitivity); refused by default")
+
+
+def open_model(path: Path, backend: str = "auto", allow_failed: bool = False) -> Runner:
     """A runner for an export or a bundle directory; a bundle without torch installed is
     refused with what to install or do instead."""
     from ..runtimes import load_runner
@@ -90,4 +88,4 @@ def open_model(path: Path, backend: str = "auto") -> Runner:
             "train extra (pip install 'pace-edge[train]'), or use an export of it "
             "(pace-edge export) on ONNX Runtime or OpenVINO"
         )
-    return load_runner(path, backend=backend)
+    return load_runner(path, backend=backend, allow_failed=allow_failed)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import positive_int, writable_dir
+from .common import QualityGateFailed, positive_int, writable_dir
 
 HELP = "end-to-end demo on a seeded synthetic Raman data set (train, evaluate, export, stream)"
 DEMO_PIPELINE = "despike,baseline:asls:lam=1e5,normalize:snv"
@@ -146,13 +146,15 @@ def _next_command(*args: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..data import make_synthetic, write_npy_folder
     from ..evaluate import save_confusion_png
+    from ..evaluate.scoring import score_bundle
+    from ..export import ExportOptions
+    from ..export.exporter import export_bundle
+    from ..export.report import summary_table
     from ..model import preset
     from ..preprocess import Pipeline
     from ..train import Recipe
     from ..train.bundle_training import train_bundle
-    from .main import build_parser
     from .progress import TrainingProgress
-    from .scoring import score_bundle
 
     chosen = QUICK if args.quick else FULL
     for name, value in chosen.items():
@@ -189,11 +191,11 @@ def run(args: argparse.Namespace) -> int:
           flush=True)
 
     export_dir = out / "export-x86"
-    export_args = build_parser().parse_args(
-        ["export", "--model", str(bundle_dir), "--target", "x86", "--out", str(export_dir),
-         "--force"]
-    )
-    export_args.run(export_args)
+    exported = export_bundle(bundle_dir, "x86", export_dir, ExportOptions(force=True), log=print)
+    print(summary_table(exported.manifest))
+    if exported.failed_gates:
+        raise QualityGateFailed(f"the x86 export failed its {', '.join(exported.failed_gates)} "
+                                f"check: {'; '.join(exported.problems.values())}")
     print(f"4/5 export   x86 (OpenVINO IR + ONNX, FP32, parity-checked) -> {export_dir}",
           flush=True)
 

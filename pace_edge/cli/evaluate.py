@@ -37,14 +37,15 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..errors import PaceEdgeError
     from ..evaluate import save_confusion_png
+    from ..evaluate.scoring import judge_runner
     from ..evaluate.trust_report import trust_text
     from ..runtimes.select import package_available
-    from .scoring import judge_runner
 
     if args.confusion_png and not package_available("matplotlib"):
         raise PaceEdgeError("--confusion-png needs the matplotlib package, which is not "
                             "installed: pip install 'pace-edge[train]'")
-    with open_model(args.model, args.backend) as runner:  # verified before the data is read
+    # verified before the data is read
+    with open_model(args.model, args.backend, args.allow_failed) as runner:
         data = load_dataset(args.data, split="test", groups=args.groups)
         if args.by_group and data.groups is None:
             raise PaceEdgeError(f"--by-group needs group ids: {data.source} has none; pass "

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     given_axis = read_axis(args.axis) if args.axis is not None else None
     failures = 0
-    with open_model(args.model, args.backend) as runner:
+    with open_model(args.model, args.backend, args.allow_failed) as runner:
         default_axis = runner.axis if given_axis is None else given_axis
         for path in args.files:
             try:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import stream_fleet
-from .common import positive_int
+from .common import add_allow_failed, positive_int
 
 HELP = "classify spectra from a spectrometer on a serial port, one JSON line each"
 
@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trusted-keys", type=Path, default=None, metavar="DIR",
                    help="run only an export signed (pace-edge export --sign) by one of the "
                         "Ed25519 public keys (*.pem) in DIR; refuse unsigned or foreign ones")
+    add_allow_failed(p)
     p.add_argument("--baud", type=positive_int, default=None,
                    help="baud rate (default: 9600 for obp, as Ocean STS ships; 115200 for ascii)")
     p.add_argument("--timeout", type=float, default=1.0,
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     args = stream_fleet.resolve(args)
     dark = _load_dark(args.dark)
     runner = load_runner(args.model, backend=args.backend, threads=args.threads,
-                         trusted_keys=args.trusted_keys)
+                         trusted_keys=args.trusted_keys, allow_failed=args.allow_failed)
     log(f"backend {runner.name} ({runner.precision}): {runner.reason}")
     runner.warmup()
     out = sys.stdout if args.output == "-" else open(args.output, "a", encoding="utf-8")  # noqa: SIM115

@@ -204,6 +204,7 @@ def _time_summary(result: Any, refit: bool, precise_bn: bool, resumed: bool) -> 
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
+    from ..evaluate.scoring import judge_bundle
     from ..evaluate.trust_report import trust_text
     from ..model import preset
     from ..preprocess import Pipeline
@@ -211,7 +212,6 @@ def run(args: argparse.Namespace) -> int:
     from ..train.bundle_training import train_bundle
     from ..train.checkpoint import Checkpoint, TrainingInterrupted, data_digest
     from .progress import TrainingProgress
-    from .scoring import judge_bundle
 
     out: Path = args.out
     created = not out.exists()

@@ -38,6 +38,8 @@ class BundleClassifier:
     def logits(self, inputs: np.ndarray) -> np.ndarray:
         """Model logits for already-preprocessed inputs ``(n, L)``."""
         t = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        if not len(t):
+            return np.zeros((0, len(self.classes)), np.float32)
         with torch.inference_mode():
             step = self.batch_size
             parts = [self.model(t[i : i + step]) for i in range(0, len(t), step)]

@@ -6,8 +6,10 @@ module, loaded on use through :data:`TARGETS`. A target module provides
     export(bundle, out_dir: Path, options: ExportOptions) -> TargetResult
 
 (named by the target's ``entry``, ``"module:function"``), writing its artefacts into
-``out_dir`` and measuring their parity with the PyTorch model. The CLI then writes
-``manifest.json`` (:mod:`.manifest`) and ``report.md``.
+``out_dir`` and measuring their parity with the PyTorch model.
+:func:`pace_edge.export.exporter.export_bundle` is the one call that runs a target in a staging
+folder, applies the gates, writes ``manifest.json`` (:mod:`.manifest`) and ``report.md``
+(:mod:`.report`) and publishes the result.
 """
 
 from __future__ import annotations
@@ -38,13 +40,25 @@ TENSORRT_VERSION = "10.3"
 TENSORRT_MAX_OPSET = {"10.3": 20}
 
 
+# INT8 defaults (the quantize package reads them from here).
+DEFAULT_CALIB_SIZE = 300
+DEFAULT_CALIB_METHOD = "percentile"  # measured best on COV (fewest float layers at equal accuracy)
+DEFAULT_MAX_DROP = 1.0  # percentage points of FP32-vs-INT8 disagreement the accuracy gate allows
+
+
 @dataclass(frozen=True)
 class ExportOptions:
-    """What to export: numeric precision, batch size, ONNX opset and parity sample count.
+    """How to export: precision, batch, ONNX opset, parity, INT8 calibration, gates, signing.
 
-    ``extra`` carries target- or precision-specific settings; for ``int8`` see
-    :mod:`pace_edge.export.quantize.pipeline` (``calib``, ``calib_size``, ``calib_method``,
-    ``eval``, ``max_accuracy_drop``, ``progress``).
+    INT8 (:mod:`pace_edge.export.quantize.pipeline`): ``calib`` (training data: a path or a
+    :class:`~pace_edge.data.SpectralDataset`; default the bundle's recorded training source),
+    ``calib_size`` (``None``: all), ``calib_method``, ``float_layers`` (keep exactly these float
+    instead of searching), ``tolerance`` (logit NRMSE of the search; ``None``: its default).
+    These shape the artefacts and come from training spectra only. ``evaluation`` (labelled
+    held-out data) only measures: the FP32 model and every artefact on it, and the accuracy
+    gate (``max_accuracy_drop`` pp). ``force`` replaces a previous export in ``out`` and
+    accepts an export that fails the accuracy gate or the sensitivity tolerance; ``sign`` is an
+    Ed25519 private key file. ``extra`` carries target-specific settings (``batch_profile``).
     """
 
     precision: str = "fp32"
@@ -53,6 +67,16 @@ class ExportOptions:
     parity_samples: int = 256
     seed: int = 0
     parity_data: Any = None  # preprocessed real spectra (n, L) to check parity on, if given
+    calib: Any = None
+    calib_size: int | None = DEFAULT_CALIB_SIZE
+    calib_method: str = DEFAULT_CALIB_METHOD
+    float_layers: tuple[str, ...] | None = None
+    tolerance: float | None = None
+    evaluation: Any = None  # SpectralDataset (its test split) or a path
+    max_accuracy_drop: float = DEFAULT_MAX_DROP
+    progress: bool = False
+    force: bool = False
+    sign: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,6 +91,7 @@ class TargetResult:
     opset: int | None = None
     calibration: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
+    sensitivity_met: bool | None = None  # INT8: whether the float-layer search met its tolerance
 
 
 @dataclass(frozen=True)
@@ -145,6 +170,9 @@ def run_target(bundle: Bundle, out_dir: Path, target: str, options: ExportOption
 
 
 __all__ = [
+    "DEFAULT_CALIB_METHOD",
+    "DEFAULT_CALIB_SIZE",
+    "DEFAULT_MAX_DROP",
     "DEFAULT_OPSET",
     "INPUT_NAME",
     "OUTPUT_NAME",

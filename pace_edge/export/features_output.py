@@ -148,16 +148,14 @@ def _feature_dim(path: Path, kind: str) -> int:
 
 
 def _torch_outputs(bundle: Bundle, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import torch
+    """Logits and whitened features of preprocessed ``x`` on PyTorch (the one PyTorch
+    inference path, :class:`~pace_edge.evaluate.classifier.BundleClassifier`)."""
+    from ..evaluate.classifier import BundleClassifier
 
-    from ..model import build_model
-
-    _, detector = bundle_trust(bundle)
-    assert detector is not None
-    model = build_model(bundle.config, bundle.weights)
-    with torch.inference_mode():
-        f = model.features(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
-        return model.head(f).numpy(), detector.project(f.numpy())
+    clf = BundleClassifier(bundle)
+    assert clf.detector is not None
+    logits, features = clf.logits_and_features(np.ascontiguousarray(x, dtype=np.float32))
+    return logits, clf.detector.project(features)
 
 
 def _model_artefacts(artefacts: list[dict[str, Any]]) -> list[dict[str, Any]]:

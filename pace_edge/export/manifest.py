@@ -89,6 +89,7 @@ class Manifest:
     accuracy: dict[str, Any] | None = None
     # temperature, physical checks and the "unknown" detector (pace_edge.trust.Trust.to_dict)
     trust: dict[str, Any] | None = None
+    status: dict[str, Any] = field(default_factory=dict)  # gate_status(): failed gates
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -105,6 +106,16 @@ class Manifest:
     @property
     def parity_passed(self) -> bool:
         return all(row.get("passed", False) for row in self.parity)
+
+    @property
+    def failed_gates(self) -> list[str]:
+        """Gates this export failed and nobody accepted: ``status.failed_gates``; for exports
+        written before the status was recorded, failed parity rows and a failed accuracy
+        gate."""
+        if "failed_gates" in self.status:
+            return list(self.status["failed_gates"])
+        old = ["parity"] if not self.parity_passed else []
+        return old + (["accuracy"] if self.accuracy and not self.accuracy.get("passed") else [])
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,6 +134,31 @@ class Manifest:
             for row in data.get("parity", [])
         ]
         return cls(**values)
+
+
+def gate_status(problems: dict[str, str], accepted: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The manifest's ``status``: ``passed`` (no gate failed), ``failed_gates`` (runners refuse
+    the export unless allowed), ``accepted_gates`` (failed, accepted with ``--force``) and one
+    line per failed gate in ``problems``."""
+    return {
+        "passed": not problems,
+        "failed_gates": [g for g in problems if g not in accepted],
+        "accepted_gates": [g for g in problems if g in accepted],
+        "problems": dict(problems),
+    }
+
+
+def refuse_failed(manifest: Manifest, allow_failed: bool = False) -> None:
+    """:class:`BundleError` naming the gate when ``manifest``'s export failed one, unless
+    ``allow_failed``."""
+    failed = manifest.failed_gates
+    if not failed or allow_failed:
+        return
+    problems = manifest.status.get("problems", {})
+    detail = "; ".join(f"{g}: {problems[g]}" if g in problems else g for g in failed)
+    raise BundleError(
+        f"{manifest.path or 'the export'} failed its {' and '.join(failed)} gate"
+        f"{'s' if len(failed) > 1 else ''} ({detail}); --allow-failed runs it anyway")
 
 
 def _safe_relative(directory: Path, name: str) -> Path:

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import PaceEdgeError
 from . import ExportOptions, TargetResult
-from .onnx_target import ONNX_FILE, build_onnx, finalize, onnx_parity, ort_graph_counts
+from .onnx_graph import ONNX_FILE, build_onnx, finalize, ort_graph_counts
+from .onnx_target import onnx_parity
+from .ov_graph import BIN_FILE, DEVICE, XML_FILE, executed_graph, save_ir
+from .parity import compare, inputs_for, openvino_logits, torch_logits
+from .quantize.pipeline import export_int8
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
-
-XML_FILE = "model.xml"
-BIN_FILE = "model.bin"
-DEVICE = "CPU"
 
 
 def compile_config(precision: str) -> dict[str, str]:
@@ -36,9 +36,7 @@ def onnx_to_openvino(onnx_path: str | Path, xml_path: str | Path, precision: str
 
     if precision not in ("fp32", "fp16"):
         raise PaceEdgeError(f"OpenVINO export supports fp32 and fp16, not {precision!r}")
-    model = ov.convert_model(str(onnx_path))
-    ov.save_model(model, str(xml_path), compress_to_fp16=precision == "fp16")
-    return Path(xml_path)
+    return save_ir(ov.convert_model(str(onnx_path)), xml_path, precision == "fp16")
 
 
 def export_openvino(
@@ -61,8 +59,6 @@ def openvino_parity(
     bundle: Bundle, xml_path: Path, options: ExportOptions, config: dict[str, str]
 ) -> dict[str, Any]:
     """Parity row of an IR compiled on CPU with ``config`` against the PyTorch model."""
-    from .parity import compare, inputs_for, openvino_logits, torch_logits
-
     x = inputs_for(bundle, options)
     result = compare(
         torch_logits(bundle, x),
@@ -75,8 +71,6 @@ def openvino_parity(
 
 
 def _ir_result(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetResult:
-    from .ov_graph import executed_graph
-
     xml = out_dir / XML_FILE
     config = compile_config(options.precision)
     graph = executed_graph(xml, DEVICE, config)
@@ -97,8 +91,6 @@ def _ir_result(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetR
 def export(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetResult:
     """Target ``openvino``: ``model.xml``/``model.bin`` with parity and executed-graph summary."""
     if options.precision == "int8":
-        from .quantize.pipeline import export_int8
-
         return export_int8(bundle, out_dir, options, ("openvino",))
     export_openvino(bundle, out_dir / XML_FILE, options.batch, options.opset, options.precision)
     return _ir_result(bundle, out_dir, options)
@@ -109,8 +101,6 @@ def export_x86(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetR
     import onnx
 
     if options.precision == "int8":
-        from .quantize.pipeline import export_int8
-
         return export_int8(bundle, out_dir, options, ("openvino", "onnx"))
 
     onnx_path = out_dir / ONNX_FILE

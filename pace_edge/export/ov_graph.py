@@ -8,10 +8,17 @@ types shows whether each GELU was fused into its convolution or ran on its own.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+XML_FILE = "model.xml"
+BIN_FILE = "model.bin"
+DEVICE = "CPU"  # the OpenVINO device exports are compiled and checked on
+# OpenVINO names the ops it creates (constant folding, NNCF's weight compression) "<Type>_<n>"
+# from a process-wide counter; the ONNX frontend's names are the ONNX node names ("node_...").
+_AUTO_NAME = re.compile(r"^([A-Z][A-Za-z]*)_\d+$")
 # Bookkeeping nodes of the runtime model that run no computation.
 NOT_EXECUTED = frozenset({"Input", "Output", "Const", "Parameter", "Result"})
 _COMPUTE = frozenset({"Convolution", "GroupConvolution", "MatMul", "FullyConnected"})
@@ -104,3 +111,17 @@ def executed_graph(
         "inference_precision": str(getattr(precision, "to_string", lambda: precision)()),
         **summary,
     }
+
+
+def save_ir(model: Any, xml_path: str | Path, compress_to_fp16: bool = False) -> Path:
+    """Save ``model`` as IR with its auto-named ops renamed by position (``Constant_7``), so
+    the same graph gives the same bytes whatever ops the process created before."""
+    import openvino as ov
+
+    stable = model.clone()
+    for i, op in enumerate(stable.get_ordered_ops()):
+        match = _AUTO_NAME.match(op.get_friendly_name())
+        if match:
+            op.set_friendly_name(f"{match.group(1)}_{i}")
+    ov.save_model(stable, str(xml_path), compress_to_fp16=compress_to_fp16)
+    return Path(xml_path)

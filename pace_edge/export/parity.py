@@ -138,14 +138,11 @@ def run_batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: Ba
 
 
 def torch_logits(bundle: Bundle, x: np.ndarray) -> np.ndarray:
-    """Reference logits of the bundle's original PyTorch model (eval mode, float32)."""
-    import torch
+    """Reference logits of the bundle's original PyTorch model (eval mode, float32): the one
+    reference path, :class:`~pace_edge.evaluate.classifier.BundleClassifier`."""
+    from ..evaluate.classifier import BundleClassifier
 
-    from ..model import build_model
-
-    model = build_model(bundle.config, bundle.weights)
-    with torch.inference_mode():
-        return run_batched(lambda c: model(torch.from_numpy(c)).numpy(), x, "dynamic")
+    return BundleClassifier(bundle, batch_size=64).logits(x)
 
 
 def onnx_logits(path: str | Path, x: np.ndarray, batch: Batch = "dynamic") -> np.ndarray:

@@ -30,7 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import PaceEdgeError
 from . import INPUT_NAME, TENSORRT_MAX_OPSET, TENSORRT_VERSION, ExportOptions, TargetResult
-from .onnx_target import ONNX_FILE, export_onnx, onnx_parity, ort_graph_counts
+from .onnx_graph import ONNX_FILE, export_onnx, ort_graph_counts
+from .onnx_target import onnx_parity
+from .qdq_rules import require_conforming
+from .quantize.pipeline import export_int8
 from .trt_build import (
     CLEARED_FLAGS,
     DEFAULT_DYNAMIC_PROFILE,
@@ -182,8 +185,6 @@ def export_jetson(bundle: Bundle, out_dir: Path, options: ExportOptions) -> Targ
         return _float_export(bundle, out_dir, options)
     if options.precision != "int8":
         raise PaceEdgeError(f"target jetson supports fp32, fp16 and int8, not {options.precision}")
-    from .qdq_rules import require_conforming
-
     profile = batch_profile(options)
     workspace = int(options.extra.get("workspace_mb", DEFAULT_WORKSPACE_MB))
     result = int8_qdq(bundle, out_dir, options)
@@ -210,10 +211,6 @@ def int8_qdq(bundle: Bundle, out_dir: Path, options: ExportOptions) -> TargetRes
 
     Artefact, parity, accuracy and executed-graph entries are renamed to match.
     """
-    try:
-        from .quantize.pipeline import export_int8
-    except ImportError as exc:
-        raise PaceEdgeError(f"INT8 export needs pace_edge.export.quantize: {exc}") from exc
     with tempfile.TemporaryDirectory(prefix=".int8-", dir=out_dir) as tmp:
         result = export_int8(bundle, Path(tmp), options, ("onnx-qdq",))
         for artefact in result.artefacts:

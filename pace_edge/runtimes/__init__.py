@@ -31,6 +31,7 @@ def load_runner(
     precision: str | None = None,
     threads: int | None = None,
     trusted_keys: str | Path | TrustedKeys | None = None,
+    allow_failed: bool = False,
 ) -> Runner:
     """A runner for the export directory (``manifest.json``) or bundle directory (``model.json``)
     at ``path``.
@@ -41,8 +42,9 @@ def load_runner(
     Ed25519 public keys, or :class:`~pace_edge.integrity.signing.TrustedKeys`) runs only an
     export signed by one of them. The runner's ``reason`` says which backend was chosen and
     why. :class:`~pace_edge.errors.BundleError` for a tampered, malformed or (with
-    ``trusted_keys``) unsigned or foreign-signed export, :class:`~pace_edge.errors.
-    PaceEdgeError` for a backend the export lacks or this machine cannot run.
+    ``trusted_keys``) unsigned or foreign-signed export, or one whose manifest records a failed
+    gate (unless ``allow_failed``), :class:`~pace_edge.errors.PaceEdgeError` for a backend the
+    export lacks or this machine cannot run.
     """
     from ..export.manifest import MANIFEST_FILE, load_manifest
 
@@ -56,7 +58,8 @@ def load_runner(
                              f"{trusted.directory} may run; export it with pace-edge export "
                              "--sign KEY")
     manifest = load_manifest(path, trusted) if is_export else None
-    selection = select_backend(manifest if manifest is not None else path, backend, precision)
+    selection = select_backend(manifest if manifest is not None else path, backend, precision,
+                               allow_failed)
     runner = _build(selection, manifest, threads)
     runner.reason = selection.reason
     return runner

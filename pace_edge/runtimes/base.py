@@ -124,12 +124,13 @@ class LayerTime:
     ms: float
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64, returned as float32."""
+def softmax(logits: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Row-wise softmax computed in float64, returned as ``dtype`` (the one softmax: runners,
+    the stream, the PyTorch classifier)."""
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return (e / e.sum(axis=1, keepdims=True)).astype(dtype, copy=False)
 
 
 class Runner(ABC):

@@ -141,20 +141,26 @@ def normalize_backend(backend: str) -> str:
 
 
 def select_backend(
-    source: str | Path | Manifest, backend: str = "auto", precision: str | None = None
+    source: str | Path | Manifest, backend: str = "auto", precision: str | None = None,
+    allow_failed: bool = False,
 ) -> Selection:
     """Check or choose the backend for an export (a verified :class:`Manifest`, or its
     directory, verified here: the manifest against its digest, then every file's sha256) or a
     bundle directory; :class:`PaceEdgeError` saying precisely why when the choice cannot run
-    here. Signatures are checked by :func:`~pace_edge.runtimes.load_runner` (``trusted_keys``)."""
-    from ..export.manifest import MANIFEST_FILE, Manifest, load_manifest
+    here. An export whose manifest records a failed gate (parity, accuracy, INT8 sensitivity)
+    is refused, naming the gate, unless ``allow_failed``. Signatures are checked by
+    :func:`~pace_edge.runtimes.load_runner` (``trusted_keys``)."""
+    from ..export.manifest import MANIFEST_FILE, Manifest, load_manifest, refuse_failed
 
     backend = normalize_backend(backend)
     if isinstance(source, Manifest):
+        refuse_failed(source, allow_failed)
         return _for_export(source, backend, precision)
     path = Path(source)
     if (path / MANIFEST_FILE).is_file():
-        return _for_export(load_manifest(path), backend, precision)
+        manifest = load_manifest(path)
+        refuse_failed(manifest, allow_failed)
+        return _for_export(manifest, backend, precision)
     if (path / "model.json").is_file():
         return _for_bundle(path, backend, precision)
     if not path.exists():

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class TorchRunner(Runner):
-    """``pace_edge.model.build_model`` on a bundle's weights, in eval mode."""
+    """A bundle's model through :class:`~pace_edge.evaluate.classifier.BundleClassifier`."""
 
     name = "torch"
 
@@ -36,7 +36,7 @@ class TorchRunner(Runner):
             import torch
         except ImportError as exc:
             raise PaceEdgeError("backend torch: the torch package is not installed") from exc
-        from ..model import build_model
+        from ..evaluate.classifier import BundleClassifier
 
         self._torch = torch
         self._previous_threads: int | None = None
@@ -46,7 +46,7 @@ class TorchRunner(Runner):
         self.bundle = bundle
         from ..trust import bundle_trust
 
-        self._model = build_model(bundle.config, bundle.weights).eval()
+        self._classifier = BundleClassifier(bundle)  # the one PyTorch inference path
         self._detector = bundle_trust(bundle)[1]
         self.max_batch = None
 
@@ -87,21 +87,16 @@ class TorchRunner(Runner):
         return cls(bundle, threads=threads)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        with torch.inference_mode():
-            return self._model(torch.from_numpy(x)).numpy()
+        return self._classifier.logits(x)
 
     def _run_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        torch = self._torch
         if self._detector is None:
             return super()._run_features(x)
-        with torch.inference_mode():
-            features = self._model.features(torch.from_numpy(x))
-            logits = self._model.head(features).numpy()
-        return logits, self._detector.project(features.numpy()).astype(np.float32)
+        logits, features = self._classifier.logits_and_features(x)
+        return logits, self._detector.project(features).astype(np.float32)
 
     def _release(self) -> None:
-        del self._model
+        del self._classifier
         if self._previous_threads is not None:
             self._torch.set_num_threads(self._previous_threads)
 

@@ -10,7 +10,8 @@ Importing this package is light: onnx, onnxruntime, openvino and nncf load on us
 
 from __future__ import annotations
 
+from ..qdq_rules import check_qdq
 from .calibration import Calibration, select_calibration
-from .qdq import METHODS, check_qdq, quantize_qdq
+from .qdq import METHODS, quantize_qdq
 
 __all__ = ["METHODS", "Calibration", "check_qdq", "quantize_qdq", "select_calibration"]

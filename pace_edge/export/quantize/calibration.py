@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import DataError, PaceEdgeError
+from ...evaluate.scoring import model_labels
 
 if TYPE_CHECKING:
     from ...bundle import Bundle
@@ -73,16 +74,6 @@ def model_inputs(bundle: Bundle, data: SpectralDataset, what: str = "calibration
         i = int(np.argwhere(bad)[0][0])
         raise DataError(f"{what} data {data.where(i)}: preprocessing produced non-finite values")
     return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def bundle_labels(bundle: Bundle, data: SpectralDataset, what: str = "calibration") -> np.ndarray:
-    """``data.y`` as indices into the bundle's classes (names must be known to the model)."""
-    unknown = [c for c in data.classes if c not in bundle.classes]
-    if unknown:
-        raise DataError(f"{what} data {data.source}: classes {unknown} are unknown to the model "
-                        f"(it knows {bundle.classes})")
-    index = np.array([bundle.classes.index(c) for c in data.classes], dtype=np.int64)
-    return index[data.y]
 
 
 def spread_pick(members: np.ndarray, score: np.ndarray, k: int, rng: np.random.Generator
@@ -161,7 +152,7 @@ def select_calibration(
         raise PaceEdgeError(f"calibration size must be positive or all, got {size}")
     if not 0.0 <= holdout < 1.0:
         raise PaceEdgeError(f"calibration holdout must be in [0, 1), got {holdout}")
-    y = bundle_labels(bundle, data)
+    y = model_labels(data, bundle.classes, "calibration data")
     x = model_inputs(bundle, data)
     rng = np.random.default_rng(seed)
     score = data.x.mean(axis=1)  # raw total intensity / baseline level

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ov_graph import save_ir
 from .calibration import Calibration
 from .layers import Layer, openvino_names, resolve
 from .qdq import CALIB_BATCH, batches, quiet
@@ -101,7 +102,7 @@ def quantize_openvino(
         else:
             quantized = nncf.quantize(model, dataset, advanced_parameters=params, **common)
     if xml_out is not None:
-        ov.save_model(quantized, str(xml_out), compress_to_fp16=False)
+        save_ir(quantized, xml_out)
     info = ov_summary(quantized, layers, method)
     if validation is not None and max_drop is not None:
         info["accuracy_control"] = {"max_drop_pp": max_drop * 100, "requested_float":

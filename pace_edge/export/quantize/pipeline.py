@@ -5,12 +5,12 @@
    error measured on held-out training spectra (:mod:`.sensitivity`).
 3. The most sensitive layers stay float until the INT8 model is within tolerance.
 4. ONNX QDQ (:mod:`.qdq`) and/or OpenVINO IR through NNCF (:mod:`.nncf_openvino`) with those
-   layers float; parity on the held-out spectra; with eval data, the accuracy-gate numbers.
+   layers float; NNCF's accuracy control and parity on the held-out training spectra.
 
-``ExportOptions.extra`` keys: ``calib`` (path or SpectralDataset; default the bundle's training
-source), ``calib_size`` (int or None = all), ``calib_method``, ``eval`` (path or
-SpectralDataset), ``max_accuracy_drop`` (pp), ``tolerance`` (logit NRMSE), ``float_layers``
-(layer keys to keep float instead of searching), ``progress`` (bool).
+Only training spectra shape the artefacts: calibration and the held-out (validation) spectra are
+disjoint subsets of the training data (whole samples apart where the data carry group ids).
+Evaluation data never reach this module; the exporter measures and gates with them afterwards.
+The options read are :class:`~pace_edge.export.ExportOptions`' INT8 fields.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ import numpy as np
 
 from ...errors import PaceEdgeError
 from .. import ExportOptions, TargetResult
-from .accuracy import DEFAULT_MAX_DROP, eval_inputs, measure_accuracy
-from .calibration import DEFAULT_SIZE, Calibration, select_calibration
+from ..onnx_graph import ONNX_FILE, build_onnx, finalize, ort_graph_counts
+from ..ov_graph import BIN_FILE, DEVICE, XML_FILE, executed_graph, save_ir
+from ..parity import compare, onnx_logits, torch_logits
+from .calibration import Calibration, select_calibration
 from .sensitivity import (
     DEFAULT_MIN_AGREEMENT,
     DEFAULT_TOLERANCE,
@@ -43,11 +45,9 @@ if TYPE_CHECKING:
     from ...data import SpectralDataset
     from .qdq import QdqQuantizer
 
-DEFAULT_METHOD = "percentile"  # measured best on COV (fewest float layers at equal accuracy)
 ACTIVATIONS_PNG = "int8_activations.png"
 SENSITIVITY_PNG = "int8_sensitivity.png"
 PARITY_MIN_AGREEMENT = DEFAULT_MIN_AGREEMENT  # catches broken artefacts; --eval gates accuracy
-Runner = tuple[str, Callable[[np.ndarray], np.ndarray]]
 
 
 def training_source(bundle: Bundle) -> Path | None:
@@ -71,15 +71,6 @@ def calibration_data(bundle: Bundle, calib: Any) -> SpectralDataset:
                 "INT8 export needs calibration spectra: pass --calib DATA (training data; the "
                 f"bundle records {recorded!r}, which is not a readable path here)")
     return load_dataset(calib, split="train")
-
-
-def eval_data(value: Any) -> SpectralDataset | None:
-    """The test split of ``value`` (a path or data set), or ``None``."""
-    from ...data import SpectralDataset, load_dataset
-
-    if value is None or isinstance(value, SpectralDataset):
-        return value
-    return load_dataset(value, split="test")
 
 
 class _Bars:
@@ -139,6 +130,7 @@ class _Int8:
     ranking: list[LayerSensitivity] = field(default_factory=list)
     floats: list[str] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
+    met: bool = True
 
     def __post_init__(self) -> None:
         self.check = self.cal.holdout if len(self.cal.holdout) else self.cal.inputs
@@ -146,11 +138,9 @@ class _Int8:
 
     @property
     def searching(self) -> bool:
-        return "float_layers" not in self.options.extra
+        return self.options.float_layers is None
 
     def ort(self, path: Path, x: np.ndarray) -> np.ndarray:
-        from ..parity import onnx_logits
-
         return onnx_logits(path, x, self.options.batch)
 
     def search(self, work: Path) -> None:
@@ -166,31 +156,25 @@ class _Int8:
         tick = self.bars.bar(len(self.quantizer.layers), "layer sensitivity", "layer")
         self.ranking = measure_layers(self.quantizer.layers, evaluate, self.reference, tick)
         if self.searching:
-            self.floats, self.steps = choose_float(self.ranking, evaluate, self.reference,
-                                                   self.tolerance)
+            choice = choose_float(self.ranking, evaluate, self.reference, self.tolerance)
         else:  # given: measure it, search nothing
-            given = resolve(self.quantizer.layers, self.options.extra["float_layers"])
-            self.floats, self.steps = choose_float(
-                self.ranking, evaluate, self.reference, float("inf"), 0.0,
-                start=[la.key for la in given])
+            given = resolve(self.quantizer.layers, self.options.float_layers or ())
+            choice = choose_float(self.ranking, evaluate, self.reference, float("inf"), 0.0,
+                                  start=[la.key for la in given])
+        self.floats, self.steps, self.met = choice.floats, choice.steps, choice.met
         self.clock.lap("sensitivity")
 
     def parity(self, artefact: str, runtime: str, logits: np.ndarray,
                torch_ref: np.ndarray) -> dict[str, Any]:
-        from ..parity import compare
-
         row = compare(torch_ref, logits, artefact=artefact, runtime=runtime, precision="int8",
                       min_agreement=PARITY_MIN_AGREEMENT).to_dict()
         row["inputs"] = "held-out training spectra"
         return row
 
-    def openvino(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray,
-                 evaluation: SpectralDataset | None, max_drop: float) -> tuple[dict, Runner]:
-        """NNCF INT8 IR: the search's float layers, more if OpenVINO needs them."""
-        import openvino as ov
-
-        from ..openvino_target import BIN_FILE, DEVICE, XML_FILE
-        from ..ov_graph import executed_graph
+    def openvino(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray
+                 ) -> dict[str, Any]:
+        """NNCF INT8 IR: the search's float layers, more if OpenVINO needs them (its own
+        search, then NNCF's accuracy control on the held-out training spectra)."""
         from .nncf_openvino import COMPILE_CONFIG, openvino_run, ov_summary, quantize_openvino
 
         layers = self.quantizer.layers
@@ -206,18 +190,22 @@ class _Int8:
             models[tuple(floats)] = model
             return openvino_run(model, self.check)
 
-        floats, steps = choose_float(
+        choice = choose_float(
             self.ranking, evaluate, self.reference,
             self.tolerance if self.searching else float("inf"),
             DEFAULT_MIN_AGREEMENT if self.searching else 0.0, start=self.floats)
+        self.met = self.met and choice.met
         xml = out_dir / XML_FILE
-        if evaluation is None:
-            ov.save_model(models[tuple(floats)], str(xml), compress_to_fp16=False)
-            info = ov_summary(models[tuple(floats)], layers, self.method)
-        else:  # NNCF may keep more layers float to stay within --max-accuracy-drop
-            _, info = quantize_openvino(self.fp32, xml, self.cal, layers, self.method, floats,
-                                        eval_inputs(self.bundle, evaluation), max_drop / 100.0)
-        info["search"] = steps
+        validation = self.validation() if self.searching else None
+        if validation is None:  # given float layers are kept exactly
+            save_ir(models[tuple(choice.floats)], xml)
+            info = ov_summary(models[tuple(choice.floats)], layers, self.method)
+        else:  # NNCF may keep more layers float to stay within --max-accuracy-drop on the
+            # held-out training spectra (never on evaluation data: those only measure)
+            _, info = quantize_openvino(self.fp32, xml, self.cal, layers, self.method,
+                                        choice.floats, validation,
+                                        max(self.options.max_accuracy_drop, 0.0) / 100.0)
+        info["search"] = choice.steps
         runtime = f"openvino-{DEVICE.lower()}"
         result.artefacts += [{"path": XML_FILE, "kind": "openvino-xml", "precision": "int8"},
                              {"path": BIN_FILE, "kind": "openvino-bin", "precision": "int8"}]
@@ -228,13 +216,17 @@ class _Int8:
         row["inference_precision"] = graph["inference_precision"]
         result.parity.append(row)
         self.clock.lap("openvino")
-        return info, (runtime, lambda x: openvino_run(xml, x))
+        return info
+
+    def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Held-out training spectra and labels for NNCF's accuracy control, if any."""
+        if not len(self.cal.holdout):
+            return None
+        return self.cal.holdout, self.cal.holdout_labels
 
     def onnx(self, out_dir: Path, result: TargetResult, torch_ref: np.ndarray,
-             for_onnxruntime: bool = True) -> tuple[dict, Runner]:
+             for_onnxruntime: bool = True) -> dict[str, Any]:
         """ONNX QDQ with the search's float layers (for ONNX Runtime, or TensorRT's parser)."""
-        from ..onnx_target import ONNX_FILE, ort_graph_counts
-
         path = out_dir / ONNX_FILE
         info = self.quantizer.write(path, self.floats)
         if for_onnxruntime:
@@ -247,7 +239,7 @@ class _Int8:
         result.parity.append(self.parity(ONNX_FILE, "onnxruntime-cpu",
                                          self.ort(path, self.check), torch_ref))
         self.clock.lap("onnx")
-        return info, ("onnxruntime-cpu", lambda x: self.ort(path, x))
+        return info
 
     def figures(self, out_dir: Path) -> dict[str, Any]:
         """The report's PNGs; returns the activation statistics and amax for the manifest."""
@@ -275,19 +267,14 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
     kept behind its Q/DQ pair)."""
     import onnx
 
-    from ..onnx_target import build_onnx, finalize
-    from ..parity import torch_logits
     from .qdq import QdqQuantizer
 
-    extra = options.extra
     clock = _Clock()
-    method = extra.get("calib_method", DEFAULT_METHOD)
-    max_drop = float(extra.get("max_accuracy_drop", DEFAULT_MAX_DROP))
-    cal = select_calibration(bundle, calibration_data(bundle, extra.get("calib")),
-                             extra.get("calib_size", DEFAULT_SIZE), options.seed)
-    evaluation = eval_data(extra.get("eval"))
+    method = options.calib_method
+    cal = select_calibration(bundle, calibration_data(bundle, options.calib),
+                             options.calib_size, options.seed)
     clock.lap("select")
-    bars = _Bars(bool(extra.get("progress", False)))
+    bars = _Bars(options.progress)
     result = TargetResult(artefacts=[], parity=[], opset=options.opset)
     with tempfile.TemporaryDirectory(prefix="pace-int8-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
@@ -297,20 +284,16 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
         quantizer = QdqQuantizer(fp32, cal, method, tmp, progress=bars.bar(
             len(cal), f"calibrating ({method})", "spectra"))
         try:
-            run = _Int8(bundle, options, cal, fp32, quantizer, bars, clock, method,
-                        float(extra.get("tolerance", DEFAULT_TOLERANCE)))
+            tolerance = DEFAULT_TOLERANCE if options.tolerance is None else options.tolerance
+            run = _Int8(bundle, options, cal, fp32, quantizer, bars, clock, method, tolerance)
             run.search(Path(tmp))
             torch_ref = torch_logits(bundle, run.check)
-            artefacts, runners = {}, {}
+            artefacts = {}
             if "openvino" in kinds:
-                artefacts["openvino"], runners["model.xml"] = run.openvino(
-                    out_dir, result, torch_ref, evaluation, max_drop)
+                artefacts["openvino"] = run.openvino(out_dir, result, torch_ref)
             if "onnx" in kinds or "onnx-qdq" in kinds:
-                artefacts["onnx"], runners["model.onnx"] = run.onnx(
-                    out_dir, result, torch_ref, for_onnxruntime="onnx" in kinds)
-            if evaluation is not None:
-                result.accuracy = measure_accuracy(bundle, evaluation, runners, max_drop)
-                clock.lap("accuracy")
+                artefacts["onnx"] = run.onnx(out_dir, result, torch_ref,
+                                             for_onnxruntime="onnx" in kinds)
             figures = run.figures(out_dir)
         finally:
             bars.close()
@@ -325,8 +308,10 @@ def export_int8(bundle: Bundle, out_dir: Path, options: ExportOptions,
         "check_spectra": int(len(run.check)),
         "sensitivity": [r.to_dict() for r in run.ranking],
         "search": run.steps,
+        "tolerance_met": run.met,
         "artefacts": artefacts,
         **figures,
         "seconds": clock.seconds,
     }
+    result.sensitivity_met = run.met
     return result

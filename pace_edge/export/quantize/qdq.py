@@ -1,9 +1,10 @@
 """ONNX INT8 in explicit QDQ form (onnxruntime.quantization), TensorRT-parser compatible.
 
-Rules (checked on every file written, :func:`check_qdq`): INT8 activations and weights, all
-zero points 0 (symmetric), weights in [-127, 127], Conv/Gemm weight scales per output channel
-(axis 0), a constant MatMul operand (the input pool) per tensor, biases left float. Layers in
-``exclude`` stay float: their inputs get no QuantizeLinear/DequantizeLinear.
+Every file written is checked against TensorRT's explicit-quantisation rules by the one checker,
+:func:`pace_edge.export.qdq_rules.check_qdq`: INT8 activations and weights, all zero points 0
+(symmetric), weights in [-127, 127], Conv weight scales per output channel (axis 0), activations
+per tensor. A constant MatMul operand (the input pool) is quantised per tensor, biases stay
+float. Layers in ``exclude`` stay float: their inputs get no QuantizeLinear/DequantizeLinear.
 
 Calibration runs once per :class:`QdqQuantizer`; its ranges are cached, so writing variants
 that exclude different layers (the sensitivity search) costs no further calibration.
@@ -24,6 +25,7 @@ import numpy as np
 from ... import __version__
 from ...errors import PaceEdgeError
 from .. import INPUT_NAME
+from ..qdq_rules import require_conforming
 from .calibration import Calibration
 from .layers import Layer, pace_layers, resolve
 
@@ -177,9 +179,7 @@ class QdqQuantizer:
                 calibration_cache_path=self.cache,
             )
         _tag(out, self.model)
-        problems = check_qdq(out)
-        if problems:
-            raise PaceEdgeError("QDQ export broke its rules: " + "; ".join(problems))
+        require_conforming(out, f"the QDQ model {out.name}")
         return {
             "method": self.method,
             "excluded_layers": [la.key for la in excluded],
@@ -222,39 +222,6 @@ def _tag(path: str | Path, source: Any) -> None:
     model.producer_version = __version__
     model.doc_string = "PACE spectral classifier (int8 QDQ): spectrum -> logits"
     onnx.save_model(model, str(path))
-
-
-def check_qdq(path: str | Path) -> list[str]:
-    """Problems with a QDQ file's TensorRT rules (empty when it follows them)."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    consumers: dict[str, list[Any]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    problems = []
-    for node in model.graph.node:
-        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        zp = init.get(node.input[2]) if len(node.input) > 2 else None
-        if zp is None or zp.dtype != np.int8 or np.any(zp != 0):
-            problems.append(f"{node.name}: zero point must be int8 0")
-        if node.op_type != "DequantizeLinear" or node.input[0] not in init:
-            continue
-        w, scale = init[node.input[0]], init[node.input[1]]
-        if w.dtype != np.int8 or w.min() < -127:
-            problems.append(f"{node.name}: weight must be int8 in [-127, 127]")
-        users = consumers.get(node.output[0], [])
-        if any(u.op_type in ("Conv", "Gemm") for u in users):
-            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-            if scale.ndim != 1 or scale.size != w.shape[0] or (scale.size > 1 and axis != 0):
-                problems.append(f"{node.name}: weight scales must be per channel on axis 0")
-        elif scale.size != 1:
-            problems.append(f"{node.name}: MatMul weight must have one scale")
-    return problems
 
 
 def fold_unfused_weights(path: str | Path) -> list[str]:

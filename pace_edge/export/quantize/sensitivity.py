@@ -68,6 +68,16 @@ def measure_layers(layers: Sequence[Any], evaluate: Evaluate, reference: np.ndar
     return rows
 
 
+@dataclass
+class FloatChoice:
+    """The float layers a search chose, one row per model it measured, and whether the last
+    one met the tolerance (``met`` False: the search stopped outside it)."""
+
+    floats: list[str]
+    steps: list[dict[str, Any]]
+    met: bool
+
+
 def choose_float(
     ranking: Sequence[LayerSensitivity],
     evaluate: Evaluate,
@@ -76,11 +86,12 @@ def choose_float(
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
     start: Sequence[str] = (),
     tick: Callable[[], None] | None = None,
-) -> tuple[list[str], list[dict[str, Any]]]:
+) -> FloatChoice:
     """Layers to keep float: the most sensitive first, until the rest meets the tolerance.
 
-    Starts from ``start`` (already float). Returns the float layers and one step row per model
-    measured (``float`` layers, ``nrmse``, ``agreement``, ``max_abs``, ``ok``).
+    Starts from ``start`` (already float). Returns the float layers, one step row per model
+    measured (``float`` layers, ``nrmse``, ``agreement``, ``max_abs``, ``ok``) and whether the
+    tolerance was met (the search also stops at :data:`MAX_FLOAT_SHARE` of the layers).
     """
     order = [r.layer for r in sorted(ranking, key=lambda r: -r.nrmse)]
     limit = int(len(order) * MAX_FLOAT_SHARE)
@@ -94,5 +105,5 @@ def choose_float(
             tick()
         left = [k for k in order if k not in kept]
         if ok or not left or len(kept) >= limit:
-            return kept, steps
+            return FloatChoice(kept, steps, ok)
         kept.append(left[0])

@@ -1,4 +1,5 @@
-"""Score a model on a labelled data set (shared by train, evaluate and demo)."""
+"""Score a model on a labelled data set (train, evaluate, demo and the benchmark), and map a
+data set's labels onto a model's classes (the one place that does it)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..bundle import Bundle
-from ..data import SpectralDataset
 from ..errors import DataError
-from ..evaluate import Metrics
+from .metrics import Metrics
 
 if TYPE_CHECKING:
+    from ..bundle import Bundle
+    from ..data import SpectralDataset
     from ..runtimes import Runner
 
 
 
-def model_labels(data: SpectralDataset, classes: Sequence[str]) -> np.ndarray:
+def model_labels(data: SpectralDataset, classes: Sequence[str], what: str = "") -> np.ndarray:
     """``data``'s labels as indices into the model's ``classes`` (matched by name; the data
-    may hold a subset, in any order); :class:`DataError` for a class the model does not know."""
+    may hold a subset, in any order); :class:`DataError` for a class the model does not know,
+    naming the data as ``what`` (e.g. "calibration data") when given."""
     classes = list(classes)
     missing = [c for c in data.classes if c not in classes]
     if missing:
         raise DataError(
-            f"{data.source}: classes {missing} are unknown to the model (it knows {classes})"
+            f"{what + ' ' if what else ''}{data.source}: classes {missing} are unknown to the "
+            f"model (it knows {classes})"
         )
     index = np.array([classes.index(c) for c in data.classes], dtype=np.int64)
     return index[np.asarray(data.y, dtype=np.int64)]
@@ -40,7 +43,7 @@ def judge_bundle(bundle: Bundle, data: SpectralDataset
     """Metrics, the trust summary (acceptance, refusals, calibration error) and one record
     per spectrum (true and predicted class, probability, accepted, reason, score) of
     ``bundle`` on PyTorch."""
-    from ..evaluate.classifier import BundleClassifier
+    from .classifier import BundleClassifier
 
     y = model_labels(data, bundle.classes)
     clf = BundleClassifier(bundle)
@@ -67,7 +70,7 @@ def judge_runner(runner: Runner, data: SpectralDataset
 def _judged(data: SpectralDataset, y: np.ndarray, classes: Sequence[str], verdicts: Any,
             logits: np.ndarray, temperature: float
             ) -> tuple[Metrics, dict[str, Any], list[dict[str, Any]]]:
-    from ..evaluate.trust_report import trust_summary
+    from .trust_report import trust_summary
 
     classes = list(classes)
     predicted = np.asarray(logits).argmax(axis=1)

@@ -143,6 +143,14 @@ def describe_export(path: Path, manifest: Manifest,
             f"{acc.get('max_drop_pp')} pp): FP32 {ref.get('accuracy', float('nan')):.2%}; {rows}")
     else:
         lines.append("  accuracy   gate not run (export without --eval)")
+    failed, accepted = manifest.failed_gates, manifest.status.get("accepted_gates", [])
+    if failed:
+        lines.append(f"  status     FAILED its {', '.join(failed)} gate: runners refuse it "
+                     "unless --allow-failed")
+    elif accepted:
+        lines.append(f"  status     failed its {', '.join(accepted)} gate, accepted with --force")
+    elif manifest.status:
+        lines.append("  status     every gate passed")
     cal = manifest.calibration
     if cal:
         lines.append(f"  INT8       {cal.get('size')} calibration spectra from "

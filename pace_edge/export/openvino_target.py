@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import PaceEdgeError
 from . import ExportOptions, TargetResult
-from .onnx_graph import ONNX_FILE, build_onnx, finalize, ort_graph_counts
+from .onnx_graph import ONNX_FILE, build_onnx, export_onnx, finalize, ort_graph_counts
 from .onnx_target import onnx_parity
 from .ov_graph import BIN_FILE, DEVICE, XML_FILE, executed_graph, save_ir
 from .parity import compare, inputs_for, openvino_logits, torch_logits
@@ -47,11 +47,8 @@ def export_openvino(
     precision: str = "fp32",
 ) -> Path:
     """Export ``bundle`` to OpenVINO IR at ``xml_path`` (through a temporary FP32 ONNX)."""
-    import onnx
-
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / ONNX_FILE
-        onnx.save_model(finalize(build_onnx(bundle, batch, opset), bundle, "fp32"), str(fp32))
+        fp32 = export_onnx(bundle, Path(tmp) / ONNX_FILE, batch, opset)
         return onnx_to_openvino(fp32, xml_path, precision)
 
 

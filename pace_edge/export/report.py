@@ -132,7 +132,8 @@ def _accuracy_section(acc: dict[str, Any] | None) -> list[str]:
         gate = (f"these spectra only measure and gate (they shape no artefact). Gate: an "
                 f"artefact fails when the spectra show, at {acc['confidence']:.0%} confidence "
                 f"(exact one-sided Clopper–Pearson bound), that it gets wrong more than "
-                f"{acc['max_drop_pp']:g} % of spectra FP32 gets right — "
+                f"{acc['max_drop_pp']:g} % of spectra FP32 gets right (a flip below: a "
+                f"spectrum FP32 gets right and the artefact wrong) — "
                 f"**{'passed' if acc['passed'] else 'FAILED'}**.")
         resolution = [f"What this set can resolve: {acc['resolution']['text']}.", ""]
     return [

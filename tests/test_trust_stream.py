@@ -89,8 +89,8 @@ def _stream(bundle: Path, source, n: int, tmp: Path) -> tuple[list[dict], dict]:
 def test_gain_jittered_counts_stream_as_evaluate_scores_them(cov_dir: Path, cov_bundle: Path,
                                                              tmp_path: Path) -> None:
     from pace_edge.bundle import Bundle
-    from pace_edge.evaluate.scoring import judge_bundle
     from pace_edge.data import load_dataset
+    from pace_edge.evaluate.scoring import judge_bundle
 
     test = load_dataset(cov_dir, split="test")
     bundle = Bundle.load(cov_bundle)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..bundle import Bundle
 
 FEATURES_NAME = "ood_features"
-ONNX_KINDS = ("onnx",)
+ONNX_KINDS = ("onnx", "onnx-qdq")  # the kinds runners load as ONNX (runtimes.select)
 OPENVINO_KINDS = ("openvino-xml",)
 
 

@@ -101,3 +101,11 @@ def test_predict_refuses_a_flat_and_a_dark_spectrum(bundle: Path, data: Path,
     assert [line.get("reason") for line in lines[1:]] == ["flat", "low_signal"]
     assert all(line["accepted"] is False and line["score"] is None for line in lines[1:])
     assert "accepted" in lines[0] and lines[0]["class"]
+
+
+def test_info_shows_the_recorded_trust(bundle: Path, capsys) -> None:
+    assert main(["info", str(bundle)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("  trust"))
+    recorded = json.loads((bundle / "model.json").read_text())["training"]["trust"]
+    assert f"threshold {recorded['detector']['threshold']:.4g}" in line
+    assert f"calibrated on {recorded['calibration']['spectra']} held-out" in line

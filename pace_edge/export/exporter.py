@@ -107,10 +107,10 @@ def export_bundle(
     try:
         result = run_target(bundle, staged, target, options)
         trust = _trust(bundle, staged, result, options, evaluation)
-        if evaluation is not None:
-            runners = artefact_runners(staged, [a for a in result.artefacts
-                                                if a["precision"] == options.precision],
-                                       result.runtime, options.batch)
+        if evaluation is not None:  # the artefacts of the export's precision, if listed as such
+            own = [a for a in result.artefacts if a["precision"] == options.precision]
+            runners = artefact_runners(staged, own or result.artefacts, result.runtime,
+                                       options.batch)
             result.accuracy = measure_accuracy(bundle, evaluation, runners,
                                                options.max_accuracy_drop)
         problems = _gate_problems(result)

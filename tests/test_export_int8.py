@@ -177,7 +177,8 @@ def test_cov_small_int8_accuracy(cov_dir: Path, tmp_path: Path) -> None:
     train = load_dataset(cov_dir)
     test = load_dataset(cov_dir, split="test")
     bundle, _ = train_bundle(train, preset("small", len(train.classes)),
-                             Recipe(epochs=15, lr=1e-3, seed=0), Pipeline([]))
+                             Recipe(epochs=15, lr=1e-3, seed=0, calibration_fraction=0.0),
+                             Pipeline([]))
     bundle.save(tmp_path / "bundle")
     result = export_bundle(bundle, "onnx", tmp_path / "export", ExportOptions(
         precision="int8", calib=train, evaluation=test)).manifest

@@ -285,8 +285,9 @@ def _compare(native: list[dict], python: list[dict]) -> float:
     worst = 0.0
     for got, want in zip(got_all, want_all, strict=True):
         assert set(got) == set(want)
-        for key in ("seq", "class", "frames"):
+        for key in ("seq", "class", "frames", "accepted"):
             assert got[key] == want[key], (got, want)
+        assert got.get("reason") == want.get("reason"), (got, want)
         assert list(got["probabilities"]) == list(want["probabilities"])
         dp = np.abs(np.subtract(list(got["probabilities"].values()),
                                 list(want["probabilities"].values()))).max()

@@ -264,10 +264,20 @@ class GilHeavyRunner:
         return self._runner.preprocess(raw, axis)
 
     def infer(self, inputs):
+        return self._heavy(self._runner.infer(inputs))
+
+    def judge_inputs(self, raw, inputs):
+        """What the stream calls: the wrapped runner's verdicts on the spun (and poisoned)
+        logits."""
+        logits, features = self._runner.infer_with_features(inputs)
+        logits = self._heavy(logits)
+        return self._runner.spec.trust.judge(raw, logits, features), logits
+
+    def _heavy(self, logits):
         end = time.perf_counter() + self.spin_s
         while time.perf_counter() < end:
             pass
-        logits = np.array(self._runner.infer(inputs), dtype=np.float32)
+        logits = np.array(logits, dtype=np.float32)
         if self.nan_every:
             for i in range(len(logits)):
                 self.calls += 1

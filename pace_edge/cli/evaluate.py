@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path,
                    help="labelled spectra (a cov-style folder's test split, a wide CSV, or a "
                         "folder per class)")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the metrics as JSON, with the trust summary and one record per "
+                        "spectrum (accepted, and when refused the reason and score)")
     p.add_argument("--confusion-png", type=Path, default=None,
                    help="write the confusion matrix as a PNG here")
     p.add_argument("--groups", type=Path, default=None, metavar="FILE",
@@ -35,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..errors import PaceEdgeError
     from ..evaluate import save_confusion_png
-    from ..evaluate.scoring import score_runner
+    from ..evaluate.scoring import judge_runner
+    from ..evaluate.trust_report import trust_text
     from ..runtimes.select import package_available
 
     if args.confusion_png and not package_available("matplotlib"):
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if args.by_group and data.groups is None:
             raise PaceEdgeError(f"--by-group needs group ids: {data.source} has none; pass "
                                 f"--groups FILE (see 'Using real data' in README)")
-        metrics = score_runner(runner, data)
+        metrics, trust, records = judge_runner(runner, data)
         backend = f"{runner.name} {runner.precision}"
     by_group = metrics.by_group(data.groups) if args.by_group else None
     if args.confusion_png:
@@ -57,10 +60,12 @@ def run(args: argparse.Namespace) -> int:
                   **metrics.to_dict()}
         if by_group is not None:
             report["by_group"] = by_group.to_dict()
+        report.update({"trust": trust, "predictions": records})
         print(json.dumps(report, indent=2))
     else:
         print(f"model {args.model} ({backend}) on {data.source}")
         print(metrics.to_text())
+        print(trust_text(trust))
         if by_group is not None:
             print("\n" + by_group.to_text())
         if args.confusion_png:

@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parameter_counts(weights: dict[str, np.ndarray]) -> tuple[int, int]:
-    """(trainable parameters, BatchNorm statistics) of a state dict."""
+    """(trainable parameters, BatchNorm statistics) of a state dict; the "unknown" detector's
+    arrays (``trust.*``) are not parameters of the model."""
+    weights = {k: v for k, v in weights.items() if not k.startswith("trust.")}
     buffers = sum(int(v.size) for k, v in weights.items() if k.endswith(BUFFER_SUFFIXES))
     return sum(int(v.size) for v in weights.values()) - buffers, buffers
 
@@ -99,8 +101,22 @@ def describe_bundle(path: Path, bundle: Bundle) -> list[str]:
                      f"accuracy {m.get('val_accuracy', 0):.2%}, {m.get('seconds')} s")
     if "test" in m:
         lines.append(f"  held-out   {m['test']['accuracy']:.2%} on {m['test']['source']}")
+    lines.append(_trust_line(bundle.training.get("trust")))
     lines.append("  versions   " + json.dumps(bundle.versions))
     return lines
+
+
+def _trust_line(trust: dict[str, Any] | None) -> str:
+    """The temperature and the "unknown" detector as recorded (bundle or manifest)."""
+    if not trust:
+        return "  trust      none recorded (probabilities unscaled, no 'unknown' answer)"
+    detector = trust.get("detector")
+    spectra = (trust.get("calibration") or {}).get("spectra", 0)
+    return (f"  trust      temperature {trust.get('temperature', 1.0):.3g}; "
+            + (f"'unknown' detector on {detector['feature_dim']} features, threshold "
+               f"{detector['threshold']:.4g} (accepts {detector['accept_rate']:.0%} of held-out "
+               "training spectra)" if detector else "no 'unknown' detector")
+            + f"; calibrated on {spectra} held-out training spectra")
 
 
 def describe_export(path: Path, manifest: Manifest,
@@ -159,5 +175,6 @@ def describe_export(path: Path, manifest: Manifest,
                  f"{str(source.get('weights_sha256', ''))[:12]}…)")
     if manifest.created:
         lines.append(f"  created    {manifest.created}")
+    lines.append(_trust_line(manifest.trust))
     lines.append("  versions   " + json.dumps(manifest.versions))
     return lines

@@ -64,13 +64,14 @@ def run(args: argparse.Namespace) -> int:
         for path in args.files:
             try:
                 axis, spectra = read_spectra(path, default_axis.size, default_axis)
-                proba = runner.predict_proba(spectra, default_axis if axis is None else axis)
+                verdicts = runner.judge(spectra, default_axis if axis is None else axis)
             except PaceEdgeError as exc:
                 failures += 1
                 if args.json:
                     print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
                 print(f"pace-edge predict: error: {exc}", file=sys.stderr, flush=True)
                 continue
+            proba = verdicts.probabilities
             for i, row in enumerate(proba):
                 best = int(np.argmax(row))
                 name = str(path) if len(proba) == 1 else f"{path}[{i}]"
@@ -78,8 +79,14 @@ def run(args: argparse.Namespace) -> int:
                     record = {"file": str(path), **({"index": i} if len(proba) > 1 else {}),
                               "class": runner.classes[best], "probability": float(row[best]),
                               "probabilities": {c: float(v) for c, v in
-                                                zip(runner.classes, row, strict=True)}}
+                                                zip(runner.classes, row, strict=True)},
+                              **verdicts.record(i)}
                     print(json.dumps(record))
-                else:
+                elif verdicts.accepted[i]:
                     print(f"{name}: {runner.classes[best]} ({row[best]:.1%})")
+                else:
+                    record = verdicts.record(i)
+                    score = f", score {record['score']:.3g}" if record["score"] is not None else ""
+                    print(f"{name}: unknown ({record['reason']}{score}; nearest class "
+                          f"{runner.classes[best]} {row[best]:.1%})")
     return EXIT_USER_ERROR if failures else 0

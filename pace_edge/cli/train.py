@@ -16,6 +16,10 @@ from .common import fraction, positive_int, writable_dir
 EXIT_INTERRUPTED = 130
 
 HELP = "train a PACE model on labelled spectra and save a model bundle"
+DEFAULT_PREPROCESS = "normalize:snv"
+GAIN_WARNING = ("warning: no per-spectrum normalisation; predictions will depend on the "
+                "instrument's gain and offset (integration time, laser power, focus), so "
+                "spectra from another detector or setting may be misclassified with confidence")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,14 +93,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     bn.add_argument("--no-precise-bn", dest="precise_bn", action="store_false",
                     help="keep the running statistics gathered during training"
                          + ("" if d.precise_bn else " (default)"))
-    p.add_argument("--preprocess", default="",
-                   help="preprocessing steps, e.g. 'despike,baseline:asls,normalize:snv' "
-                        "(default: none; the model axis is always recorded)")
+    p.add_argument("--preprocess", default=DEFAULT_PREPROCESS,
+                   help="preprocessing steps, e.g. 'despike,baseline:asls,normalize:snv', or "
+                        "'none' (predictions then depend on the instrument's gain and offset) "
+                        f"(default: {DEFAULT_PREPROCESS}: each spectrum centred and scaled to "
+                        "unit standard deviation, which cancels detector gain and offset; the "
+                        "model axis is always recorded)")
+    p.add_argument("--calibration-fraction", type=float, default=d.calibration_fraction,
+                   help="stratified share of the training spectra kept out of every fit to "
+                        "calibrate the temperature and the 'unknown' threshold "
+                        f"(default: {d.calibration_fraction:g}; 0 = none, no calibration)")
+    p.add_argument("--accept-rate", type=fraction, default=d.accept_rate,
+                   help="share of in-distribution spectra the 'unknown' detector accepts, "
+                        f"set on the calibration spectra (default: {d.accept_rate:g})")
     p.add_argument("--groups", type=Path, default=None, metavar="FILE",
                    help="group (sample or patient) id of each training spectrum, one per line "
                         "in the data's order (text, CSV with a 'group' column, or .npy); "
-                        "replaces the data's own group ids. Validation and k-fold splits keep "
-                        "each group on one side")
+                        "replaces the data's own group ids. Validation, calibration and k-fold "
+                        "splits keep each group on one side")
     p.add_argument("--eval", type=Path, default=None,
                    help="held-out data to score the selected model on after training "
                         "(a cov-style folder's test split); never used for selection")
@@ -106,7 +120,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 # The options that define a run: recorded in the training state, reused by --resume.
 RUN_OPTIONS = ("data", "eval", "preset", "preprocess", "epochs", "batch_size", "lr",
                "weight_decay", "label_smoothing", "select_window", "select_folds",
-               "val_fraction", "patience", "seed", "device", "augment", "refit", "precise_bn")
+               "val_fraction", "patience", "seed", "device", "augment", "refit", "precise_bn",
+               "calibration_fraction", "accept_rate")
 
 
 def _option(name: str) -> str:
@@ -189,7 +204,8 @@ def _time_summary(result: Any, refit: bool, precise_bn: bool, resumed: bool) -> 
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
-    from ..evaluate.scoring import score_bundle
+    from ..evaluate.scoring import judge_bundle
+    from ..evaluate.trust_report import trust_text
     from ..model import preset
     from ..preprocess import Pipeline
     from ..train import Recipe
@@ -207,7 +223,11 @@ def run(args: argparse.Namespace) -> int:
         raise PaceEdgeError(f"--lr must be positive, got {args.lr:g}")
     if args.patience < 0:
         raise PaceEdgeError(f"--patience must be 0 or more, got {args.patience}")
-    pipeline = Pipeline.from_spec(args.preprocess) if args.preprocess else Pipeline([])
+    spec = args.preprocess.strip()
+    pipeline = Pipeline([]) if spec in ("", "none") else Pipeline.from_spec(spec)
+    if not any(step.name == "normalize" and getattr(step, "method", "") in ("snv", "minmax")
+               for step in pipeline.steps):
+        print(GAIN_WARNING, file=sys.stderr)
     data = load_dataset(args.data, split="train", groups=args.groups)
     held_out = load_dataset(args.eval, split="test") if args.eval else None
     if held_out is not None and data.groups is not None and held_out.groups is not None:
@@ -222,7 +242,8 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
         augment=args.augment, refit=args.refit, device=args.device,
         select_window=args.select_window, select_folds=args.select_folds,
-        precise_bn=args.precise_bn,
+        precise_bn=args.precise_bn, calibration_fraction=args.calibration_fraction,
+        accept_rate=args.accept_rate,
     )
     recipe.validate()
     config = preset(args.preset, num_classes=len(data.classes))
@@ -263,18 +284,30 @@ def run(args: argparse.Namespace) -> int:
                      if recipe.select_folds > 1 else
                      f" from {result.split['groups_per_part'][1]} of {result.split['groups']} "
                      f"groups, none also in training")
+        calibration_spectra = bundle.training["data"]["split"].get("calibration", 0)
         print(f"selected epoch {result.best_epoch} of {result.epochs_run}: validation accuracy "
               f"{result.val_accuracy:.2%} ({held}{averaged})"
-              + (f"; refit on all {len(data)} spectra for {result.refit_epochs} epochs"
+              + (f"; refit on the {len(data) - calibration_spectra} spectra outside the "
+                 f"calibration share for {result.refit_epochs} epochs"
                  if result.refit_epochs else "")
               + ("; BatchNorm statistics recomputed on the training spectra"
                  if recipe.precise_bn else ""))
         print(_time_summary(result, bool(result.refit_epochs), recipe.precise_bn, args.resume))
+        trust = bundle.training["trust"]
+        calibration = trust["calibration"]
+        if calibration.get("spectra"):
+            print(f"calibrated on {calibration['spectra']} held-out training spectra: "
+                  f"temperature {trust['temperature']:.3g} (calibration error "
+                  f"{calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}), "
+                  f"'unknown' threshold {trust['detector']['threshold']:.4g} for an accept "
+                  f"rate of {recipe.accept_rate:.0%}")
         if held_out is not None:
-            scored = score_bundle(bundle, held_out)
-            bundle.training["metrics"]["test"] = {"source": held_out.source, **scored.to_dict()}
+            scored, summary, _ = judge_bundle(bundle, held_out)
+            bundle.training["metrics"]["test"] = {"source": held_out.source, **scored.to_dict(),
+                                                  "trust": summary}
             print(f"held-out accuracy {scored.accuracy:.2%} ({scored.correct}/{scored.total}) "
                   f"on {held_out.source}")
+            print(trust_text(summary))
         bundle.save(out)
         checkpoint.remove()
         print(f"bundle written to {out}")

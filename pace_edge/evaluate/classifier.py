@@ -8,7 +8,7 @@ import torch
 from ..bundle import Bundle
 from ..errors import DataError
 from ..model.pace import build_model
-from ..runtimes.base import softmax
+from ..trust import Verdicts, bundle_trust, scaled_softmax
 
 
 class BundleClassifier:
@@ -18,6 +18,7 @@ class BundleClassifier:
         self.bundle = bundle
         self.model = build_model(bundle.config, bundle.weights)
         self.batch_size = batch_size
+        self.trust, self.detector = bundle_trust(bundle)
 
     @property
     def classes(self) -> list[str]:
@@ -44,6 +45,26 @@ class BundleClassifier:
             parts = [self.model(t[i : i + step]) for i in range(0, len(t), step)]
         return torch.cat(parts).numpy()
 
+    def logits_and_features(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and pooled features ``(n, dim)`` for already-preprocessed inputs."""
+        t = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        logits, feats = [], []
+        with torch.inference_mode():
+            for i in range(0, len(t), self.batch_size):
+                f = self.model.features(t[i : i + self.batch_size])
+                feats.append(f)
+                logits.append(self.model.head(f))
+        return torch.cat(logits).numpy(), torch.cat(feats).numpy()
+
     def predict_proba(self, x: np.ndarray, axis: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(n, classes)`` for raw spectra on ``axis``."""
-        return softmax(self.logits(self.preprocess(x, axis)))
+        """Temperature-scaled class probabilities ``(n, classes)`` for raw spectra on
+        ``axis``."""
+        return scaled_softmax(self.logits(self.preprocess(x, axis)), self.trust.temperature)
+
+    def judge(self, x: np.ndarray, axis: np.ndarray) -> tuple[Verdicts, np.ndarray]:
+        """Verdicts (accepted, reason, score, calibrated probabilities) and raw logits of raw
+        spectra ``x`` on ``axis``: physical checks on ``x``, then the detector."""
+        raw = np.atleast_2d(x)
+        logits, feats = self.logits_and_features(self.preprocess(raw, axis))
+        projected = self.detector.project(feats) if self.detector is not None else None
+        return self.trust.judge(raw, logits, projected), logits

@@ -4,7 +4,7 @@ data set's labels onto a model's classes (the one place that does it)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from ..data import SpectralDataset
     from ..runtimes import Runner
 
-CHUNK = 256  # spectra per call
 
 
 def model_labels(data: SpectralDataset, classes: Sequence[str], what: str = "") -> np.ndarray:
@@ -36,19 +35,51 @@ def model_labels(data: SpectralDataset, classes: Sequence[str], what: str = "") 
 
 def score_bundle(bundle: Bundle, data: SpectralDataset) -> Metrics:
     """Accuracy and friends of ``bundle`` (on PyTorch) on ``data``."""
+    return judge_bundle(bundle, data)[0]
+
+
+def judge_bundle(bundle: Bundle, data: SpectralDataset
+                 ) -> tuple[Metrics, dict[str, Any], list[dict[str, Any]]]:
+    """Metrics, the trust summary (acceptance, refusals, calibration error) and one record
+    per spectrum (true and predicted class, probability, accepted, reason, score) of
+    ``bundle`` on PyTorch."""
     from .classifier import BundleClassifier
 
     y = model_labels(data, bundle.classes)
-    predicted = BundleClassifier(bundle).predict_proba(data.x, data.axis).argmax(axis=1)
-    return Metrics.from_labels(y, predicted, bundle.classes)
+    clf = BundleClassifier(bundle)
+    verdicts, logits = clf.judge(data.x, data.axis)
+    return _judged(data, y, bundle.classes, verdicts, logits, clf.trust.temperature)
 
 
 def score_runner(runner: Runner, data: SpectralDataset) -> Metrics:
     """Accuracy and friends of any runner (an export on ONNX Runtime / OpenVINO / TensorRT,
     or a bundle on PyTorch) on ``data``, through the runner's own preprocessing."""
+    return judge_runner(runner, data)[0]
+
+
+def judge_runner(runner: Runner, data: SpectralDataset
+                 ) -> tuple[Metrics, dict[str, Any], list[dict[str, Any]]]:
+    """:func:`judge_bundle` for any runner, through the runner's own preprocessing, physical
+    checks and "unknown" detector (the features output of an export)."""
     y = model_labels(data, runner.classes)
-    predicted = np.concatenate([
-        runner.predict_proba(data.x[i : i + CHUNK], data.axis).argmax(axis=1)
-        for i in range(0, len(data), CHUNK)
-    ]) if len(data) else np.zeros(0, np.int64)
-    return Metrics.from_labels(y, predicted, runner.classes)
+    raw = np.asarray(data.x)
+    verdicts, logits = runner.judge_inputs(raw, runner.preprocess(raw, data.axis))
+    return _judged(data, y, runner.classes, verdicts, logits, runner.spec.trust.temperature)
+
+
+def _judged(data: SpectralDataset, y: np.ndarray, classes: Sequence[str], verdicts: Any,
+            logits: np.ndarray, temperature: float
+            ) -> tuple[Metrics, dict[str, Any], list[dict[str, Any]]]:
+    from .trust_report import trust_summary
+
+    classes = list(classes)
+    predicted = np.asarray(logits).argmax(axis=1)
+    metrics = Metrics.from_labels(y, predicted, classes)
+    summary = trust_summary(verdicts, logits, np.asarray(y), temperature)
+    records = []
+    for i, (true, best) in enumerate(zip(y, predicted, strict=True)):
+        records.append({"index": i, "name": data.where(i), "true": classes[int(true)],
+                        "class": classes[int(best)],
+                        "probability": round(float(verdicts.probabilities[i, best]), 6),
+                        **verdicts.record(i)})
+    return metrics, summary, records

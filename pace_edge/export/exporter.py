@@ -107,6 +107,7 @@ def export_bundle(
     staged = stage(out)
     try:
         result = run_target(bundle, staged, target, options)
+        trust = _trust(bundle, staged, result, options, evaluation)
         if evaluation is not None:  # the artefacts of the export's precision, if listed as such
             own = [a for a in result.artefacts if a["precision"] == options.precision]
             runners = artefact_runners(staged, own or result.artefacts, result.runtime,
@@ -114,7 +115,7 @@ def export_bundle(
             result.accuracy = measure_accuracy(bundle, evaluation, runners,
                                                options.max_accuracy_drop)
         problems = _gate_problems(result)
-        manifest = _manifest(bundle, target, options, result, problems)
+        manifest = _manifest(bundle, target, options, result, problems, trust)
         write_manifest(staged, manifest)
         if key is not None and not manifest.status["failed_gates"]:
             sign_export(staged, key)  # a failed export is never signed
@@ -161,8 +162,36 @@ def _gate_problems(result: TargetResult) -> dict[str, str]:
     return problems
 
 
+def _trust(bundle: Bundle, staged: Path, result: TargetResult, options: ExportOptions,
+           evaluation: Any) -> dict[str, Any]:
+    """The manifest's trust record: the bundle's temperature, physical checks and "unknown"
+    detector. Every ONNX and OpenVINO artefact gets the detector's ``ood_features`` output
+    (:mod:`.features_output`), checked against PyTorch (``features_parity``); with evaluation
+    data, the accepted share and calibration error per artefact (``evaluation``)."""
+    from ..evaluate.scoring import model_labels
+    from ..trust import bundle_trust
+    from .features_output import add_features_outputs, features_parity, trust_evaluation
+    from .parity import inputs_for
+
+    features = add_features_outputs(bundle, staged, result.artefacts)
+    record = bundle_trust(bundle)[0].to_dict()
+    if record["detector"] is None or not features:
+        record["detector"] = None  # runners still apply the temperature and physical checks
+        return record
+    record["features_output"] = features
+    record["features_parity"] = features_parity(bundle, staged, result.artefacts,
+                                                result.runtime, options.batch,
+                                                inputs_for(bundle, options))
+    if evaluation is not None:
+        x = bundle.preprocessing.apply(evaluation.x, evaluation.axis)[0]
+        record["evaluation"] = trust_evaluation(
+            bundle, staged, result.artefacts, result.runtime, options.batch, evaluation.x,
+            x, model_labels(evaluation, bundle.classes, "evaluation data"))
+    return record
+
+
 def _manifest(bundle: Bundle, target: str, options: ExportOptions, result: TargetResult,
-              problems: dict[str, str]) -> Manifest:
+              problems: dict[str, str], trust: dict[str, Any]) -> Manifest:
     source = Path(bundle.path or ".")
     return Manifest(
         target=target,
@@ -189,6 +218,7 @@ def _manifest(bundle: Bundle, target: str, options: ExportOptions, result: Targe
         executed_graph=result.executed_graph,
         calibration=result.calibration,
         accuracy=result.accuracy,
+        trust=trust,
         status=gate_status(problems, accepted=FORCEABLE if options.force else ()),
         versions=library_versions("torch", "onnx", "onnxscript", "onnxruntime", "openvino",
                                   *(("nncf",) if options.precision == "int8" else ())),

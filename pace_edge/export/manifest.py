@@ -87,6 +87,8 @@ class Manifest:
     executed_graph: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
+    # temperature, physical checks and the "unknown" detector (pace_edge.trust.Trust.to_dict)
+    trust: dict[str, Any] | None = None
     status: dict[str, Any] = field(default_factory=dict)  # gate_status(): failed gates
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""

@@ -102,6 +102,7 @@ def render_report(manifest: Any) -> str:
         "",
         *_accuracy_section(manifest.accuracy),
         *_calibration_section(manifest.calibration),
+        *_trust_section(getattr(manifest, "trust", None)),
         "## Executed graph",
         "",
     ]
@@ -161,6 +162,36 @@ def _lost(row: dict[str, Any]) -> str:
     return (f"{row['fp32_only_right']} / {row['artefact_only_right']} | "
             f"{row['lost_lower_pp']:.2f} – {row['lost_upper_pp']:.2f} | "
             f"{row['mcnemar_p_worse']:.3g}")
+
+
+def _trust_section(trust: dict[str, Any] | None) -> list[str]:
+    if not trust:
+        return []
+    detector = trust.get("detector")
+    lines = ["## Trust: calibrated probabilities and the \"unknown\" answer", "",
+             f"- temperature {trust['temperature']:.4g} (fitted on "
+             f"{trust.get('calibration', {}).get('spectra', 0)} held-out training spectra)"]
+    if detector:
+        lines.append(f"- detector: Mahalanobis distance on the `{trust.get('features_output')}` "
+                     f"output, threshold {detector['threshold']:.4g} (accept rate "
+                     f"{detector['accept_rate']:.0%} of held-out training spectra)")
+    else:
+        lines.append("- no \"unknown\" detector (the bundle has none)")
+    lines.append("")
+    if trust.get("features_parity"):
+        lines += ["| artefact | max score Δ / threshold | same verdict as PyTorch |",
+                  "|---|---|---|",
+                  *(f"| {r['artefact']} | {r['max_score_delta_over_threshold']:.3g} | "
+                    f"{r['same_verdict']:.2%} |" for r in trust["features_parity"]), ""]
+    if trust.get("evaluation"):
+        lines += ["| model | accepted | accuracy on accepted | ECE before | ECE after |",
+                  "|---|---|---|---|---|",
+                  *(f"| {r['model']} | {r['accept_rate']:.2%} | "
+                    + (f"{r['accuracy_accepted']:.2%}" if r["accuracy_accepted"] is not None
+                       else "–")
+                    + f" | {r['ece_before']:.4f} | {r['ece_after']:.4f} |"
+                    for r in trust["evaluation"]), ""]
+    return lines
 
 
 def _calibration_section(cal: dict[str, Any] | None) -> list[str]:

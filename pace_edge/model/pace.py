@@ -65,14 +65,19 @@ class PACE(nn.Module):
         return self.head(self.features(x))
 
 
+TRUST_PREFIX = "trust."  # the "unknown" detector's arrays, stored with the weights
+
+
 def build_model(config: ModelConfig, weights: dict[str, Any] | None = None) -> PACE:
     """A PACE network for ``config``, loaded with ``weights`` (name -> array) when given.
 
-    Returned in eval mode. Weights must match the architecture exactly.
+    Returned in eval mode. Weights must match the architecture exactly; arrays named
+    ``trust.*`` (the detector's, see :mod:`pace_edge.trust`) are not the network's.
     """
     model = PACE(config)
     if weights is not None:
-        state = {k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()}
+        state = {k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()
+                 if not k.startswith(TRUST_PREFIX)}
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:

@@ -12,7 +12,7 @@ Torch-free and onnx-free: runtimes are imported by the backend modules, on load.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import BundleError, DataError, PaceEdgeError
 from ..preprocess import BoundPipeline, Pipeline
+from ..trust import Trust, Verdicts, scaled_softmax
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -44,6 +45,8 @@ class ModelSpec:
     input_name: str = "spectrum"
     output_name: str = "logits"
     batch: int | str = "dynamic"
+    trust: Trust = field(default_factory=Trust)
+    features_name: str | None = None  # the graph's whitened-features output, if any
 
     @property
     def input_length(self) -> int:
@@ -65,6 +68,8 @@ class ModelSpec:
                 f"{where / 'manifest.json'}: {len(manifest.classes)} class names for a "
                 f"{manifest.output.classes}-class output"
             )
+        trust_record = getattr(manifest, "trust", None) or {}
+        trust = Trust.from_dict(trust_record, f"{where / 'manifest.json'}: trust")
         return cls(
             classes=tuple(str(c) for c in manifest.classes),
             axis=axis,
@@ -72,15 +77,20 @@ class ModelSpec:
             input_name=manifest.input.name,
             output_name=manifest.output.name,
             batch=manifest.input.batch,
+            trust=trust,
+            features_name=trust_record.get("features_output") if trust.has_detector else None,
         )
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> ModelSpec:
         """The spec of a (verified) model bundle: dynamic batch, standard I/O names."""
+        from ..trust import bundle_trust
+
         return cls(
             classes=tuple(bundle.classes),
             axis=np.asarray(bundle.axis, dtype=np.float64),
             pipeline=bundle.preprocessing,
+            trust=bundle_trust(bundle)[0],
         )
 
 
@@ -220,6 +230,30 @@ class Runner(ABC):
         Splits ``inputs`` into chunks of at most :attr:`max_batch` rows and zero-pads chunks a
         fixed-batch artefact cannot take as they are; padded rows are dropped.
         """
+        return self._chunked(inputs, with_features=False)[0]
+
+    def infer_with_features(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and the whitened features the "unknown" detector scores ``(n, d)``
+        (``None`` when the model carries no detector)."""
+        if not self.spec.trust.has_detector:
+            return self.infer(inputs), None
+        return self._chunked(inputs, with_features=True)
+
+    def judge_inputs(self, raw: np.ndarray | None,
+                     inputs: np.ndarray) -> tuple[Verdicts, np.ndarray]:
+        """Verdicts and logits of preprocessed ``inputs`` whose raw intensities (for the
+        physical checks; ``None`` skips them) are the rows of ``raw``."""
+        logits, projected = self.infer_with_features(inputs)
+        return self.spec.trust.judge(raw, logits, projected), logits
+
+    def judge(self, raw: np.ndarray, axis: np.ndarray) -> Verdicts:
+        """Physical checks, the model and the "unknown" detector on raw spectra on ``axis``:
+        accepted or not (with the reason and score), and calibrated probabilities."""
+        raw = np.atleast_2d(np.asarray(raw))
+        return self.judge_inputs(raw, self.preprocess(raw, axis))[0]
+
+    def _chunked(self, inputs: np.ndarray,
+                 with_features: bool) -> tuple[np.ndarray, np.ndarray | None]:
         self._check_open()
         x = np.asarray(inputs)
         if x.ndim == 1:
@@ -230,29 +264,43 @@ class Runner(ABC):
                 "preprocess raw spectra with runner.preprocess(raw, axis)"
             )
         n_classes = len(self.spec.classes)
+        dim = self.spec.trust.centers.shape[1] if with_features else 0
         if x.shape[0] == 0:
-            return np.zeros((0, n_classes), np.float32)
+            return (np.zeros((0, n_classes), np.float32),
+                    np.zeros((0, dim), np.float32) if with_features else None)
         x = np.ascontiguousarray(x, dtype=np.float32)
         step = self.max_batch or DEFAULT_CHUNK
-        out = []
+        out, feats = [], []
         for start in range(0, len(x), step):
             chunk = x[start : start + step]
             n = len(chunk)
             if n < self._min_batch:
                 pad = np.zeros((self._min_batch - n, x.shape[1]), np.float32)
                 chunk = np.concatenate([chunk, pad])
-            logits = np.asarray(self._run(chunk))
+            if with_features:
+                logits, projected = (np.asarray(a) for a in self._run_features(chunk))
+                if projected.shape != (len(chunk), dim):
+                    raise PaceEdgeError(
+                        f"{self.name}: model returned features of shape {projected.shape}, "
+                        f"expected ({len(chunk)}, {dim})"
+                    )
+                feats.append(projected[:n])
+            else:
+                logits = np.asarray(self._run(chunk))
             if logits.shape != (len(chunk), n_classes):
                 raise PaceEdgeError(
                     f"{self.name}: model returned shape {logits.shape}, expected "
                     f"({len(chunk)}, {n_classes})"
                 )
             out.append(logits[:n])
-        return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+        logits = np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+        return logits, (np.concatenate(feats).astype(np.float32) if with_features else None)
 
     def predict_proba(self, raw: np.ndarray, axis: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(n, classes)`` (softmax of the logits) of raw spectra."""
-        return softmax(self.infer(self.preprocess(raw, axis)))
+        """Class probabilities ``(n, classes)`` of raw spectra: the softmax of the logits
+        over the model's calibrated temperature (1 for models without one)."""
+        logits = self.infer(self.preprocess(raw, axis))
+        return scaled_softmax(logits, self.spec.trust.temperature).astype(np.float32)
 
     def predict(self, raw: np.ndarray, axis: np.ndarray) -> Prediction:
         """:meth:`predict_proba` with the class names attached."""
@@ -335,6 +383,14 @@ class Runner(ABC):
     @abstractmethod
     def _run(self, x: np.ndarray) -> np.ndarray:
         """Logits of one contiguous float32 batch within ``[_min_batch, max_batch]`` rows."""
+
+    def _run_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and whitened features of one batch (backends whose model has the
+        detector's output override this)."""
+        raise PaceEdgeError(
+            f"{self.name}: this artefact has no features output for the 'unknown' detector; "
+            "re-export it with this version of pace-edge"
+        )
 
     def _release(self) -> None:  # noqa: B027 - optional hook
         """Free sessions, compiled models and device memory."""

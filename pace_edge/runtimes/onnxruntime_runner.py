@@ -60,6 +60,9 @@ class OnnxRuntimeRunner(Runner):
                 f"{path}: model I/O {names} does not have input {spec.input_name!r} and "
                 f"output {spec.output_name!r}"
             )
+        if spec.features_name is not None and spec.features_name not in names[1]:
+            raise BundleError(f"{path}: the manifest's detector needs the output "
+                              f"{spec.features_name!r}, which the model does not have")
         shape = next(i.shape for i in inputs if i.name == spec.input_name)
         if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != spec.input_length):
             raise BundleError(
@@ -84,6 +87,13 @@ class OnnxRuntimeRunner(Runner):
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self._session.run([self.spec.output_name], {self.spec.input_name: x})[0]
+
+    def _run_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.spec.features_name is None:
+            return super()._run_features(x)
+        logits, features = self._session.run([self.spec.output_name, self.spec.features_name],
+                                             {self.spec.input_name: x})
+        return logits, features
 
     def _profile(self, x: np.ndarray, iterations: int,
                  warmup: int) -> dict[tuple[str, str, str], float]:

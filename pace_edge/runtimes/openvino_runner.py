@@ -84,6 +84,13 @@ class OpenVINORunner(Runner):
                                  if spec.input_name in port.get_names())
         self._output_index = next(i for i, port in enumerate(self._compiled.outputs)
                                   if spec.output_name in port.get_names())
+        self._features_index: int | None = None
+        if spec.features_name is not None:
+            if spec.features_name not in names_out:
+                raise BundleError(f"{xml}: the manifest's detector needs the output "
+                                  f"{spec.features_name!r}, which the model does not have")
+            self._features_index = next(i for i, port in enumerate(self._compiled.outputs)
+                                        if spec.features_name in port.get_names())
         self._tensors: dict[int, Any] = {}  # input tensor per batch size, reused across calls
         self._bound_rows = 0  # batch size of the tensor now set on the request
         self._ov = ov
@@ -129,6 +136,14 @@ class OpenVINORunner(Runner):
         self._request.infer()
         return np.array(self._request.get_output_tensor(self._output_index).data,
                         dtype=np.float32)
+
+    def _run_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._features_index is None:
+            return super()._run_features(x)
+        logits = self._run(x)
+        features = np.array(self._request.get_output_tensor(self._features_index).data,
+                            dtype=np.float32)
+        return logits, features
 
     def _profile(self, x: np.ndarray, iterations: int,
                  warmup: int) -> dict[tuple[str, str, str], float]:

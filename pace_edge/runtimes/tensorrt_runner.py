@@ -9,11 +9,15 @@ the sha256 of its header (:mod:`pace_edge.export.trt_plan`). A runner never rewr
 a stale plan (:class:`~pace_edge.export.trt_plan.PlanMismatch`) is refused with the command that
 rebuilds and checks it on this device.
 
-I/O uses the TensorRT 10 name-based API (``set_input_shape``, ``set_tensor_address``,
-``execute_async_v3``) with **cuda-python** (``cuda.bindings.runtime``, or ``cuda.cudart`` in
-older releases) for device buffers and the stream, not torch: devices run without PyTorch.
-Buffers are allocated once for the largest batch the engine takes (its fixed batch, or its
-optimisation profile's maximum); each call copies in, enqueues and copies out on one stream.
+I/O uses the TensorRT 10 name-based API (``num_io_tensors``, ``get_tensor_name``,
+``get_tensor_mode``, ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``) with
+**cuda-python** (``cuda.bindings.runtime``, or ``cuda.cudart`` in older releases) for device
+buffers and the stream, not torch: devices run without PyTorch. Every I/O tensor the engine has
+gets an address, as ``execute_async_v3`` requires: the logits, and the whitened features the
+"unknown" detector scores (``ood_features``, read by name when the manifest's trust record
+names it). Buffers are allocated once for the largest batch the engine takes (its fixed batch,
+or its optimisation profile's maximum); each call copies in, enqueues and copies out on one
+stream.
 
 ``tensorrt`` and cuda-python are imported on load, never at module import.
 """
@@ -21,6 +25,8 @@ optimisation profile's maximum); each call copies in, enqueues and copies out on
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +144,82 @@ def checked_plan(manifest: Manifest, path: Path, trt_version: str, gpu: str, cc:
     return header, engine
 
 
+# --- the engine's I/O ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TensorIO:
+    """One I/O tensor of an engine: its name, shape without the batch dimension, dtype."""
+
+    name: str
+    row_shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def row_size(self) -> int:
+        return int(prod(self.row_shape))
+
+
+@dataclass(frozen=True)
+class EngineIO:
+    """What a runner binds: the spectra input, every output (each needs an address before
+    ``execute_async_v3``, read or not), and the batch range of the engine."""
+
+    input: TensorIO
+    outputs: tuple[TensorIO, ...]
+    dynamic: bool
+    min_batch: int
+    max_batch: int
+
+    def output(self, name: str) -> TensorIO:
+        return next(o for o in self.outputs if o.name == name)
+
+
+def engine_io(engine: Any, trt: Any, spec: ModelSpec, where: Path | None) -> EngineIO:
+    """The I/O of a deserialized ``engine`` through TensorRT 10's name-based API, checked
+    against ``spec``: one input of spectra, the logits output, and the features output when
+    the spec's detector reads one (:class:`BundleError` naming what is missing)."""
+    inputs, outputs, shapes = [], [], {}
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        shapes[name] = tuple(int(d) for d in engine.get_tensor_shape(name))
+        (inputs if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs).append(name)
+    names = inputs + outputs
+    inp, out, feats = spec.input_name, spec.output_name, spec.features_name
+    if inputs != [inp] or out not in outputs:
+        raise BundleError(f"{where}: engine I/O {names} (inputs {inputs}) is not one input "
+                          f"{inp!r} and an output {out!r}")
+    if feats is not None and feats not in outputs:
+        raise BundleError(f"{where}: engine has no output {feats!r}, which the manifest's "
+                          f"'unknown' detector reads (outputs {outputs}); re-export and rebuild")
+    shape = shapes[inp]
+    if len(shape) != 2 or shape[1] != spec.input_length:
+        raise BundleError(f"{where}: input shape {shape} does not take spectra of "
+                          f"{spec.input_length} points")
+    dynamic = shape[0] == -1
+    if dynamic:
+        low, _, high = engine.get_tensor_profile_shape(inp, 0)
+        low_batch, high_batch = int(low[0]), int(high[0])
+    else:
+        low_batch = high_batch = int(shape[0])
+    tensors = []
+    for name in names:
+        row = shapes[name][1:]
+        if not shapes[name] or any(d < 0 for d in row):
+            raise BundleError(f"{where}: output {name!r} has shape {shapes[name]}; only the "
+                              "batch dimension may be dynamic")
+        tensors.append(TensorIO(name, row, np.dtype(trt.nptype(engine.get_tensor_dtype(name)))))
+    io = EngineIO(tensors[0], tuple(tensors[1:]), dynamic, low_batch, high_batch)
+    expected = {out: (len(spec.classes),)}
+    if feats is not None:
+        expected[feats] = (int(spec.trust.centers.shape[1]),)
+    for name, row in expected.items():
+        if io.output(name).row_shape != row:
+            raise BundleError(f"{where}: output {name!r} has rows of shape "
+                              f"{io.output(name).row_shape}, expected {row}")
+    return io
+
+
 # --- the runner ----------------------------------------------------------------------------------
 
 
@@ -168,35 +250,18 @@ class TensorRTRunner(Runner):
         if engine is None:
             raise BundleError(f"{artefact}: TensorRT {trt.__version__} cannot deserialize it")
         self._engine = engine
-        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        inp, out = spec.input_name, spec.output_name
-        if inp not in names or out not in names or (
-            engine.get_tensor_mode(inp) != trt.TensorIOMode.INPUT
-        ):
-            raise BundleError(
-                f"{artefact}: engine I/O {names} lacks input {inp!r} or output {out!r}"
-            )
-        shape = tuple(engine.get_tensor_shape(inp))
-        if len(shape) != 2 or shape[1] != spec.input_length:
-            raise BundleError(
-                f"{artefact}: input shape {shape} does not take spectra of {spec.input_length} "
-                "points"
-            )
-        self._dynamic = shape[0] == -1
-        if self._dynamic:
-            low, _, high = engine.get_tensor_profile_shape(inp, 0)
-            self._min_batch, self.max_batch = int(low[0]), int(high[0])
-        else:
-            self._min_batch = self.max_batch = int(shape[0])
-        self._in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(inp)))
-        self._out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out)))
+        self._io = engine_io(engine, trt, spec, artefact)
+        self._dynamic = self._io.dynamic
+        self._min_batch, self.max_batch = self._io.min_batch, self._io.max_batch
         self._context = engine.create_execution_context()
         self._stream = _cuda(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
-        rows, classes = self.max_batch, len(spec.classes)
-        self._d_in = self._malloc(rows * spec.input_length * self._in_dtype.itemsize)
-        self._d_out = self._malloc(rows * classes * self._out_dtype.itemsize)
-        self._context.set_tensor_address(inp, self._d_in)
-        self._context.set_tensor_address(out, self._d_out)
+        rows = self.max_batch
+        self._device: dict[str, int] = {}
+        for tensor in (self._io.input, *self._io.outputs):  # every I/O tensor needs an address
+            ptr = self._malloc(rows * tensor.row_size * tensor.dtype.itemsize)
+            self._device[tensor.name] = ptr
+            if not self._context.set_tensor_address(tensor.name, ptr):
+                raise PaceEdgeError(f"tensorrt: set_tensor_address({tensor.name!r}) failed")
 
     @classmethod
     def from_export(
@@ -219,21 +284,36 @@ class TensorRTRunner(Runner):
         return ptr
 
     def _run(self, x: np.ndarray) -> np.ndarray:
+        return self._execute(x, [self.spec.output_name])[0]
+
+    def _run_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.spec.features_name is None:
+            return super()._run_features(x)
+        logits, features = self._execute(x, [self.spec.output_name, self.spec.features_name])
+        return logits, features
+
+    def _execute(self, x: np.ndarray, read: list[str]) -> list[np.ndarray]:
+        """Copy ``x`` in, enqueue, copy the outputs named in ``read`` out (float32)."""
         cudart, n = self._cudart, len(x)
-        x = np.ascontiguousarray(x, dtype=self._in_dtype)
-        if self._dynamic and not self._context.set_input_shape(self.spec.input_name, x.shape):
+        io = self._io
+        x = np.ascontiguousarray(x, dtype=io.input.dtype)
+        if self._dynamic and not self._context.set_input_shape(io.input.name, x.shape):
             raise PaceEdgeError(f"tensorrt: the engine refused input shape {x.shape}")
-        out = np.empty((n, len(self.spec.classes)), self._out_dtype)
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _cuda(cudart, cudart.cudaMemcpyAsync(self._d_in, x.ctypes.data, x.nbytes, h2d,
-                                             self._stream), "copy to GPU")
+        _cuda(cudart, cudart.cudaMemcpyAsync(self._device[io.input.name], x.ctypes.data,
+                                             x.nbytes, h2d, self._stream), "copy to GPU")
         if not self._context.execute_async_v3(int(self._stream)):
             raise PaceEdgeError("tensorrt: execute_async_v3 failed (see the TensorRT log)")
-        _cuda(cudart, cudart.cudaMemcpyAsync(out.ctypes.data, self._d_out, out.nbytes, d2h,
-                                             self._stream), "copy from GPU")
+        outs = []
+        for name in read:
+            tensor = io.output(name)
+            out = np.empty((n, *tensor.row_shape), tensor.dtype)
+            _cuda(cudart, cudart.cudaMemcpyAsync(out.ctypes.data, self._device[name], out.nbytes,
+                                                 d2h, self._stream), "copy from GPU")
+            outs.append(out)
         _cuda(cudart, cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
-        return out.astype(np.float32, copy=False)
+        return [o.astype(np.float32, copy=False) for o in outs]
 
     def _release(self) -> None:
         cudart = self._cudart

@@ -44,7 +44,10 @@ class TorchRunner(Runner):
             self._previous_threads = torch.get_num_threads()
             torch.set_num_threads(self.threads)
         self.bundle = bundle
+        from ..trust import bundle_trust
+
         self._classifier = BundleClassifier(bundle)  # the one PyTorch inference path
+        self._detector = bundle_trust(bundle)[1]
         self.max_batch = None
 
     @classmethod
@@ -85,6 +88,12 @@ class TorchRunner(Runner):
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self._classifier.logits(x)
+
+    def _run_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._detector is None:
+            return super()._run_features(x)
+        logits, features = self._classifier.logits_and_features(x)
+        return logits, self._detector.project(features).astype(np.float32)
 
     def _release(self) -> None:
         del self._classifier

@@ -32,7 +32,6 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from ..errors import DataError, PaceEdgeError
-from ..runtimes.base import softmax
 from .drivers.base import RawFrame, Spectrometer
 from .errors import ConfigError, DeviceChanged, StreamError, TransportClosed, TransportTimeout
 from .spectral_axis import Averager, SpectralAxis
@@ -48,6 +47,8 @@ class Runner(Protocol):
 
     def preprocess(self, raw: np.ndarray, axis: np.ndarray) -> np.ndarray: ...
     def infer(self, inputs: np.ndarray) -> np.ndarray: ...
+    def judge_inputs(self, raw: np.ndarray | None,
+                     inputs: np.ndarray) -> tuple[Any, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class StreamStats:
     frames_classified: int = 0
     averaging: int = 0  # frames waiting in an unfinished average
     rejected: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)  # classified, answer "unknown"
     reconnects: int = 0
     batches: int = 0
     silences: int = 0  # free-running device quiet past its deadline (no frame: not received)
@@ -123,6 +125,8 @@ class StreamStats:
             "averaging_incomplete": self.averaging,
             "rejected": dict(sorted(self.rejected.items())),
             "rejected_total": sum(self.rejected.values()),
+            "accepted": self.classified - sum(self.refused.values()),
+            "refused": dict(sorted(self.refused.items())),
             "reconnects": self.reconnects,
             "batches": self.batches,
             "silences": self.silences,
@@ -139,6 +143,8 @@ class StreamStats:
             f"frames received {s['received']}, spectra classified {s['classified']} "
             f"(from {s['frames_classified']} frames), rejected {s['rejected_total']} "
             f"({rejected}), reconnects {s['reconnects']}",
+            f"accepted {s['accepted']} of {s['classified']} spectra, refused "
+            + (", ".join(f"{k} {v}" for k, v in s["refused"].items()) or "none"),
         ]
         if s["silences"]:
             lines.append(f"device silent past its deadline {s['silences']} times")
@@ -387,8 +393,9 @@ class StreamClassifier:
             record["detail"] = detail
         self.emit(record)
 
-    def _prepare(self, item: _Item) -> tuple[np.ndarray, int] | None:
-        """Counts → model input, or ``None`` (rejected, or waiting for more to average)."""
+    def _prepare(self, item: _Item) -> tuple[np.ndarray, int, np.ndarray] | None:
+        """Counts → (model input, frames, intensity on the device axis for the physical
+        checks), or ``None`` (rejected, or waiting for more to average)."""
         frame = item.frame
         assert frame is not None
         if frame.saturated:
@@ -421,11 +428,11 @@ class StreamClassifier:
                          "preprocessing gave NaN or inf (e.g. a flat spectrum normalised)",
                          n_frames)
             return None
-        return x, n_frames
+        return x, n_frames, intensity
 
     def _process(self, items: list[_Item]) -> None:
         self._fold_overruns()
-        ready: list[tuple[_Item, np.ndarray, int, float]] = []
+        ready: list[tuple[_Item, np.ndarray, int, float, np.ndarray]] = []
         for item in items:
             if isinstance(item.error, TransportTimeout) and self.device.free_running:
                 self.stats.silences += 1  # no frame came: nothing was received
@@ -438,25 +445,27 @@ class StreamClassifier:
             t0 = time.perf_counter()
             prepared = self._prepare(item)
             if prepared is not None:
-                ready.append((item, prepared[0], prepared[1], time.perf_counter() - t0))
+                ready.append((item, prepared[0], prepared[1], time.perf_counter() - t0,
+                              prepared[2]))
         if not ready:
             return
         inputs = np.stack([r[1] for r in ready]).astype(np.float32, copy=False)
         t0 = time.perf_counter()
-        logits = np.asarray(self.runner.infer(inputs), dtype=np.float64)
+        raw = np.stack([r[4] for r in ready])
+        # physical checks, the model and the "unknown" detector in one pass
+        verdicts, logits = self.runner.judge_inputs(raw, inputs)
         infer_s = time.perf_counter() - t0
         self.stats.batches += 1
         finite = np.isfinite(logits).all(axis=1)
-        if not finite.all():
-            for (item, _, n_frames, _), ok in zip(ready, finite, strict=True):
-                if not ok:
-                    self._reject(item, "non_finite_output", "the model gave NaN or inf",
-                                 n_frames)
-            ready = [r for r, ok in zip(ready, finite, strict=True) if ok]
-            logits = logits[finite]
-        proba = softmax(logits, np.float64)  # rows are finite here
+        for (item, _, n_frames, _, _), ok in zip(ready, finite, strict=True):
+            if not ok:
+                self._reject(item, "non_finite_output", "the model gave NaN or inf", n_frames)
+        rows = np.flatnonzero(finite)
+        ready = [ready[i] for i in rows]
+        proba = verdicts.probabilities
         classes = self.runner.classes
-        for (item, _, n_frames, prep_s), p in zip(ready, proba, strict=True):
+        for i, (item, _, n_frames, prep_s, _) in zip(rows, ready, strict=True):
+            p = proba[i]
             best = int(p.argmax())
             total_ms = (time.monotonic_ns() - item.done_ns) / 1e6
             latency = {"read": item.read_s * 1e3, "preprocess": prep_s * 1e3,
@@ -467,11 +476,14 @@ class StreamClassifier:
                 "class": classes[best],
                 "probability": float(p[best]),
                 "probabilities": {c: float(v) for c, v in zip(classes, p, strict=True)},
+                **verdicts.record(i),
                 "frames": n_frames,
                 "batch": len(ready),
                 "latency_ms": {k: round(v, 4) for k, v in latency.items()},
             })
             self.stats.classified += 1
+            if not verdicts.accepted[i]:
+                self.stats.refused[verdicts.reasons[i]] += 1
             self.stats.frames_classified += n_frames
             for key, value in latency.items():
                 self.stats.latency[key].append(value)

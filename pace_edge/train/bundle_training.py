@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..bundle import Bundle, library_versions
-from ..data import SpectralDataset
+from ..data import SpectralDataset, stratified_split
 from ..model import ModelConfig
 from ..preprocess import Pipeline
 from .checkpoint import Checkpoint
 from .recipe import Recipe
 from .trainer import EpochCallback, FitResult, StopCheck, fit
+from .trust_fit import fit_trust
+
+CALIBRATION_SEED_OFFSET = 2_000
+
+
+def calibration_split(y: np.ndarray, recipe: Recipe, groups: np.ndarray | None = None,
+                      classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(fit_idx, calibration_idx)``: the stratified share ``recipe.calibration_fraction``
+    of the training spectra that no fit (selection or refit) sees, seeded from the recipe;
+    with ``groups`` (sample or patient ids), whole groups go to one side.
+
+    The temperature and the "unknown" threshold are fitted on these, so they describe the
+    final model on spectra it has never seen; the test data only measure.
+    """
+    if recipe.calibration_fraction == 0.0:
+        return np.arange(len(y), dtype=np.int64), np.array([], dtype=np.int64)
+    return stratified_split(y, recipe.calibration_fraction,
+                            recipe.seed + CALIBRATION_SEED_OFFSET, groups=groups, classes=classes)
 
 
 def train_bundle(
@@ -33,15 +54,21 @@ def train_bundle(
     """
     anchored = pipeline.anchored(data.axis)
     x, axis = anchored.apply(data.x, data.axis)
-    prepared = SpectralDataset(x, data.y, axis, data.classes, data.source, data.names,
-                               data.groups)
+    fit_idx, calib_idx = calibration_split(data.y, recipe, data.groups, data.classes)
+    prepared = replace(data, x=x, axis=axis).subset(fit_idx)
     result = fit(prepared, config, recipe, on_epoch=on_epoch, checkpoint=checkpoint,
                  stop=stop)
     weights = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
+    trust, trust_arrays = fit_trust(result.model, x[fit_idx], data.y[fit_idx], x[calib_idx],
+                                    data.y[calib_idx], data.x[calib_idx], recipe.accept_rate)
+    weights.update(trust_arrays)
     training = {
         "recipe": recipe.to_dict(),
         "data": {"source": data.source, "spectra": len(data),
-                 "class_counts": data.class_counts(), "split": result.split,
+                 "class_counts": data.class_counts(),
+                 "split": {**result.split, "calibration": int(len(calib_idx)),
+                           **({"calibration_groups": int(np.unique(data.groups[calib_idx]).size)}
+                              if data.groups is not None else {})},
                  "input_stats": {"mean": float(x.mean()), "std": float(x.std())}},
         "metrics": {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                     "refit_epochs": result.refit_epochs,
@@ -50,6 +77,7 @@ def train_bundle(
                     "selection_seconds": round(result.selection_seconds, 2)},
         "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
                     for row in result.history],
+        "trust": trust.to_dict(),
         **(extra or {}),
     }
     bundle = Bundle(

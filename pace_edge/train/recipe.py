@@ -26,6 +26,10 @@ class Recipe:
     select_folds: int = 1  # >1: choose the epoch count on the mean curve of k validation folds
     label_smoothing: float = 0.0
     precise_bn: bool = True  # recompute BatchNorm statistics on the clean training spectra
+    # stratified share of the training spectra kept out of every fit (selection and refit) to
+    # calibrate the temperature and the "unknown" threshold on spectra the model never saw
+    calibration_fraction: float = 0.1
+    accept_rate: float = 0.99  # share of in-distribution spectra the OOD threshold accepts
     device: str = "cpu"
 
     def validate(self) -> None:
@@ -45,6 +49,9 @@ class Recipe:
             (self.select_folds == 1 or self.refit,
              "k-fold selection needs the refit (it only chooses the epoch count)"),
             (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
+            (0.0 <= self.calibration_fraction < 1.0,
+             "calibration fraction must be in [0, 1)"),
+            (0.5 <= self.accept_rate < 1.0, "accept rate must be in [0.5, 1)"),
             (self.device in ("cpu", "cuda"), "device must be cpu or cuda"),
         ]
         for ok, message in checks:
@@ -57,8 +64,10 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
         """The recipe a bundle recorded. Unknown keys are ignored; a missing ``precise_bn``
-        means a bundle from before that option, which kept the running statistics."""
+        means a bundle from before that option, which kept the running statistics, and a
+        missing ``calibration_fraction`` one that held no calibration spectra out."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values.setdefault("precise_bn", False)
+        values.setdefault("calibration_fraction", 0.0)
         return cls(**values)

@@ -86,7 +86,27 @@ protected:
             throw InferenceError(what.str());
         }
         const float* p = out.data<const float>();
+        if (feature_dim_ > 0) {
+            const ov::Tensor f = request_.get_tensor(features_);
+            if (f.get_element_type() != ov::element::f32 || f.get_shape() != ov::Shape{rows, feature_dim_})
+                throw InferenceError("openvino: the features output has an unexpected type or shape");
+            const float* q = f.data<const float>();
+            batch_features_.assign(q, q + rows * feature_dim_);
+        }
         return std::vector<float>(p, p + rows * classes());
+    }
+
+public:
+    void request_features(const std::string& name, size_t dim) override {
+        for (const auto& port : compiled_.outputs()) {
+            if (port.get_names().count(name)) {
+                features_ = port;
+                feature_dim_ = dim;
+                return;
+            }
+        }
+        throw BundleError("openvino: the model has no output '" + name +
+                          "', which the manifest's \"unknown\" detector needs; re-export it");
     }
 
 private:
@@ -126,7 +146,7 @@ private:
     ov::Core core_;
     ov::CompiledModel compiled_;
     ov::InferRequest request_;
-    ov::Output<const ov::Node> input_, output_;
+    ov::Output<const ov::Node> input_, output_, features_;
     std::string device_, device_name_, config_text_;
 };
 

@@ -1,14 +1,19 @@
 // TensorRT backend (built only with -DPACE_WITH_TENSORRT=ON): a plan written by
 // `pace-edge build-engine`, checked (engine sha256, source ONNX, TensorRT version, GPU) and
 // run with the TensorRT 10 name-based API: IRuntime::deserializeCudaEngine,
+// ICudaEngine::getNbIOTensors / getIOTensorName / getTensorIOMode, and
 // IExecutionContext::setInputShape / setTensorAddress / enqueueV3 on one CUDA stream.
+// Every I/O tensor gets an address (enqueueV3 requires it): the logits and, in exports of
+// models with an "unknown" detector, the whitened features (read by name when requested).
 // Device buffers are allocated once for the largest batch the engine takes.
 #include <NvInfer.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pace/errors.hpp"
 #include "pace/inference.hpp"
@@ -67,19 +72,31 @@ public:
         if (!context_) throw InferenceError("tensorrt: createExecutionContext failed");
         cuda_check(cudaStreamCreate(&stream_), "cudaStreamCreate");
         const size_t rows = *max_batch_;
-        cuda_check(cudaMalloc(&d_in_, rows * input_length() * sizeof(float)), "cudaMalloc");
-        cuda_check(cudaMalloc(&d_out_, rows * classes() * sizeof(float)), "cudaMalloc");
-        if (!context_->setTensorAddress(input_.c_str(), d_in_) ||
-            !context_->setTensorAddress(output_.c_str(), d_out_))
-            throw InferenceError("tensorrt: setTensorAddress failed");
+        for (auto& [name, tensor] : tensors_) {  // every I/O tensor needs an address
+            cuda_check(cudaMalloc(&tensor.device, rows * tensor.row_size * sizeof(float)), "cudaMalloc");
+            if (!context_->setTensorAddress(name.c_str(), tensor.device))
+                throw InferenceError("tensorrt: setTensorAddress failed for '" + name + "'");
+        }
     }
 
     ~TensorRTBackend() override {
         context_.reset();
         engine_.reset();
-        if (d_in_) cudaFree(d_in_);
-        if (d_out_) cudaFree(d_out_);
+        for (auto& [name, tensor] : tensors_)
+            if (tensor.device) cudaFree(tensor.device);
         if (stream_) cudaStreamDestroy(stream_);
+    }
+
+    void request_features(const std::string& name, size_t dim) override {
+        auto it = tensors_.find(name);
+        if (it == tensors_.end() || it->second.input)
+            throw BundleError("tensorrt: the engine has no output '" + name +
+                              "', which the manifest's \"unknown\" detector needs; re-export and rebuild it");
+        if (it->second.row_size != dim)
+            throw BundleError("tensorrt: output '" + name + "' has " + std::to_string(it->second.row_size) +
+                              " values per spectrum, the manifest's detector " + std::to_string(dim));
+        features_name_ = name;
+        feature_dim_ = dim;
     }
 
     std::string describe() const override {
@@ -96,31 +113,56 @@ protected:
                                      std::to_string(input_length()) + ")");
         }
         std::vector<float> out(rows * classes());
-        cuda_check(cudaMemcpyAsync(d_in_, inputs, rows * input_length() * sizeof(float),
+        cuda_check(cudaMemcpyAsync(tensors_.at(input_).device, inputs, rows * input_length() * sizeof(float),
                                    cudaMemcpyHostToDevice, stream_), "copy to GPU");
         if (!context_->enqueueV3(stream_)) throw InferenceError("tensorrt: enqueueV3 failed (see the TensorRT log)");
-        cuda_check(cudaMemcpyAsync(out.data(), d_out_, out.size() * sizeof(float), cudaMemcpyDeviceToHost, stream_),
-                   "copy from GPU");
+        cuda_check(cudaMemcpyAsync(out.data(), tensors_.at(output_).device, out.size() * sizeof(float),
+                                   cudaMemcpyDeviceToHost, stream_), "copy from GPU");
+        if (feature_dim_ > 0) {
+            batch_features_.resize(rows * feature_dim_);
+            cuda_check(cudaMemcpyAsync(batch_features_.data(), tensors_.at(features_name_).device,
+                                       batch_features_.size() * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+                       "copy features from GPU");
+        }
         cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
         return out;
     }
 
 private:
+    // One I/O tensor: input or output, float32 values per spectrum, its device buffer.
+    struct Tensor {
+        bool input = false;
+        size_t row_size = 0;
+        void* device = nullptr;
+    };
+
     void check_io(const Manifest& m, const std::string& path) {
         input_ = m.input_name;
         output_ = m.output_name;
-        bool has_in = false, has_out = false;
         for (int i = 0; i < engine_->getNbIOTensors(); ++i) {
             const std::string name = engine_->getIOTensorName(i);
-            const auto mode = engine_->getTensorIOMode(name.c_str());
-            has_in = has_in || (name == input_ && mode == nvinfer1::TensorIOMode::kINPUT);
-            has_out = has_out || (name == output_ && mode == nvinfer1::TensorIOMode::kOUTPUT);
+            const bool input = engine_->getTensorIOMode(name.c_str()) == nvinfer1::TensorIOMode::kINPUT;
+            if (input && name != input_)
+                throw BundleError(path + ": engine has an input '" + name + "' besides '" + input_ + "'");
+            if (engine_->getTensorDataType(name.c_str()) != nvinfer1::DataType::kFLOAT)
+                throw BundleError(path + ": engine tensor '" + name + "' is not float32 (pace-stream feeds and reads float32)");
+            const nvinfer1::Dims shape = engine_->getTensorShape(name.c_str());
+            size_t row_size = 1;
+            for (int d = 1; d < shape.nbDims; ++d) {
+                if (shape.d[d] < 0)
+                    throw BundleError(path + ": tensor '" + name + "' has a dynamic dimension besides the batch");
+                row_size *= size_t(shape.d[d]);
+            }
+            if (shape.nbDims < 1) throw BundleError(path + ": tensor '" + name + "' has no batch dimension");
+            tensors_[name] = Tensor{input, row_size, nullptr};
         }
-        if (!has_in || !has_out)
+        auto in = tensors_.find(input_);
+        auto out = tensors_.find(output_);
+        if (in == tensors_.end() || !in->second.input || out == tensors_.end() || out->second.input)
             throw BundleError(path + ": engine lacks input '" + input_ + "' or output '" + output_ + "'");
-        if (engine_->getTensorDataType(input_.c_str()) != nvinfer1::DataType::kFLOAT ||
-            engine_->getTensorDataType(output_.c_str()) != nvinfer1::DataType::kFLOAT)
-            throw BundleError(path + ": engine I/O is not float32 (pace-stream feeds float32)");
+        if (out->second.row_size != classes())
+            throw BundleError(path + ": output '" + output_ + "' has " + std::to_string(out->second.row_size) +
+                              " values per spectrum, the manifest " + std::to_string(classes()) + " classes");
         const nvinfer1::Dims shape = engine_->getTensorShape(input_.c_str());
         if (shape.nbDims != 2 || shape.d[1] != int64_t(input_length()))
             throw BundleError(path + ": input shape does not take spectra of " + std::to_string(input_length()) +
@@ -142,10 +184,9 @@ private:
     std::unique_ptr<nvinfer1::ICudaEngine> engine_;
     std::unique_ptr<nvinfer1::IExecutionContext> context_;
     cudaStream_t stream_ = nullptr;
-    void* d_in_ = nullptr;
-    void* d_out_ = nullptr;
+    std::map<std::string, Tensor> tensors_;  // every I/O tensor of the engine, by name
     bool dynamic_ = false;
-    std::string input_, output_, gpu_;
+    std::string input_, output_, features_name_, gpu_;
 };
 
 }  // namespace

@@ -32,9 +32,15 @@ const Artefact* pick_xml(const Manifest& m) {
 
 }  // namespace
 
+void Backend::request_features(const std::string& name, size_t) {
+    throw BundleError(name_ + ": this backend cannot read the '" + name +
+                      "' output the manifest's \"unknown\" detector needs");
+}
+
 std::vector<float> Backend::infer(const float* inputs, size_t rows) {
     std::vector<float> out;
     out.reserve(rows * classes_);
+    features_.clear();
     const size_t step = max_batch_.value_or(kDefaultChunk);
     std::vector<float> padded;
     for (size_t start = 0; start < rows; start += step) {
@@ -53,6 +59,14 @@ std::vector<float> Backend::infer(const float* inputs, size_t rows) {
                                  " values, expected " + std::to_string(run_rows * classes_));
         }
         out.insert(out.end(), logits.begin(), logits.begin() + long(n * classes_));
+        if (feature_dim_ > 0) {
+            if (batch_features_.size() != run_rows * feature_dim_) {
+                throw InferenceError(name_ + ": model returned " + std::to_string(batch_features_.size()) +
+                                     " feature values, expected " + std::to_string(run_rows * feature_dim_));
+            }
+            features_.insert(features_.end(), batch_features_.begin(),
+                             batch_features_.begin() + long(n * feature_dim_));
+        }
     }
     return out;
 }

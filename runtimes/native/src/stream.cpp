@@ -124,6 +124,8 @@ Json StreamStats::summary(long rss_kib) const {
                            {"p99", percentile(v, 99)},
                            {"max", *std::max_element(v.begin(), v.end())}};
     }
+    size_t refused_total = 0;
+    for (const auto& [reason, count] : refused) refused_total += count;
     return {
         {"received", received},
         {"classified", classified},
@@ -131,6 +133,8 @@ Json StreamStats::summary(long rss_kib) const {
         {"averaging_incomplete", averaging},
         {"rejected", rejected},
         {"rejected_total", rejected_total()},
+        {"accepted", classified - refused_total},
+        {"refused", refused},
         {"reconnects", reconnects.load()},
         {"batches", batches},
         {"silences", silences},
@@ -153,6 +157,14 @@ std::string StreamStats::summary_text(long rss_kib) const {
                   received, classified, frames_classified, rejected_total(),
                   reasons.empty() ? "none" : reasons.c_str(), reconnects.load());
     std::string out = buf;
+    std::string refusals;
+    size_t refused_total = 0;
+    for (const auto& [reason, count] : refused) {
+        refusals += (refusals.empty() ? "" : ", ") + reason + " " + std::to_string(count);
+        refused_total += count;
+    }
+    out += "\naccepted " + std::to_string(classified - refused_total) + " of " + std::to_string(classified) +
+           " spectra, refused " + (refusals.empty() ? "none" : refusals);
     if (silences) out += "\ndevice silent past its deadline " + std::to_string(silences) + " times";
     if (device_changes) out += "\naccepted " + std::to_string(device_changes) + " change(s) of device";
     if (!stop_reason.empty()) out += "\nstopped: " + stop_reason;
@@ -419,7 +431,7 @@ void StreamClassifier::reject(const Item& item, const std::string& reason, const
     emit_(record);
 }
 
-std::optional<std::pair<std::vector<float>, size_t>> StreamClassifier::prepare(const Item& item) {
+std::optional<StreamClassifier::Prepared> StreamClassifier::prepare(const Item& item) {
     const RawFrame& frame = *item.frame;
     if (frame.saturated()) {
         reject(item, "saturated", "a pixel is at the ADC full scale");
@@ -446,9 +458,12 @@ std::optional<std::pair<std::vector<float>, size_t>> StreamClassifier::prepare(c
         stats_.averaging -= n_frames;
     }
     std::vector<float> input;
+    Vec checked;  // intensity on the device axis, for the physical checks
     try {
         auto [intensity, axis] = axis_->apply(counts, config_.dark);
+        Vec raw = intensity;
         input = model_.preprocess(std::move(intensity), std::move(axis));
+        checked = std::move(raw);
     } catch (const Error& e) {
         reject(item, "preprocess", e.what(), n_frames);  // an average shares its fate
         return std::nullopt;
@@ -460,7 +475,7 @@ std::optional<std::pair<std::vector<float>, size_t>> StreamClassifier::prepare(c
             return std::nullopt;
         }
     }
-    return std::make_pair(std::move(input), n_frames);
+    return Prepared{std::move(input), n_frames, std::move(checked)};
 }
 
 void StreamClassifier::process(std::vector<Item>& items) {
@@ -469,6 +484,8 @@ void StreamClassifier::process(std::vector<Item>& items) {
         std::vector<float> input;
         size_t frames;
         double prep_s;
+        Vec intensity;
+        size_t row = 0;  // row in the inference batch (its features)
     };
     fold_overruns();
     std::vector<Ready> ready;
@@ -485,7 +502,9 @@ void StreamClassifier::process(std::vector<Item>& items) {
         }
         const auto t0 = Clock::now();
         auto prepared = prepare(item);
-        if (prepared) ready.push_back({&item, std::move(prepared->first), prepared->second, seconds_since(t0)});
+        if (prepared)
+            ready.push_back({&item, std::move(prepared->input), prepared->frames, seconds_since(t0),
+                             std::move(prepared->intensity)});
     }
     if (ready.empty()) return;
     const size_t length = model_.axis.size(), classes = model_.classes.size();
@@ -495,6 +514,7 @@ void StreamClassifier::process(std::vector<Item>& items) {
     const auto t0 = Clock::now();
     std::vector<float> logits = model_.backend->infer(inputs.data(), ready.size());
     const double infer_s = seconds_since(t0);
+    for (size_t r = 0; r < ready.size(); ++r) ready[r].row = r;
     ++stats_.batches;
     {  // rows with NaN/inf are rejected; the rest go on
         std::vector<Ready> kept;
@@ -508,13 +528,12 @@ void StreamClassifier::process(std::vector<Item>& items) {
                 reject(*ready[r].item, "non_finite_output", "the model gave NaN or inf", ready[r].frames);
             }
         }
-        if (kept.size() != ready.size()) {
-            ready = std::move(kept);
-            logits = std::move(kept_logits);
-        }
+        ready = std::move(kept);  // the rows were moved into kept, finite or not
+        logits = std::move(kept_logits);
     }
     if (ready.empty()) return;
-    const std::vector<double> proba = softmax(logits, ready.size(), classes);
+    const Trust& trust = model_.trust;
+    const std::vector<double> proba = scaled_softmax(logits, ready.size(), classes, trust.temperature);
     for (size_t r = 0; r < ready.size(); ++r) {
         const double* p = proba.data() + r * classes;
         const size_t best = size_t(std::max_element(p, p + classes) - p);
@@ -526,14 +545,28 @@ void StreamClassifier::process(std::vector<Item>& items) {
         Json probabilities = Json::object(), latency_ms = Json::object();
         for (size_t c = 0; c < classes; ++c) probabilities[model_.classes[c]] = p[c];
         for (const auto& [key, value] : latency) latency_ms[key] = round4(value);
-        emit_({{"time", wall_time()},
-               {"seq", ready[r].item->frame->sequence},
-               {"class", model_.classes[best]},
-               {"probability", p[best]},
-               {"probabilities", probabilities},
-               {"frames", ready[r].frames},
-               {"batch", ready.size()},
-               {"latency_ms", latency_ms}});
+        Json record = {{"time", wall_time()},
+                       {"seq", ready[r].item->frame->sequence},
+                       {"class", model_.classes[best]},
+                       {"probability", p[best]},
+                       {"probabilities", probabilities}};
+        // physical checks, then the detector (pace_edge.trust.verdict.Trust.judge)
+        std::string reason = trust.physical_reason(ready[r].intensity);
+        double score = NAN;
+        if (reason.empty() && trust.has_detector) {
+            score = trust.score(model_.backend->features().data() + ready[r].row * trust.dim);
+            if (!(score <= trust.threshold)) reason = "out_of_distribution";
+        }
+        record["accepted"] = reason.empty();
+        if (!reason.empty()) {
+            record["reason"] = reason;
+            record["score"] = std::isnan(score) ? Json() : Json(std::round(score * 1e6) / 1e6);
+            ++stats_.refused[reason];
+        }
+        record["frames"] = ready[r].frames;
+        record["batch"] = ready.size();
+        record["latency_ms"] = latency_ms;
+        emit_(record);
         ++stats_.classified;
         stats_.frames_classified += ready[r].frames;
         for (const auto& [key, value] : latency) stats_.latency[key].push_back(value);

@@ -198,6 +198,8 @@ int run(const Options& args) {
     const int threads = args.has("threads") ? int(positive_int(args, "threads")) : 0;
     std::string reason;
     model.backend = make_backend(manifest, args.get("backend", "auto"), threads, reason);
+    model.trust = parse_trust(manifest);
+    if (model.trust.has_detector) model.backend->request_features(model.trust.features_output, model.trust.dim);
     log_line("backend " + model.backend->name() + " (" + model.backend->precision() + "), " + reason);
     log_line(model.backend->describe());
     log_line("preprocessing " + model.pipeline.describe());

@@ -17,7 +17,12 @@ public:
     virtual ~Backend() = default;
 
     // Logits (rows × classes, row-major) of `rows` preprocessed spectra (rows × length).
+    // With features requested, features() then holds their rows × dim whitened features.
     std::vector<float> infer(const float* inputs, size_t rows);
+    // Also read the graph output `name` (rows × dim) on every inference, for the "unknown"
+    // detector; BundleError when the model has no such output or the backend cannot read it.
+    virtual void request_features(const std::string& name, size_t dim);
+    const std::vector<float>& features() const { return features_; }
     // Run `n` inferences of one zero spectrum (first-call allocations, autotuning).
     void warmup(int n = 3);
 
@@ -37,10 +42,13 @@ protected:
 
     size_t min_batch_ = 1;
     std::optional<size_t> max_batch_;  // nullopt: dynamic
+    size_t feature_dim_ = 0;            // > 0: run() also fills batch_features_
+    std::vector<float> batch_features_;  // the last run()'s rows × feature_dim_ features
 
 private:
     std::string name_, precision_;
     size_t length_, classes_;
+    std::vector<float> features_;
 };
 
 // Backends compiled into this build ("openvino", "tensorrt").

@@ -26,6 +26,7 @@
 #include "pace/preprocess.hpp"
 #include "pace/spectral_axis.hpp"
 #include "pace/spectrometer.hpp"
+#include "pace/trust.hpp"
 
 namespace pace {
 
@@ -35,6 +36,7 @@ struct Model {
     Vec axis;
     std::vector<std::string> classes;
     std::unique_ptr<Backend> backend;
+    Trust trust;  // temperature, physical checks, "unknown" detector (request its features)
 
     // Raw spectrum on `axis` → model input (float32); DataError when the pipeline does not
     // land on the model's axis.
@@ -61,6 +63,7 @@ struct StreamStats {
     size_t frames_classified = 0;
     size_t averaging = 0;  // frames waiting in an unfinished average
     std::map<std::string, size_t> rejected;
+    std::map<std::string, size_t> refused;  // classified, but answered "unknown", by reason
     std::atomic<size_t> reconnects{0};
     size_t batches = 0;
     size_t silences = 0;        // free-running device quiet past its deadline (not received)
@@ -104,7 +107,12 @@ private:
     void reader(Queue& queue);
     bool reconnect(double& backoff);
     void process(std::vector<Item>& items);
-    std::optional<std::pair<std::vector<float>, size_t>> prepare(const Item& item);
+    struct Prepared {
+        std::vector<float> input;
+        size_t frames;
+        Vec intensity;  // on the device axis, for the physical checks
+    };
+    std::optional<Prepared> prepare(const Item& item);
     void reject(const Item& item, const std::string& reason, const std::string& detail,
                 size_t n_frames = 1);
     void fold_overruns();

@@ -1,0 +1,118 @@
+"""The "unknown" verdict and calibrated probabilities survive export: every runtime (PyTorch,
+ONNX Runtime and OpenVINO, FP32 and INT8) accepts and refuses the same spectra."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pace_edge.cli.main import main
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("openvino")
+
+
+def _other_spectra(axis: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Raman-like spectra with bands where no training class has them."""
+    rng = np.random.default_rng(seed)
+    t = (axis - axis[0]) / (axis[-1] - axis[0])
+    x = 600 + 100 * t + rng.normal(0, 5, (n, axis.size))
+    for i in range(n):
+        for _ in range(6):
+            x[i] += rng.uniform(300, 900) * np.exp(-0.5 * ((t - rng.uniform()) / 0.01) ** 2)
+    return x
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from pace_edge.data import load_dataset, make_synthetic, write_npy_folder
+    from pace_edge.model import preset
+    from pace_edge.preprocess import Pipeline
+    from pace_edge.train import Recipe
+    from pace_edge.train.bundle_training import train_bundle
+
+    root = tmp_path_factory.mktemp("trust-export")
+    folder = write_npy_folder(root / "data", make_synthetic(n_per_class=100, seed=3),
+                              make_synthetic(n_per_class=20, seed=4))
+    train_bundle(load_dataset(folder), preset("tiny", 3),
+                 Recipe(epochs=30, batch_size=32, lr=3e-3, seed=0),
+                 Pipeline.from_spec("normalize:snv"), out=root / "bundle")
+    return folder, root / "bundle"
+
+
+@pytest.fixture(scope="module")
+def exports(trained: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+            ) -> dict[str, Path]:
+    folder, bundle = trained
+    root = tmp_path_factory.mktemp("trust-exports")
+    out = {"fp32": root / "fp32", "int8": root / "int8"}
+    assert main(["export", "--model", str(bundle), "--target", "x86", "--out",
+                 str(out["fp32"])]) == 0
+    assert main(["export", "--model", str(bundle), "--target", "x86", "--precision", "int8",
+                 "--calib", str(folder), "--eval", str(folder), "--force", "--out",
+                 str(out["int8"])]) == 0
+    return out
+
+
+def test_manifest_carries_the_detector_and_report_shows_calibration(exports) -> None:
+    manifest = json.loads((exports["int8"] / "manifest.json").read_text())
+    trust = manifest["trust"]
+    assert trust["features_output"] == "ood_features"
+    assert trust["detector"]["threshold"] > 0 and trust["temperature"] > 0
+    assert {r["artefact"] for r in trust["features_parity"]} == {"model.xml", "model.onnx"}
+    evaluation = trust["evaluation"]
+    assert evaluation[0]["model"] == "PyTorch FP32"
+    assert all(0 <= r["ece_after"] <= 1 and 0 <= r["ece_before"] <= 1 for r in evaluation)
+    report = (exports["int8"] / "report.md").read_text()
+    assert "ECE before" in report and "unknown" in report
+
+
+def test_every_runtime_gives_the_same_verdicts(trained, exports) -> None:
+    from pace_edge.data import load_dataset
+    from pace_edge.runtimes import load_runner
+    from pace_edge.trust.ood import auroc
+
+    folder, bundle = trained
+    test = load_dataset(folder, split="test")
+    x = np.concatenate([test.x, _other_spectra(test.axis, 60, seed=9),
+                        np.ones((2, test.axis.size))])
+    n_in = len(test.x)
+    verdicts = {}
+    with load_runner(bundle, backend="torch", threads=1) as r:
+        verdicts["torch"] = r.judge(x, test.axis)
+    for precision, path in exports.items():
+        for backend in ("onnxruntime", "openvino"):
+            with load_runner(path, backend=backend, threads=1) as r:
+                verdicts[f"{backend} {precision}"] = r.judge(x, test.axis)
+    ref = verdicts["torch"]
+    assert ref.reasons[-2:] == ["flat", "flat"]
+    assert (~ref.accepted[n_in:-2]).mean() > 0.5  # the detector refuses most other spectra
+    ref_auroc = auroc(ref.scores[:n_in], ref.scores[n_in:-2])
+    for name, v in verdicts.items():
+        if name.endswith("fp32"):  # the same graph: the same verdict on every spectrum
+            assert v.reasons == ref.reasons, name
+            np.testing.assert_allclose(v.scores[:-2], ref.scores[:-2], rtol=1e-3)
+            np.testing.assert_allclose(v.probabilities, ref.probabilities, atol=1e-5)
+        else:  # INT8: near-threshold spectra may flip; ranking quality holds
+            assert (v.accepted == ref.accepted).mean() >= 0.95, name
+            assert abs(auroc(v.scores[:n_in], v.scores[n_in:-2]) - ref_auroc) <= 0.01, name
+
+
+def test_runner_of_an_export_without_the_output_is_refused(trained, exports, tmp_path) -> None:
+    """A manifest promising the detector's output over a graph without it fails to load."""
+    import shutil
+
+    from pace_edge.errors import BundleError
+    from pace_edge.export.manifest import load_manifest, write_manifest
+    from pace_edge.runtimes import load_runner
+
+    copy = tmp_path / "x"
+    shutil.copytree(exports["fp32"], copy)
+    manifest = load_manifest(copy)
+    manifest.trust["features_output"] = "missing_output"
+    write_manifest(copy, manifest)
+    with pytest.raises(BundleError, match="missing_output"):
+        load_runner(copy, backend="onnxruntime", threads=1)

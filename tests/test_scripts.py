@@ -100,3 +100,21 @@ def test_precise_bn_curve_replays_the_training_run(synthetic_folder, tmp_path, c
     x = torch.as_tensor(train.x[:8], dtype=torch.float32)
     with torch.inference_mode():
         assert torch.allclose(variants["precise BN (default)"](x), fitted.model(x), atol=1e-5)
+
+
+def test_verify_export_cost_times_both_checks(tmp_path, capsys):
+    script = load("benchmarks/verify_export_cost.py")
+    from pace_edge.integrity.signing import SignatureError, generate_key_pair
+
+    script.main(["--workdir", str(tmp_path), "--preset", "tiny", "--number", "2",
+                 "--repeat", "1", "--json"])
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])  # after export's report
+    assert result["unsigned_check_ms"] > 0 and result["signature_check_ms"] > 0
+    assert result["export_bytes"] > 900 * 256 * 4  # the input pool's matrix alone
+    # an export signed by another key is refused, not timed
+    _, other = generate_key_pair(tmp_path / "other", "other")
+    keys = tmp_path / "other-trusted"
+    keys.mkdir()
+    (keys / other.name).write_bytes(other.read_bytes())
+    with pytest.raises(SignatureError):
+        script.measure(tmp_path / "onnx-tiny", keys, 1, 1)

@@ -118,3 +118,38 @@ def test_verify_export_cost_times_both_checks(tmp_path, capsys):
     (keys / other.name).write_bytes(other.read_bytes())
     with pytest.raises(SignatureError):
         script.measure(tmp_path / "onnx-tiny", keys, 1, 1)
+
+
+def _peak_rss_kib(script: ModuleType, tmp_path: Path, code: str) -> int:
+    import subprocess
+
+    out = tmp_path / "rss"
+    subprocess.run([sys.executable, "-c", script.RUSAGE_WRAPPER, str(out), sys.executable,
+                    "-c", code], check=True, timeout=60)
+    return int(out.read_text())
+
+
+def test_native_vs_python_peak_rss_is_the_streams_own(tmp_path):
+    """The wrapper reports the child's memory, not this (torch-sized) test process's."""
+    script = load("benchmarks/native_vs_python.py")
+    small = _peak_rss_kib(script, tmp_path, "pass")
+    big = _peak_rss_kib(script, tmp_path, "b = b'x' * (300 * 2**20)")
+    assert small < 100 * 1024 and big > small + 250 * 1024
+
+
+def test_native_vs_python_streams_and_tabulates(tmp_path, capsys):
+    script = load("benchmarks/native_vs_python.py")
+    out = tmp_path / "runs.json"
+    assert script.main(["--workdir", str(tmp_path), "--frames", "12", "--rate", "200",
+                        "--json", str(out)]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["implementation"] for r in runs] == ["pace-edge stream"]  # no --native given
+    run = runs[0]
+    assert run["classified"] == run["received"] == 12
+    assert 0 < run["preprocess_p50_ms"] <= run["total_p50_ms"] <= run["total_p99_ms"]
+    assert 30 < run["peak_rss_mib"] < 2048
+    assert "| `pace-edge stream` (Python) |" in capsys.readouterr().out
+    row = dict(run, implementation="pace-stream", total_p50_ms=1.0, total_p99_ms=3.0,
+               preprocess_p50_ms=0.02, peak_rss_mib=60.0)
+    text = script.table([row, dict(row, total_p50_ms=2.0), dict(row, total_p50_ms=9.0)])
+    assert "| `build/pace-stream` (C++) | 2.00 / 3.00 ms | 0.020 ms | 60 MiB |" in text

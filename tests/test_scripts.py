@@ -153,3 +153,16 @@ def test_native_vs_python_streams_and_tabulates(tmp_path, capsys):
                preprocess_p50_ms=0.02, peak_rss_mib=60.0)
     text = script.table([row, dict(row, total_p50_ms=2.0), dict(row, total_p50_ms=9.0)])
     assert "| `build/pace-stream` (C++) | 2.00 / 3.00 ms | 0.020 ms | 60 MiB |" in text
+
+
+def test_ort_int8_fold_keeps_logits_and_times_both(tmp_path, capsys):
+    script = load("benchmarks/ort_int8_fold.py")
+    script.main(["--workdir", str(tmp_path), "--preset", "tiny", "--batch", "1", "4",
+                 "--iterations", "4", "--blocks", "2", "--threads", "1", "--json"])
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])  # after export's report
+    assert result["folded_layers"]  # the float input pool's MatMul at least
+    assert result["size_mb"]["folded"] > result["size_mb"]["all_qdq"]
+    assert [r["batch"] for r in result["runs"]] == [1, 4]
+    for r in result["runs"]:
+        assert r["calls"] == 4 and r["max_abs_logit_diff"] < 1e-4
+        assert r["p50_ms"]["folded"] > 0 and r["p50_ms"]["all_qdq"] > 0

@@ -31,6 +31,7 @@ import argparse
 import copy
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,9 @@ def selection_curve(train: SpectralDataset, config: Any, recipe: Recipe,
         rows.append({"epoch": epoch, "train_loss": loss, "val_accuracy": acc_run,
                      "val_loss": loss_run, "val_accuracy_precise_bn": acc_pbn,
                      "val_loss_precise_bn": loss_pbn})
+        if epoch % 10 == 0 or epoch == recipe.epochs:
+            print(f"seed {recipe.seed} epoch {epoch}/{recipe.epochs}: validation {acc_run:.1%} "
+                  f"running, {acc_pbn:.1%} recomputed", file=sys.stderr, flush=True)
     return rows, {"train": int(len(train_idx)), "validation": int(len(val_idx))}
 
 

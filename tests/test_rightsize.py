@@ -299,3 +299,24 @@ def test_cli_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
                  "--teacher", str(data)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pace-edge rightsize: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_info_reports_cost_of_presets_bundles_and_exports(
+        run: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--presets"]) == 0
+    table = capsys.readouterr().out
+    assert "| `paper` | 1024 | 4 | 9 | 16 | 256 | 68.2 M | 4.28 M | 4.28 MB |" in table
+    assert "| `small` | 128 | 4 | 9 | 16 | 256 | 1.39 M | 76 k | 76 kB |" in table
+    student = run["out"] / "candidates" / "8x1-distilled"
+    assert main(["info", str(student)]) == 0
+    text = capsys.readouterr().out
+    cost = model_cost(preset("paper", 3, dim=8, depth=1), 701)
+    assert (f"cost       {cost.multiply_adds / 1e3:.3g} k multiply-adds per spectrum, "
+            f"{cost.parameters} parameters") in text
+    assert "distilled  from " in text and "16x1" in text
+    exported = [Path(r.export) for r in run["outcome"].records if r.export]
+    if exported:
+        assert main(["info", str(exported[0])]) == 0
+        assert "multiply-adds per spectrum" in capsys.readouterr().out
+    assert main(["info"]) == 2
+    assert "give a bundle or export directory" in capsys.readouterr().err

@@ -73,5 +73,13 @@ def human(n: float) -> str:
     return f"{n:g}"
 
 
-__all__ = ["ModelCost", "human", "model_cost", "multiply_adds", "parameters",
+def human_bytes(n: float) -> str:
+    """``4.28 MB``, ``76 kB``, ``363 B``."""
+    for suffix, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {suffix}"
+    return f"{n:.0f} B"
+
+
+__all__ = ["ModelCost", "human", "human_bytes", "model_cost", "multiply_adds", "parameters",
            "pool_multiply_adds"]

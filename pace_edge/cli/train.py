@@ -128,6 +128,9 @@ RUN_OPTIONS = ("data", "eval", "preset", "preprocess", "epochs", "batch_size", "
                "dim", "depth", "kernel", "patch", "distill_from", "distill_temperature",
                "distill_alpha")
 PATH_OPTIONS = ("data", "eval", "distill_from")
+# Recorded only when used (see _recorded).
+OPTIONAL_OPTIONS = ("dim", "depth", "kernel", "patch", "distill_from", "distill_temperature",
+                    "distill_alpha")
 ARCHITECTURE_OPTIONS = ("dim", "depth", "kernel", "patch")
 
 
@@ -154,10 +157,17 @@ def _defaults() -> dict[str, Any]:
 
 
 def _recorded(args: argparse.Namespace) -> dict[str, Any]:
-    """The run options as JSON values (paths absolute, so --resume works from anywhere)."""
+    """The run options as JSON values (paths absolute, so --resume works from anywhere).
+
+    Architecture overrides and distillation settings are left out when unused, so a plain
+    run records what runs recorded before those options existed (and their states resume).
+    """
     values = {}
     for name in RUN_OPTIONS:
         value = getattr(args, name)
+        if name in OPTIONAL_OPTIONS and (value is None or (
+                name.startswith("distill_") and args.distill_from is None)):
+            continue
         values[name] = str(Path(value).resolve()) if isinstance(value, Path) else value
     return values
 
@@ -173,9 +183,10 @@ def _apply_recorded(args: argparse.Namespace, out: Path) -> None:
     recorded = recorded_run(out)["options"]
     defaults, given = _defaults(), _recorded(args)
     for name in RUN_OPTIONS:
-        if given[name] != defaults[name] and given[name] != recorded.get(name):
+        value = given.get(name, defaults[name])
+        if value != defaults[name] and value != recorded.get(name):
             raise PaceEdgeError(
-                f"--resume: {_option(name)} {given[name]} differs from the interrupted run's "
+                f"--resume: {_option(name)} {value} differs from the interrupted run's "
                 f"{recorded.get(name)}; leave it out to continue that run")
         value = recorded.get(name, defaults[name])
         setattr(args, name, Path(value) if name in PATH_OPTIONS and value else value)

@@ -115,12 +115,15 @@ def test_accuracy_rule_prefers_the_better_variant_then_the_plain_one() -> None:
     assert within_drop(tie, 0.5).chosen.name == "small"
 
 
-def test_accuracy_rule_skips_builds_that_failed_or_were_not_timed() -> None:
+def test_accuracy_rule_skips_builds_that_failed_their_checks() -> None:
     rs = [record("tiny", 1, 0.95, status="exported but failed validation"),
-          record("small", 10, 0.95, p50=None), record("paper", 100, 0.95)]
-    assert within_drop(rs, 0.5).chosen.name == "paper"
+          record("small", 10, 0.95, status="export failed", p50=None),
+          record("medium", 50, 0.95, status="exported, cannot run here", p50=None),
+          record("paper", 100, 0.95)]
+    assert within_drop(rs, 0.5).chosen.name == "medium"  # a TensorRT build: runs on the device
     none = within_drop(rs[:2], 0.5)
-    assert none.chosen is None and "passed, timed INT8 build" in none.reason
+    assert none.chosen is None and "passed its checks" in none.reason
+    assert under_budget(rs, 1e6).chosen.name == "paper"  # the budget needs a timed build
 
 
 def test_budget_rule_takes_the_most_accurate_within_the_budget() -> None:

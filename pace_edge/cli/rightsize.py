@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated sizes: presets or DIMxDEPTH such as 64x2 (default: "
                         f"{','.join(DEFAULT_SIZES)}); the largest is the teacher")
     rule = p.add_mutually_exclusive_group()
-    rule.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP_PP, metavar="PP",
+    rule.add_argument("--max-drop", type=non_negative, default=DEFAULT_MAX_DROP_PP, metavar="PP",
                       help="choose the smallest model whose validation accuracy is within PP "
                            f"percentage points of the best (default: {DEFAULT_MAX_DROP_PP:g})")
     rule.add_argument("--budget-ms", type=positive_float, default=None, metavar="MS",
@@ -67,6 +67,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="runtime threads (default: the runtime's)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.set_defaults(run=run)
+
+
+def non_negative(text: str) -> float:
+    """A number of percentage points, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Build statuses (pace_edge.benchmark.builds) of an export that passed its checks.
+EXPORTED = ("ok", "exported, cannot run here")
+
 
 @dataclass
 class CandidateRecord:
@@ -33,9 +36,15 @@ class CandidateRecord:
     reused: bool = False
 
     @property
+    def exported(self) -> bool:
+        """Its INT8 build passed the export's checks (whether or not it runs here: a TensorRT
+        build needs the device)."""
+        return self.export_status in EXPORTED
+
+    @property
     def deployable(self) -> bool:
-        """Its INT8 build passed the export's checks and was timed: it can be chosen."""
-        return self.export_status == "ok" and bool(self.latency)
+        """Its INT8 build passed the export's checks and was timed here."""
+        return self.exported and bool(self.latency)
 
     def p50_ms(self, batch: int = 1) -> float | None:
         row = self.latency.get(str(batch))

@@ -8,9 +8,9 @@
   is at most the budget, the most accurate on validation (ties: fewer multiply-adds, then the
   faster).
 
-Only candidates whose INT8 build passed the export's checks and was timed can be chosen (the
-recommendation is something to deploy); the reference of the accuracy rule is the best of all
-candidates. Test accuracy never enters.
+Only candidates whose INT8 build passed the export's checks can be chosen (the recommendation
+is something to deploy; the budget rule also needs it timed here); the reference of the
+accuracy rule is the best of all candidates. Test accuracy never enters.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ def within_drop(records: Sequence[CandidateRecord],
         return Choice(None, rule, "no candidates")
     best = max(records, key=lambda r: r.val_accuracy)
     floor = best.val_accuracy - max_drop_pp / 100.0
-    eligible = [r for r in records if r.deployable and r.val_accuracy >= floor - _EPS]
+    eligible = [r for r in records if r.exported and r.val_accuracy >= floor - _EPS]
     if not eligible:
-        return Choice(None, rule, f"no candidate with a passed, timed INT8 build is within "
+        return Choice(None, rule, f"no candidate whose INT8 build passed its checks is within "
                                   f"{max_drop_pp:g} pp of {best.name}'s "
                                   f"{best.val_accuracy:.2%}")
     chosen = min(eligible, key=lambda r: (r.multiply_adds, -r.val_accuracy, r.distilled,

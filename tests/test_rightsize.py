@@ -12,7 +12,7 @@ import pytest
 
 from pace_edge.bundle import Bundle
 from pace_edge.cli.main import main
-from pace_edge.data import make_synthetic
+from pace_edge.data import make_grouped_synthetic, make_synthetic
 from pace_edge.data.npy_folder import write_npy_folder
 from pace_edge.errors import PaceEdgeError
 from pace_edge.model import preset
@@ -174,10 +174,14 @@ class _Counter:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A rightsize run interrupted in the second candidate's selection, then run again."""
+    """A rightsize run on data with group ids (3 spectra per sample), interrupted in the second
+    candidate's selection, then run again."""
     root = tmp_path_factory.mktemp("rightsize")
-    data = write_npy_folder(root / "data", make_synthetic(n_per_class=12, seed=3),
-                            make_synthetic(n_per_class=5, seed=4))
+    data = write_npy_folder(root / "data",
+                            make_grouped_synthetic(samples_per_class=4, spectra_per_sample=3,
+                                                   seed=3),
+                            make_grouped_synthetic(samples_per_class=2, spectra_per_sample=3,
+                                                   seed=4))
     out = root / "out"
     counter = _Counter()
     first: list[str] = []
@@ -235,6 +239,10 @@ def test_frontier_files_hold_every_candidate_and_the_choice(run: dict[str, Any])
             assert c["latency"]["64"]["batch"] == 64 and c["latency"]["1"]["iterations"] == 4
             assert c["int8_bytes"] > 0 and c["int8_test_accuracy"] is not None
     assert front["target"] == "x86" and front["batches"] == [1, 64]
+    # validation held whole samples, the same ones for every candidate
+    assert front["group_aware"] is True
+    splits = [Bundle.load(c["bundle"]).training["data"]["split"] for c in front["candidates"]]
+    assert all(sp["group_aware"] and sp == splits[0] for sp in splits)
     # the recorded choice is the accuracy rule applied to the recorded candidates
     records = [CandidateRecord(**c) for c in front["candidates"]]
     expected = within_drop(records, front["max_drop_pp"]).chosen

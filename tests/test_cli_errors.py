@@ -21,7 +21,8 @@ from pace_edge.cli.main import COMMANDS, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND_NAMES = ["demo", "train", "evaluate", "predict", "info", "export", "build-engine",
-                 "build-native", "simulate", "stream", "benchmark", "keygen", "doctor", "fleet"]
+                 "build-native", "simulate", "stream", "benchmark", "keygen", "doctor", "fleet",
+                 "rightsize"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

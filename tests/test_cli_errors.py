@@ -101,6 +101,7 @@ def test_unknown_choice_is_one_line_and_choices_ignore_case(
         (["keygen", "--out", "FILE"], "exists and is not a directory"),
         (["doctor", "--export", "MISSING"], "MISSING"),
         (["fleet", "--mqtt", "http://localhost/lab"], "mqtt"),
+        (["rightsize", "--data", "MISSING", "--out", "OUT"], "MISSING"),
     ],
     ids=COMMAND_NAMES,
 )

@@ -331,3 +331,12 @@ def test_info_reports_cost_of_presets_bundles_and_exports(
         assert "multiply-adds per spectrum" in capsys.readouterr().out
     assert main(["info"]) == 2
     assert "give a bundle or export directory" in capsys.readouterr().err
+
+
+def test_a_stop_between_exports_keeps_what_is_finished(run: dict[str, Any]) -> None:
+    from pace_edge.rightsize.search import Interrupted
+
+    before = json.loads((run["out"] / "candidates.json").read_text())
+    with pytest.raises(Interrupted, match="stopped before exporting"):
+        rightsize(_plan(run["data"], run["out"]), stop=lambda: True)
+    assert json.loads((run["out"] / "candidates.json").read_text()) == before

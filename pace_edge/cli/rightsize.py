@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..preprocess import Pipeline
     from ..rightsize import parse_ladder
-    from ..rightsize.search import Plan, check_out, rightsize
+    from ..rightsize.search import Interrupted, Plan, check_out, rightsize
     from ..train import Recipe
     from ..train.checkpoint import TrainingInterrupted
     from ..train.distill import DistillSettings
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         with train._StopRequest() as stop:
             outcome = rightsize(plan, log=log, stop=stop,
                                 progress=lambda: TrainingProgress(quiet=args.quiet))
-    except TrainingInterrupted as exc:
+    except (TrainingInterrupted, Interrupted) as exc:
         print(f"pace-edge rightsize: interrupted ({exc}); run the same command again to "
               f"continue", file=sys.stderr)
         return EXIT_INTERRUPTED

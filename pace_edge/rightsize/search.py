@@ -69,6 +69,10 @@ class Plan:
     threads: int | None = None
 
 
+class Interrupted(Exception):
+    """A stop was requested between two exports; what is finished is kept for the next run."""
+
+
 @dataclass
 class Outcome:
     records: list[CandidateRecord]
@@ -231,7 +235,7 @@ def rightsize(
             + (f", test {records[-1].test_accuracy:.2%} (measured only)"
                if records[-1].test_accuracy is not None else ""))
     records.sort(key=lambda r: (r.multiply_adds, r.distilled))
-    runners = _export_all(plan, records, held_out, log)
+    runners = _export_all(plan, records, held_out, log, stop)
     rows = pipeline.apply(data.x[:64], data.axis)[0].astype(np.float32)
     if runners:
         log(f"timing {len(runners)} INT8 builds at batch {' and '.join(map(str, BATCHES))}, "
@@ -265,14 +269,18 @@ def _record(cand: Candidate, bundle: Bundle, where: Path, length: int,
 
 
 def _export_all(plan: Plan, records: Sequence[CandidateRecord],
-                held_out: SpectralDataset | None, log: Callable[[str], None]) -> dict[str, Any]:
-    """Export every candidate at INT8 (reusing matching exports); its runner if it runs here."""
+                held_out: SpectralDataset | None, log: Callable[[str], None],
+                stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Export every candidate at INT8 (reusing matching exports); its runner if it runs here.
+    A stop request is honoured between two exports (:class:`Interrupted`)."""
     from ..benchmark.builds import model_size_mb, open_runner
     from .export_step import export_int8
     from .measure import runner_accuracy
 
     runners: dict[str, Any] = {}
     for i, r in enumerate(records, start=1):
+        if stop is not None and stop():
+            raise Interrupted(f"stopped before exporting {r.name}")
         build = export_int8(Path(r.bundle), plan.target, plan.out / EXPORTS / r.name, plan.data)
         r.export_status, r.export_reason = build.status, build.reason
         r.export = str(build.path) if build.path is not None else None
@@ -332,5 +340,5 @@ def _write(plan: Plan, records: list[CandidateRecord], choice: Choice, data: Spe
     return files
 
 
-__all__ = ["BATCHES", "CANDIDATES", "CANDIDATES_FILE", "CHOSEN", "EXPORTS", "Outcome", "Plan",
-           "check_out", "rightsize"]
+__all__ = ["BATCHES", "CANDIDATES", "CANDIDATES_FILE", "CHOSEN", "EXPORTS", "Interrupted",
+           "Outcome", "Plan", "check_out", "rightsize"]

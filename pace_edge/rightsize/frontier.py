@@ -109,6 +109,7 @@ def plot(path: Path, records: Sequence[CandidateRecord], choice: Choice,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     biggest = max(r.multiply_adds for r in timed)
@@ -128,6 +129,8 @@ def plot(path: Path, records: Sequence[CandidateRecord], choice: Choice,
                 ax.scatter([x], [100 * r.val_accuracy], s=area * 2.2, facecolors="none",
                            edgecolors="black", linewidths=1.5)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label)
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("validation accuracy (%)")

@@ -21,7 +21,8 @@ from pace_edge.cli.main import COMMANDS, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND_NAMES = ["demo", "train", "evaluate", "predict", "info", "export", "build-engine",
-                 "build-native", "simulate", "stream", "benchmark", "keygen", "doctor", "fleet"]
+                 "build-native", "simulate", "stream", "benchmark", "keygen", "doctor", "fleet",
+                 "rightsize"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -100,6 +101,7 @@ def test_unknown_choice_is_one_line_and_choices_ignore_case(
         (["keygen", "--out", "FILE"], "exists and is not a directory"),
         (["doctor", "--export", "MISSING"], "MISSING"),
         (["fleet", "--mqtt", "http://localhost/lab"], "mqtt"),
+        (["rightsize", "--data", "MISSING", "--out", "OUT"], "MISSING"),
     ],
     ids=COMMAND_NAMES,
 )

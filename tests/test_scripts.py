@@ -32,24 +32,6 @@ def load(relative: str) -> ModuleType:
     return module
 
 
-def test_preset_table_counts_the_models_parameters(capsys):
-    script = load("scripts/preset_table.py")
-    from pace_edge.model import PACE, preset
-
-    script.main(["--classes", "3", "--json"])
-    rows = {r["preset"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == {"paper", "small", "tiny"}
-    for name, row in rows.items():
-        model = PACE(preset(name, 3))
-        assert row["trainable_parameters"] == sum(p.numel() for p in model.parameters())
-        assert row["dim"] == model.config.dim and row["depth"] == model.config.depth
-    script.main([])
-    table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("| preset | dim | depth") and len(table) == 5
-    assert script.rounded(4_278_275) == "4.28 M" and script.rounded(76_035) == "76 k"
-    assert script.rounded(3_715) == "3.71 k" and script.rounded(512) == "512"
-
-
 @pytest.fixture(scope="module")
 def synthetic_folder(tmp_path_factory) -> Path:
     from pace_edge.data import make_synthetic, write_npy_folder

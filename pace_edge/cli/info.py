@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .common import positive_int
+
 if TYPE_CHECKING:
     from ..bundle import Bundle
     from ..export.manifest import Manifest
+    from ..model import ModelConfig
 
 HELP = ("verify a model bundle or an export (every file's sha256, model.json's or "
         "manifest.json's digest) and describe it")
@@ -27,7 +30,15 @@ BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help=HELP, description=HELP + ".")
-    p.add_argument("model", type=Path, help="model bundle or export directory")
+    p.add_argument("model", type=Path, nargs="?", default=None,
+                   help="model bundle or export directory")
+    p.add_argument("--presets", action="store_true",
+                   help="instead, list every architecture preset with its multiply-adds per "
+                        "spectrum, parameters and INT8 weight size (for --points and --classes)")
+    p.add_argument("--points", type=positive_int, default=900,
+                   help="spectrum length for --presets (default: 900, as COV)")
+    p.add_argument("--classes", type=positive_int, default=3,
+                   help="number of classes for --presets (default: 3)")
     p.add_argument("--json", action="store_true",
                    help="print model.json (bundle) or manifest.json (export) after verifying it")
     p.add_argument("--seal", action="store_true",
@@ -61,10 +72,35 @@ def _axis(axis: Any, length: int) -> str:
     return f"{length} points, {a[0]:g} … {a[-1]:g}"
 
 
+def preset_table(points: int, classes: int) -> list[str]:
+    """Every preset's architecture and cost, as a Markdown table."""
+    from ..model import PRESETS, preset
+    from ..model.cost import human, human_bytes, model_cost
+
+    rows = sorted(((name, preset(name, classes)) for name in PRESETS),
+                  key=lambda item: model_cost(item[1], points).multiply_adds)
+    lines = ["| preset | dim | depth | kernel | patch | pool_dim | multiply-adds per spectrum | "
+             "parameters | INT8 weights |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, c in rows:
+        cost = model_cost(c, points)
+        lines.append(f"| `{name}` | {c.dim} | {c.depth} | {c.kernel} | {c.patch} | "
+                     f"{c.pool_dim} | {human(cost.multiply_adds)} | {human(cost.parameters)} | "
+                     f"{human_bytes(cost.int8_weight_bytes)} |")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from ..bundle import META_FILE, Bundle, seal_bundle
+    from ..errors import PaceEdgeError
     from ..export.manifest import MANIFEST_FILE, signature_of, verify_export
 
+    if args.presets:
+        print(f"presets for {args.points}-point spectra, {args.classes} classes "
+              f"(INT8 weights: one byte a parameter)")
+        print("\n".join(preset_table(args.points, args.classes)))
+        return 0
+    if args.model is None:
+        raise PaceEdgeError("give a bundle or export directory (or --presets)")
     path = Path(args.model)
     if (path / MANIFEST_FILE).is_file():
         manifest = verify_export(path)  # every listed file, and manifest.json's digest
@@ -83,6 +119,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cost_line(config: ModelConfig, length: int) -> str:
+    """Multiply-adds per spectrum, parameters and the all-INT8 weight size of ``config``."""
+    from ..model.cost import human, human_bytes, model_cost
+
+    cost = model_cost(config, length)
+    return (f"  cost       {human(cost.multiply_adds)} multiply-adds per spectrum, "
+            f"{human(cost.parameters)} parameters, INT8 weights "
+            f"{human_bytes(cost.int8_weight_bytes)} at one byte each")
+
+
 def describe_bundle(path: Path, bundle: Bundle) -> list[str]:
     c = bundle.config
     trainable, statistics = parameter_counts(bundle.weights)
@@ -92,10 +138,17 @@ def describe_bundle(path: Path, bundle: Bundle) -> list[str]:
         f"  model      PACE dim={c.dim} depth={c.depth} kernel={c.kernel} patch={c.patch} "
         f"pool_dim={c.pool_dim}, {trainable:,} trainable parameters "
         f"(+ {statistics:,} BatchNorm statistics)",
+        cost_line(c, bundle.input_length),
         f"  classes    {', '.join(bundle.classes)}",
         f"  input      {_axis(bundle.axis, bundle.input_length)}",
         f"  preprocess {_steps(bundle.preprocessing.to_list())}",
     ]
+    distilled = bundle.training.get("distillation")
+    if distilled:
+        t = distilled.get("teacher", {})
+        lines.append(f"  distilled  from {t.get('bundle')} (weights sha256 "
+                     f"{str(t.get('weights_sha256'))[:12]}…), temperature "
+                     f"{distilled.get('temperature')}, alpha {distilled.get('alpha')}")
     if m:
         lines.append(f"  training   epoch {m.get('best_epoch')}/{m.get('epochs_run')}, validation "
                      f"accuracy {m.get('val_accuracy', 0):.2%}, {m.get('seconds')} s")
@@ -119,6 +172,18 @@ def _trust_line(trust: dict[str, Any] | None) -> str:
             + f"; calibrated on {spectra} held-out training spectra")
 
 
+def _export_cost(manifest: Manifest) -> list[str]:
+    """The cost line of the exported model, from the architecture its manifest records."""
+    from ..errors import PaceEdgeError
+    from ..model import ModelConfig
+
+    try:
+        config = ModelConfig.from_dict(manifest.source["model"])
+    except (KeyError, TypeError, PaceEdgeError):
+        return []
+    return [cost_line(config, manifest.input.length)]
+
+
 def describe_export(path: Path, manifest: Manifest,
                     signature: dict[str, Any] | None = None) -> list[str]:
     inp = manifest.input
@@ -127,6 +192,7 @@ def describe_export(path: Path, manifest: Manifest,
         "manifest.json)",
         f"  target     {manifest.target}, precision {manifest.precision}, batch {inp.batch}"
         + (f", ONNX opset {manifest.opset}" if manifest.opset else ""),
+        *_export_cost(manifest),
         f"  classes    {', '.join(manifest.classes)}",
         f"  input      {inp.name}: {_axis(inp.axis, inp.length)}, {inp.dtype}",
         f"  preprocess {_steps(inp.preprocessing)}",

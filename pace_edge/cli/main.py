@@ -24,14 +24,15 @@ from . import (
     info,
     keygen,
     predict,
+    rightsize,
     simulate,
     stream,
     train,
 )
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, QualityGateFailed
 
-COMMANDS = (demo, train, evaluate, predict, info, export, build_engine, build_native, simulate,
-            stream, fleet, benchmark, keygen, doctor)
+COMMANDS = (demo, train, rightsize, evaluate, predict, info, export, build_engine, build_native,
+            simulate, stream, fleet, benchmark, keygen, doctor)
 
 # Optional packages -> the pip extra that brings them (see pyproject.toml).
 EXTRAS = {

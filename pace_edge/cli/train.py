@@ -11,7 +11,8 @@ from types import FrameType
 from typing import Any
 
 from ..errors import PaceEdgeError
-from .common import fraction, positive_int, writable_dir
+from ..train.distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
+from .common import fraction, positive_float, positive_int, unit_interval, writable_dir
 
 EXIT_INTERRUPTED = 130
 
@@ -43,6 +44,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "line every 5 s on stderr)")
     p.add_argument("--preset", default="paper", choices=sorted(PRESETS),
                    help="architecture preset (default: paper)")
+    for name, what in (("dim", "channels"), ("depth", "mixer blocks"),
+                       ("kernel", "depthwise kernel length"), ("patch", "patch length")):
+        p.add_argument(f"--{name}", type=positive_int, default=None,
+                       help=f"{what}, in place of the preset's")
+    distil = p.add_argument_group("knowledge distillation")
+    distil.add_argument("--distill-from", type=Path, default=None, metavar="BUNDLE",
+                        help="train this model as a student of a trained bundle: soft targets "
+                             "at a temperature plus the labels; the student uses the teacher's "
+                             "preprocessing, and its bundle records the teacher's sha256")
+    distil.add_argument("--distill-temperature", type=positive_float,
+                        default=DEFAULT_TEMPERATURE, metavar="T",
+                        help=f"softmax temperature of the soft targets "
+                             f"(default: {DEFAULT_TEMPERATURE:g})")
+    distil.add_argument("--distill-alpha", type=unit_interval, default=DEFAULT_ALPHA,
+                        metavar="A",
+                        help=f"weight of the soft targets; 1 - A weighs the labels "
+                             f"(default: {DEFAULT_ALPHA:g})")
     p.add_argument("--epochs", type=positive_int, default=d.epochs,
                    help=f"maximum epochs (default: {d.epochs})")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
@@ -99,7 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"(default: {DEFAULT_PREPROCESS}: each spectrum centred and scaled to "
                         "unit standard deviation, which cancels detector gain and offset; the "
                         "model axis is always recorded)")
-    p.add_argument("--calibration-fraction", type=float, default=d.calibration_fraction,
+    p.add_argument("--calibration-fraction", type=unit_interval, default=d.calibration_fraction,
                    help="stratified share of the training spectra kept out of every fit to "
                         "calibrate the temperature and the 'unknown' threshold "
                         f"(default: {d.calibration_fraction:g}; 0 = none, no calibration)")
@@ -121,7 +139,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 RUN_OPTIONS = ("data", "eval", "preset", "preprocess", "epochs", "batch_size", "lr",
                "weight_decay", "label_smoothing", "select_window", "select_folds",
                "val_fraction", "patience", "seed", "device", "augment", "refit", "precise_bn",
-               "calibration_fraction", "accept_rate")
+               "dim", "depth", "kernel", "patch", "distill_from", "distill_temperature",
+               "distill_alpha", "calibration_fraction", "accept_rate")
+PATH_OPTIONS = ("data", "eval", "distill_from")
+# Recorded only when used (see _recorded).
+OPTIONAL_OPTIONS = ("dim", "depth", "kernel", "patch", "distill_from", "distill_temperature",
+                    "distill_alpha")
+ARCHITECTURE_OPTIONS = ("dim", "depth", "kernel", "patch")
 
 
 def _option(name: str) -> str:
@@ -136,10 +160,17 @@ def _defaults() -> dict[str, Any]:
 
 
 def _recorded(args: argparse.Namespace) -> dict[str, Any]:
-    """The run options as JSON values (paths absolute, so --resume works from anywhere)."""
+    """The run options as JSON values (paths absolute, so --resume works from anywhere).
+
+    Architecture overrides and distillation settings are left out when unused, so a plain
+    run records what runs recorded before those options existed (and their states resume).
+    """
     values = {}
     for name in RUN_OPTIONS:
         value = getattr(args, name)
+        if name in OPTIONAL_OPTIONS and (value is None or (
+                name.startswith("distill_") and args.distill_from is None)):
+            continue
         values[name] = str(Path(value).resolve()) if isinstance(value, Path) else value
     return values
 
@@ -155,12 +186,13 @@ def _apply_recorded(args: argparse.Namespace, out: Path) -> None:
     recorded = recorded_run(out)["options"]
     defaults, given = _defaults(), _recorded(args)
     for name in RUN_OPTIONS:
-        if given[name] != defaults[name] and given[name] != recorded.get(name):
+        value = given.get(name, defaults[name])
+        if value != defaults[name] and value != recorded.get(name):
             raise PaceEdgeError(
-                f"--resume: {_option(name)} {given[name]} differs from the interrupted run's "
+                f"--resume: {_option(name)} {value} differs from the interrupted run's "
                 f"{recorded.get(name)}; leave it out to continue that run")
         value = recorded.get(name, defaults[name])
-        setattr(args, name, Path(value) if name in ("data", "eval") and value else value)
+        setattr(args, name, Path(value) if name in PATH_OPTIONS and value else value)
 
 
 class _StopRequest:
@@ -202,6 +234,30 @@ def _time_summary(result: Any, refit: bool, precise_bn: bool, resumed: bool) -> 
             + (", counting the time before the interruption" if resumed else "") + ")")
 
 
+def _architecture(args: argparse.Namespace, config: Any) -> str:
+    """``small`` or ``small (dim 64, depth 2)`` for the progress line."""
+    changed = [f"{name} {getattr(config, name)}" for name in ARCHITECTURE_OPTIONS
+               if getattr(args, name) is not None]
+    return args.preset + (f" ({', '.join(changed)})" if changed else "")
+
+
+def _teacher(args: argparse.Namespace, pipeline: Any, axis: Any) -> Any:
+    """The ``--distill-from`` teacher, or ``None``. The student takes the teacher's
+    preprocessing; a ``--preprocess`` other than the default must be the same."""
+    if args.distill_from is None:
+        return None
+    from ..bundle import Bundle
+    from ..train.distill import DistillSettings, Teacher
+
+    bundle = Bundle.load(args.distill_from)
+    if (args.preprocess != _defaults()["preprocess"]
+            and pipeline.anchored(axis) != bundle.preprocessing):
+        raise PaceEdgeError(f"--preprocess {args.preprocess!r} differs from the teacher's "
+                            f"preprocessing; leave it out to use the teacher's")
+    return Teacher(bundle, DistillSettings(args.distill_temperature, args.distill_alpha),
+                   device=args.device)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..evaluate.scoring import judge_bundle
@@ -229,6 +285,9 @@ def run(args: argparse.Namespace) -> int:
                for step in pipeline.steps):
         print(GAIN_WARNING, file=sys.stderr)
     data = load_dataset(args.data, split="train", groups=args.groups)
+    teacher = _teacher(args, pipeline, data.axis)
+    if teacher is not None:
+        pipeline = teacher.bundle.preprocessing
     held_out = load_dataset(args.eval, split="test") if args.eval else None
     if held_out is not None and data.groups is not None and held_out.groups is not None:
         shared = sorted(set(data.groups) & set(held_out.groups))
@@ -246,9 +305,13 @@ def run(args: argparse.Namespace) -> int:
         accept_rate=args.accept_rate,
     )
     recipe.validate()
-    config = preset(args.preset, num_classes=len(data.classes))
-    checkpoint = Checkpoint(out, {"options": _recorded(args),
-                                  "data_sha256": data_digest(data.x, data.y)})
+    config = preset(args.preset, num_classes=len(data.classes),
+                    **{name: getattr(args, name) for name in ARCHITECTURE_OPTIONS
+                       if getattr(args, name) is not None})
+    run_record = {"options": _recorded(args), "data_sha256": data_digest(data.x, data.y)}
+    if teacher is not None:
+        run_record["teacher_sha256"] = teacher.record()["teacher"]["weights_sha256"]
+    checkpoint = Checkpoint(out, run_record)
     if args.resume:
         checkpoint.load()
     elif checkpoint.exists():
@@ -260,8 +323,11 @@ def run(args: argparse.Namespace) -> int:
         state = checkpoint.state or {}
         where = (f", continuing after {state['stage']} epoch {state['epoch']}"
                  if args.resume else "")
-        print(f"training {args.preset} PACE on {len(data)} spectra x {data.x.shape[1]} "
-              f"points, {len(data.classes)} classes ({', '.join(data.classes)})"
+        print(f"training {_architecture(args, config)} PACE on {len(data)} spectra x "
+              f"{data.x.shape[1]} points, {len(data.classes)} classes "
+              f"({', '.join(data.classes)})"
+              + (f", distilled from {args.distill_from} (T={args.distill_temperature:g}, "
+                 f"alpha={args.distill_alpha:g})" if teacher is not None else "")
               + (f", {data.n_groups} groups (splits keep each group on one side)"
                  if data.groups is not None else "") + where, flush=True)
         try:
@@ -269,7 +335,8 @@ def run(args: argparse.Namespace) -> int:
                     quiet=args.quiet, elapsed_before=state.get("elapsed", 0.0)) as progress:
                 bundle, result = train_bundle(data, config, recipe, pipeline,
                                               on_epoch=progress.update,
-                                              checkpoint=checkpoint, stop=stop)
+                                              checkpoint=checkpoint, stop=stop,
+                                              teacher=teacher)
         except TrainingInterrupted as exc:
             print(f"pace-edge train: interrupted after {exc.stage} epoch {exc.epoch}; the state "
                   f"is saved in {checkpoint.path}. Continue with: "

@@ -48,6 +48,7 @@ class ModelConfig:
 # Presets: architecture only; the number of classes comes from the data.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"dim": 1024, "depth": 4, "kernel": 9, "patch": 16, "pool_dim": 256},
+    "medium": {"dim": 256, "depth": 4, "kernel": 9, "patch": 16, "pool_dim": 256},
     "small": {"dim": 128, "depth": 4, "kernel": 9, "patch": 16, "pool_dim": 256},
     "tiny": {"dim": 32, "depth": 2, "kernel": 9, "patch": 16, "pool_dim": 256},
 }

@@ -13,6 +13,7 @@ from ..data import SpectralDataset, stratified_split
 from ..model import ModelConfig
 from ..preprocess import Pipeline
 from .checkpoint import Checkpoint
+from .distill import Teacher
 from .recipe import Recipe
 from .trainer import EpochCallback, FitResult, StopCheck, fit
 from .trust_fit import fit_trust
@@ -45,19 +46,25 @@ def train_bundle(
     extra: dict[str, Any] | None = None,
     checkpoint: Checkpoint | None = None,
     stop: StopCheck | None = None,
+    teacher: Teacher | None = None,
 ) -> tuple[Bundle, FitResult]:
     """Preprocess ``data`` with ``pipeline``, fit, and return (and save, if ``out``) the bundle.
 
     The recorded pipeline is anchored to the data's axis, so spectra from another axis are
     resampled onto the model's input grid. ``checkpoint`` and ``stop`` are passed to
     :func:`~pace_edge.train.trainer.fit` (save state as it goes, resume, stop on request).
+    With ``teacher`` the model is distilled from it (:mod:`.distill`): the preprocessed axis
+    and the classes must be the teacher's, and the bundle records the teacher's sha256 and the
+    settings (``training.distillation``).
     """
     anchored = pipeline.anchored(data.axis)
     x, axis = anchored.apply(data.x, data.axis)
     fit_idx, calib_idx = calibration_split(data.y, recipe, data.groups, data.classes)
     prepared = replace(data, x=x, axis=axis).subset(fit_idx)
+    if teacher is not None:
+        teacher.check_student(data.classes, axis)
     result = fit(prepared, config, recipe, on_epoch=on_epoch, checkpoint=checkpoint,
-                 stop=stop)
+                 stop=stop, teacher=teacher)
     weights = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
     trust, trust_arrays = fit_trust(result.model, x[fit_idx], data.y[fit_idx], x[calib_idx],
                                     data.y[calib_idx], data.x[calib_idx], recipe.accept_rate)
@@ -78,6 +85,7 @@ def train_bundle(
         "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
                     for row in result.history],
         "trust": trust.to_dict(),
+        **({"distillation": teacher.record()} if teacher is not None else {}),
         **(extra or {}),
     }
     bundle = Bundle(

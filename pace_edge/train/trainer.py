@@ -28,6 +28,7 @@ from ..model import ModelConfig
 from ..model.pace import PACE
 from .augment import augment as augment_batch
 from .checkpoint import Checkpoint, TrainingInterrupted
+from .distill import Teacher
 from .recipe import Recipe
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -83,8 +84,9 @@ class _Run:
         device: torch.device,
         seed: int,
         t_max: int | None = None,
+        teacher: Teacher | None = None,
     ):
-        self.recipe, self.device = recipe, device
+        self.recipe, self.device, self.teacher = recipe, device, teacher
         self.g = seed_everything(seed)
         self.model = PACE(config).to(device)
         self.opt = torch.optim.AdamW(
@@ -103,7 +105,10 @@ class _Run:
         for b in range(0, len(order), r.batch_size):
             j = order[b : b + r.batch_size]
             xb = augment_batch(x[j].cpu(), self.g).to(self.device) if r.augment else x[j]
-            loss = F.cross_entropy(self.model(xb), y[j], label_smoothing=r.label_smoothing)
+            logits = self.model(xb)
+            loss = (F.cross_entropy(logits, y[j], label_smoothing=r.label_smoothing)
+                    if self.teacher is None else
+                    self.teacher.loss(logits, xb, y[j], label_smoothing=r.label_smoothing))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -239,6 +244,7 @@ def fit(
     on_epoch: EpochCallback | None = None,
     checkpoint: Checkpoint | None = None,
     stop: StopCheck | None = None,
+    teacher: Teacher | None = None,
 ) -> FitResult:
     """Train on ``train`` (already preprocessed); keep the best-validation-accuracy weights.
 
@@ -252,7 +258,8 @@ def fit(
     With ``checkpoint`` the state is saved as training goes, and a checkpoint whose
     :attr:`~Checkpoint.state` was loaded is continued from where it stopped. ``stop`` is
     polled after every epoch; when it returns true the state is saved and
-    :class:`TrainingInterrupted` raised.
+    :class:`TrainingInterrupted` raised. With ``teacher`` every training epoch (selection,
+    folds, refit) minimises the distillation loss (:mod:`.distill`) instead of cross-entropy.
     """
     recipe.validate()
     if recipe.device == "cuda" and not torch.cuda.is_available():
@@ -263,12 +270,12 @@ def fit(
     if ctl.resumed.get("stage") == "refit":
         selection = _Selection(**ctl.resumed["selection"])
     elif recipe.select_folds > 1:
-        selection = _select_k_fold(train, config, recipe, device, ctl)
+        selection = _select_k_fold(train, config, recipe, device, ctl, teacher)
     else:
-        selection, model = _select_holdout(train, config, recipe, device, ctl)
+        selection, model = _select_holdout(train, config, recipe, device, ctl, teacher)
     refit_epochs = 0
     if recipe.refit:
-        model = _refit(train, config, recipe, device, selection, ctl)
+        model = _refit(train, config, recipe, device, selection, ctl, teacher)
         refit_epochs = selection.best_epoch
     assert model is not None  # without a refit the hold-out selection returns its model
     if recipe.precise_bn:
@@ -290,7 +297,8 @@ def fit(
 
 
 def _select_holdout(train: SpectralDataset, config: ModelConfig, recipe: Recipe,
-                    device: torch.device, ctl: _Control) -> tuple[_Selection, PACE]:
+                    device: torch.device, ctl: _Control,
+                    teacher: Teacher | None = None) -> tuple[_Selection, PACE]:
     """Train on a stratified share of ``train``, validate on the rest after every epoch, keep
     the best epoch's weights."""
     train_idx, val_idx = stratified_split(train.y, recipe.val_fraction, recipe.seed,
@@ -302,7 +310,7 @@ def _select_holdout(train: SpectralDataset, config: ModelConfig, recipe: Recipe,
         )
     xt, yt = _tensors(train, train_idx, device)
     xv, yv = _tensors(train, val_idx, device)
-    run = _Run(config, recipe, device, recipe.seed)
+    run = _Run(config, recipe, device, recipe.seed, teacher=teacher)
     best: tuple[float, float] = (-1.0, math.inf)
     best_state: dict[str, torch.Tensor] = {}
     best_epoch, stale, history, done = 0, 0, [], 0
@@ -345,13 +353,14 @@ def _select_holdout(train: SpectralDataset, config: ModelConfig, recipe: Recipe,
 
 
 def _refit(train: SpectralDataset, config: ModelConfig, recipe: Recipe, device: torch.device,
-           selection: _Selection, ctl: _Control) -> PACE:
+           selection: _Selection, ctl: _Control, teacher: Teacher | None = None) -> PACE:
     """Train on all of ``train`` for the selected number of epochs, the whole cosine schedule
     fitted into them (so the model ends annealed instead of being cut off at a high learning
     rate)."""
     epochs = selection.best_epoch
     xa, ya = _tensors(train, slice(None), device)
-    refit = _Run(config, recipe, device, recipe.seed + REFIT_SEED_OFFSET, t_max=epochs)
+    refit = _Run(config, recipe, device, recipe.seed + REFIT_SEED_OFFSET, t_max=epochs,
+                 teacher=teacher)
     done = 0
     if ctl.resumed.get("stage") == "refit" and ctl.resumed.get("run") is not None:
         refit.restore(ctl.resumed["run"])
@@ -369,7 +378,8 @@ def _refit(train: SpectralDataset, config: ModelConfig, recipe: Recipe, device: 
 
 
 def _select_k_fold(train: SpectralDataset, config: ModelConfig, recipe: Recipe,
-                   device: torch.device, ctl: _Control) -> _Selection:
+                   device: torch.device, ctl: _Control,
+                   teacher: Teacher | None = None) -> _Selection:
     """Choose the epoch count on the mean validation curve of ``select_folds`` folds (each
     spectrum validates once); the refit then trains on everything for that many epochs.
 
@@ -391,7 +401,7 @@ def _select_k_fold(train: SpectralDataset, config: ModelConfig, recipe: Recipe,
         train_idx, val_idx = folds[f]
         xt, yt = _tensors(train, train_idx, device)
         xv, yv = _tensors(train, val_idx, device)
-        run = _Run(config, recipe, device, recipe.seed + f)
+        run = _Run(config, recipe, device, recipe.seed + f, teacher=teacher)
         start = 0
         if f == first_fold and resumed_run is not None:
             run.restore(resumed_run)

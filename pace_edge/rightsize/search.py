@@ -1,0 +1,344 @@
+"""``pace-edge rightsize`` as a library call: train the ladder, export and time every candidate,
+choose, and write the frontier files.
+
+Layout of the output folder::
+
+    DIR/candidates/<name>/      one bundle per candidate (while training: its training state)
+    DIR/candidates.json         what each finished candidate was trained with (for reuse)
+    DIR/exports/<name>/<target>-int8/
+    DIR/chosen/                 the chosen candidate's bundle, an ordinary bundle
+    DIR/frontier.json, DIR/frontier.png, DIR/report.md
+
+Running again with the same data and recipe reuses every finished candidate and continues an
+interrupted one from its training state; candidates trained with other settings are refused
+(use another folder). The selection rule, the target and the latency settings may change
+between runs: they use no training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..bundle import WEIGHTS_FILE, Bundle, sha256_file
+from ..data import SpectralDataset, load_dataset
+from ..errors import PaceEdgeError
+from ..preprocess import Pipeline
+from ..train.distill import DistillSettings
+from ..train.recipe import Recipe
+from . import frontier
+from .ladder import Candidate, Rung, candidates
+from .record import CandidateRecord
+from .select import DEFAULT_MAX_DROP_PP, Choice, under_budget, within_drop
+
+CANDIDATES = "candidates"
+CANDIDATES_FILE = "candidates.json"
+EXPORTS = "exports"
+CHOSEN = "chosen"
+BATCHES = (1, 64)
+
+Progress = Callable[[], AbstractContextManager[Any]]  # entered value has .update(row)
+
+
+@dataclass
+class Plan:
+    """Everything one rightsize run is asked to do."""
+
+    data: Path
+    out: Path
+    rungs: list[Rung]  # smallest first; the last is the teacher
+    recipe: Recipe
+    pipeline: Pipeline
+    target: str = "x86"
+    max_drop_pp: float = DEFAULT_MAX_DROP_PP
+    budget_ms: float | None = None
+    distill: DistillSettings = field(default_factory=DistillSettings)
+    eval: Path | None = None
+    groups: Path | None = None
+    teacher: Path | None = None  # an already trained bundle of the largest size
+    iterations: int = 200
+    warmup: int = 20
+    threads: int | None = None
+
+
+class Interrupted(Exception):
+    """A stop was requested between two exports; what is finished is kept for the next run."""
+
+
+@dataclass
+class Outcome:
+    records: list[CandidateRecord]
+    choice: Choice
+    files: list[Path]
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+class _Registry:
+    """``candidates.json``: the settings each finished candidate was trained with."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / CANDIDATES_FILE
+        self.entries: dict[str, Any] = (json.loads(self.path.read_text())
+                                        if self.path.is_file() else {})
+
+    def finished(self, name: str, folder: Path, key: dict[str, Any]) -> bool:
+        """Whether ``folder`` holds ``name`` trained with ``key`` (raise if with another)."""
+        entry = self.entries.get(name)
+        if entry is None or not (folder / WEIGHTS_FILE).is_file():
+            return False
+        if entry["key"] != key:
+            changed = sorted(k for k in set(key) | set(entry["key"])
+                             if key.get(k) != entry["key"].get(k))
+            raise PaceEdgeError(
+                f"{folder} was trained with other settings ({', '.join(changed)} differ): "
+                f"run with another --out, or delete {folder} to train it again")
+        if sha256_file(folder / WEIGHTS_FILE) != entry["weights_sha256"]:
+            raise PaceEdgeError(f"{folder}: its weights changed since rightsize trained it; "
+                                f"delete it to train it again")
+        return True
+
+    def add(self, name: str, folder: Path, key: dict[str, Any]) -> None:
+        self.entries[name] = {"key": key, "weights_sha256": sha256_file(folder / WEIGHTS_FILE)}
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
+        tmp.replace(self.path)
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that holds something other than a rightsize run."""
+    if out.exists() and not out.is_dir():
+        raise PaceEdgeError(f"--out {out} is a file")
+    if out.is_dir() and any(out.iterdir()) and not (
+            (out / CANDIDATES_FILE).is_file() or (out / CANDIDATES).is_dir()):
+        raise PaceEdgeError(f"--out {out} is not empty and holds no rightsize run; choose a new "
+                            f"folder")
+
+
+def _check_teacher(bundle: Bundle, rung: Rung, recipe: Recipe, pipeline: Pipeline,
+                   data: SpectralDataset) -> None:
+    """A ``--teacher`` bundle must be the largest size trained with this recipe, preprocessing
+    and data, or the candidates' validation accuracies would not compare."""
+    t = bundle.training
+    problems = []
+    if bundle.config != rung.config:
+        problems.append(f"its architecture {bundle.config.to_dict()} is not {rung.name}'s")
+    if Recipe.from_dict(t.get("recipe", {})) != recipe:
+        problems.append("its training recipe differs")
+    if bundle.preprocessing != pipeline:
+        problems.append("its preprocessing differs")
+    if bundle.classes != data.classes:
+        problems.append(f"its classes {bundle.classes} differ from {data.classes}")
+    recorded = t.get("data", {})
+    if (recorded.get("spectra") != len(data)
+            or recorded.get("class_counts") != data.class_counts()):
+        problems.append(f"it was trained on other data ({recorded.get('spectra')} spectra)")
+    if problems:
+        raise PaceEdgeError(f"--teacher {bundle.path}: " + "; ".join(problems))
+
+
+def rightsize(
+    plan: Plan,
+    *,
+    log: Callable[[str], None] = lambda message: None,
+    progress: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Outcome:
+    """Run ``plan``: train (or reuse) every candidate, export and time each, choose, write the
+    files. ``log`` gets one line per step and candidate; ``progress()`` gives a context manager
+    whose ``update(row)`` receives each training epoch. A stop request (``stop``) ends training
+    after the current epoch with its state saved
+    (:class:`~pace_edge.train.checkpoint.TrainingInterrupted`); running the plan again
+    continues."""
+    from ..train.bundle_training import train_bundle
+    from ..train.checkpoint import Checkpoint, data_digest
+    from ..train.distill import Teacher
+
+    plan.recipe.validate()
+    plan.distill.validate()
+    check_out(plan.out)
+    data = load_dataset(plan.data, split="train", groups=plan.groups)
+    held_out = load_dataset(plan.eval, split="test") if plan.eval else None
+    pipeline = plan.pipeline.anchored(data.axis)
+    x, _ = pipeline.apply(data.x, data.axis)
+    base_key = {
+        "recipe": plan.recipe.to_dict(),
+        "preprocessing": pipeline.to_list(),
+        "data_sha256": data_digest(data.x, data.y),
+        "groups_sha256": None if data.groups is None else _digest(data.groups.astype(str)),
+    }
+    plan.out.mkdir(parents=True, exist_ok=True)
+    registry = _Registry(plan.out)
+    folder = plan.out / CANDIDATES
+    todo = candidates(plan.rungs)
+    teacher_rung = plan.rungs[-1]
+    order = ([c for c in todo if c.rung == teacher_rung]
+             + [c for c in todo if c.rung != teacher_rung])
+    teacher: Teacher | None = None
+    records: list[CandidateRecord] = []
+    for i, cand in enumerate(order, start=1):
+        where = folder / cand.name
+        key = {**base_key, "model": cand.rung.config.to_dict(), "distillation": None}
+        if cand.distilled:
+            assert teacher is not None
+            key["distillation"] = {"teacher_weights_sha256":
+                                   teacher.record()["teacher"]["weights_sha256"],
+                                   "temperature": plan.distill.temperature,
+                                   "alpha": plan.distill.alpha}
+        head = f"[{i}/{len(order)}] {cand.name}"
+        reused = registry.finished(cand.name, where, key)
+        if reused:
+            log(f"{head}: trained before, reused")
+        elif plan.teacher is not None and cand.rung == teacher_rung and not cand.distilled:
+            given = Bundle.load(plan.teacher)
+            _check_teacher(given, teacher_rung, plan.recipe, pipeline, data)
+            if where.exists():
+                shutil.rmtree(where)
+            shutil.copytree(plan.teacher, where)
+            registry.add(cand.name, where, key)
+            log(f"{head}: the given teacher {plan.teacher}, copied")
+        else:
+            t = teacher if cand.distilled else None
+            checkpoint = Checkpoint(where, {"rightsize": key})
+            resumed = checkpoint.exists()
+            if resumed:
+                checkpoint.load()
+            log(f"{head}: training" + (f", distilled from {teacher_rung.name}" if t else "")
+                + (" (continuing from its saved state)" if resumed else ""))
+            with (progress() if progress is not None else nullcontext()) as bar:
+                bundle, _ = train_bundle(data, cand.rung.config, plan.recipe, pipeline,
+                                         on_epoch=bar.update if bar is not None else None,
+                                         checkpoint=checkpoint, stop=stop, teacher=t)
+            bundle.save(where)
+            checkpoint.remove()
+            registry.add(cand.name, where, key)
+        bundle = Bundle.load(where)
+        if cand.rung == teacher_rung and not cand.distilled:
+            teacher = Teacher(bundle, plan.distill, device=plan.recipe.device)
+        records.append(_record(cand, bundle, where, x.shape[1], held_out, reused))
+        log(f"{head}: validation {records[-1].val_accuracy:.2%}"
+            + (f", test {records[-1].test_accuracy:.2%} (measured only)"
+               if records[-1].test_accuracy is not None else ""))
+    records.sort(key=lambda r: (r.multiply_adds, r.distilled))
+    runners = _export_all(plan, records, held_out, log, stop)
+    rows = pipeline.apply(data.x[:64], data.axis)[0].astype(np.float32)
+    if runners:
+        log(f"timing {len(runners)} INT8 builds at batch {' and '.join(map(str, BATCHES))}, "
+            f"interleaved, {plan.iterations} calls each")
+    from .measure import time_runners
+
+    timed = time_runners(runners, rows, BATCHES, plan.iterations, plan.warmup)
+    for r in records:
+        r.latency = timed.get(r.name, {})
+    choice = (under_budget(records, plan.budget_ms) if plan.budget_ms is not None
+              else within_drop(records, plan.max_drop_pp))
+    files = _write(plan, records, choice, data, pipeline, runners)
+    return Outcome(records, choice, files)
+
+
+def _record(cand: Candidate, bundle: Bundle, where: Path, length: int,
+            held_out: SpectralDataset | None, reused: bool) -> CandidateRecord:
+    from .measure import bundle_accuracy
+
+    cost = cand.rung.cost(length)
+    t = bundle.training
+    return CandidateRecord(
+        name=cand.name, size=cand.rung.name, distilled=cand.distilled,
+        model=bundle.config.to_dict(), multiply_adds=cost.multiply_adds,
+        parameters=cost.parameters, int8_weight_bytes=cost.int8_weight_bytes,
+        val_accuracy=float(t["metrics"]["val_accuracy"]),
+        val_spectra=int(t["data"]["split"].get("validation", 0)),
+        bundle=str(where), train_seconds=float(t["metrics"].get("seconds", 0.0)),
+        test_accuracy=None if held_out is None else bundle_accuracy(bundle, held_out),
+        reused=reused)
+
+
+def _export_all(plan: Plan, records: Sequence[CandidateRecord],
+                held_out: SpectralDataset | None, log: Callable[[str], None],
+                stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Export every candidate at INT8 (reusing matching exports); its runner if it runs here.
+    A stop request is honoured between two exports (:class:`Interrupted`)."""
+    from ..benchmark.builds import model_size_mb, open_runner
+    from .export_step import export_int8
+    from .measure import runner_accuracy
+
+    runners: dict[str, Any] = {}
+    for i, r in enumerate(records, start=1):
+        if stop is not None and stop():
+            raise Interrupted(f"stopped before exporting {r.name}")
+        build = export_int8(Path(r.bundle), plan.target, plan.out / EXPORTS / r.name, plan.data)
+        r.export_status, r.export_reason = build.status, build.reason
+        r.export = str(build.path) if build.path is not None else None
+        head = f"export [{i}/{len(records)}] {r.name} {plan.target}:int8"
+        if not build.runnable:
+            log(f"{head}: {build.status_text()}")
+            continue
+        try:
+            runner = open_runner(build, plan.threads)
+        except PaceEdgeError as exc:
+            r.export_status, r.export_reason = "exported, cannot run here", str(exc)
+            log(f"{head}: exported, cannot run here ({exc})")
+            continue
+        size = model_size_mb(runner)
+        r.int8_bytes = None if size is None else int(round(size * 1e6))
+        if held_out is not None:
+            r.int8_test_accuracy = runner_accuracy(runner, held_out)
+        runners[r.name] = runner
+        log(f"{head}: {'reused' if build.reused else 'exported'} ({build.status_text()})")
+    return runners
+
+
+def _write(plan: Plan, records: list[CandidateRecord], choice: Choice, data: SpectralDataset,
+           pipeline: Pipeline, runners: dict[str, Any]) -> list[Path]:
+    out = plan.out
+    chosen_dir = out / CHOSEN
+    if chosen_dir.exists():
+        shutil.rmtree(chosen_dir)
+    if choice.chosen is not None:
+        shutil.copytree(choice.chosen.bundle, chosen_dir)
+    first = next(iter(runners.values()), None)
+    teacher = next((r for r in records if r.size == plan.rungs[-1].name and not r.distilled),
+                   None)
+    split = next((r.val_spectra for r in records), 0)
+    context = {
+        "data": str(plan.data), "spectra": len(data),
+        "validation": f"{split} spectra" + (", whole groups" if data.groups is not None
+                                            else ""),
+        "group_aware": data.groups is not None,
+        "target": plan.target, "precision": "int8",
+        "backend": getattr(first, "name", None) if first is not None else None,
+        "threads": getattr(first, "threads", None) if first is not None else None,
+        "iterations": plan.iterations, "batches": list(BATCHES),
+        "max_drop_pp": plan.max_drop_pp, "budget_ms": plan.budget_ms,
+        "recipe": plan.recipe.to_dict(), "preprocessing": plan.pipeline.to_list(),
+        "teacher": teacher.name if teacher is not None else None,
+        "temperature": plan.distill.temperature, "alpha": plan.distill.alpha,
+        "eval": str(plan.eval) if plan.eval else None,
+    }
+    files = [frontier.write_json(out / frontier.JSON_FILE, records, choice, context),
+             frontier.write_report(out / frontier.REPORT_FILE, records, choice, context)]
+    png = frontier.plot(out / frontier.PNG_FILE, records, choice)
+    if png is not None:
+        files.append(png)
+    if choice.chosen is not None:
+        files.append(chosen_dir)
+    return files
+
+
+__all__ = ["BATCHES", "CANDIDATES", "CANDIDATES_FILE", "CHOSEN", "EXPORTS", "Interrupted",
+           "Outcome", "Plan", "check_out", "rightsize"]

@@ -60,7 +60,8 @@ def test_precise_bn_curve_replays_the_training_run(synthetic_folder, tmp_path, c
     assert "precise BN scored better at" in printed and "precise BN (default): test" in printed
     result = json.loads(out.read_text())["results"][0]
     data = load_dataset(synthetic_folder)
-    _, fitted = train_bundle(data, preset("tiny", 3), Recipe(epochs=3, seed=0),
+    _, fitted = train_bundle(data, preset("tiny", 3),
+                             Recipe(epochs=3, seed=0, calibration_fraction=0.0),
                              Pipeline.from_spec(spec))
     assert [r["epoch"] for r in result["epochs"]] == [1, 2, 3]
     assert np.allclose([r["val_accuracy"] for r in result["epochs"]],

@@ -19,9 +19,9 @@ CHUNK = 256
 
 
 def _labels(classes: Sequence[str], data: SpectralDataset) -> np.ndarray:
-    from ..benchmark.run import labels_for
+    from ..evaluate.scoring import model_labels
 
-    return labels_for(classes, data)
+    return model_labels(data, classes)
 
 
 def bundle_accuracy(bundle: Bundle, data: SpectralDataset) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -155,7 +156,9 @@ def test_cli_reports_progress_unless_quiet(data_dir: Path, tmp_path: Path) -> No
     loud = train_cli("--data", data_dir, "--out", tmp_path / "a", "--preset", "tiny",
                      "--epochs", "3")
     assert loud.returncode == 0, loud.stderr
-    assert "select 1/3  loss" in loud.stderr and "refit 3/3" in loud.stderr
+    assert "select 1/3  loss" in loud.stderr and "select 3/3  loss" in loud.stderr
+    # the refit runs as many epochs as the selection chose
+    assert re.search(r"^refit (\d+)/\1  loss", loud.stderr, re.MULTILINE), loud.stderr
     assert "precise-bn 1/1" in loud.stderr and "left in select" in loud.stderr
     assert "training took" in loud.stdout and "(selection " in loud.stdout
     assert "+ refit and precise BN " in loud.stdout

@@ -52,10 +52,12 @@ def make_bundle(directory: Path, length: int, name: str = "tiny", classes: int =
 
 
 def train_synthetic(
-    root: Path, *, seed: int, per_class: int, test_per_class: int, epochs: int
+    root: Path, *, seed: int, per_class: int, test_per_class: int, epochs: int,
+    calibration_fraction: float = 0.0,
 ) -> tuple[Path, Path]:
     """(data folder with train/test splits, tiny bundle trained briefly on its train split)
-    on SYNTHETIC spectra with baseline removal and SNV."""
+    on SYNTHETIC spectra with baseline removal and SNV; a ``calibration_fraction`` > 0 holds
+    that share out to fit the "unknown" detector and temperature, as train's default does."""
     from pace_edge.data import load_dataset, make_synthetic, write_npy_folder
     from pace_edge.train import Recipe
     from pace_edge.train.bundle_training import train_bundle
@@ -63,8 +65,9 @@ def train_synthetic(
     folder = write_npy_folder(root / "data", make_synthetic(n_per_class=per_class, seed=seed),
                               make_synthetic(n_per_class=test_per_class, seed=seed + 1))
     train_bundle(load_dataset(folder), preset("tiny", 3),
-                 # all spectra in the fit, as these tests' thresholds were set on (the trust
-                 # layer's calibration hold-out has its own tests)
-                 Recipe(epochs=epochs, batch_size=32, lr=3e-3, seed=0, calibration_fraction=0.0),
+                 # by default all spectra in the fit, as these tests' thresholds were set on
+                 # (the trust layer's calibration hold-out has its own tests)
+                 Recipe(epochs=epochs, batch_size=32, lr=3e-3, seed=0,
+                        calibration_fraction=calibration_fraction),
                  Pipeline.from_spec("baseline:asls,normalize:snv"), out=root / "bundle")
     return folder, root / "bundle"

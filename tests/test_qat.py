@@ -102,3 +102,27 @@ def test_int8_export_with_qat_records_it_and_judges_against_the_parent(trained, 
     held = select_calibration(parent, load_dataset(folder), 96, 0).holdout
     parent_int8 = onnx_logits(tmp_path / "model.onnx", held)
     assert Criterion().judge(torch_logits(parent, held), parent_int8).disagreements == 0
+
+
+def test_qat_export_keeps_the_unknown_detector(tmp_path: Path):
+    """A bundle with an "unknown" detector exports with --qat: the fine-tuned bundle keeps the
+    parent's detector arrays, and the export adds and checks the features output."""
+    from factories import train_synthetic
+
+    from pace_edge.export import ExportOptions
+    from pace_edge.export.exporter import export_bundle
+    from pace_edge.model.pace import TRUST_PREFIX
+
+    folder, bundle_dir = train_synthetic(tmp_path / "trained", seed=5, per_class=60,
+                                         test_per_class=20, epochs=30, calibration_fraction=0.1)
+    parent = Bundle.load(bundle_dir)
+    assert any(k.startswith(TRUST_PREFIX) for k in parent.weights)  # the recipe fits one
+    result = qat_finetune(parent, load_dataset(folder), QatOptions(epochs=1, seed=0))
+    for key in (k for k in parent.weights if k.startswith(TRUST_PREFIX)):
+        assert np.array_equal(result.bundle.weights[key], parent.weights[key]), key
+    assert result.record["detector"] == "the parent's (not refitted)"
+    manifest = export_bundle(parent, "onnx", tmp_path / "export", ExportOptions(
+        precision="int8", calib=folder, calib_size=96, qat=1)).manifest
+    assert manifest.trust["features_output"] == "ood_features"
+    (row,) = manifest.trust["features_parity"]
+    assert row["same_verdict"] >= 0.95

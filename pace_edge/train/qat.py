@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model import build_model
-from ..model.pace import PACE
+from ..model.pace import PACE, TRUST_PREFIX
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -191,6 +191,9 @@ def qat_finetune(bundle: Bundle, data: SpectralDataset, options: QatOptions | No
         after = _agreement(qat(ht), held_ref)
         fp32_after = _agreement(student(ht), held_ref)
     weights = {k: v.detach().cpu().numpy().copy() for k, v in student.state_dict().items()}
+    # the "unknown" detector's arrays stay the parent's: fine-tuning is held to the parent's
+    # outputs, and the export checks the fine-tuned model's features against them
+    weights.update({k: v for k, v in bundle.weights.items() if k.startswith(TRUST_PREFIX)})
     parent_sha = (sha256_file(bundle.path / WEIGHTS_FILE) if bundle.path is not None else None)
     record = {
         "options": {**asdict(opts), "float_layers": list(opts.float_layers)},
@@ -204,6 +207,8 @@ def qat_finetune(bundle: Bundle, data: SpectralDataset, options: QatOptions | No
         "holdout_agreement_int8_after": after,
         "holdout_agreement_fp32_after": fp32_after,
         "history": history,
+        "detector": ("the parent's (not refitted)"
+                     if any(k.startswith(TRUST_PREFIX) for k in bundle.weights) else None),
         "seconds": round(time.perf_counter() - t0, 2),
     }
     training = {**bundle.training, "qat": record}

@@ -116,3 +116,35 @@ def test_runner_of_an_export_without_the_output_is_refused(trained, exports, tmp
     write_manifest(copy, manifest)
     with pytest.raises(BundleError, match="missing_output"):
         load_runner(copy, backend="onnxruntime", threads=1)
+
+
+def test_benchmark_times_what_the_stream_asks_for(trained, exports, tmp_path) -> None:
+    """With a detector, every timed call returns the logits AND the features, PyTorch's
+    included (an export computes its features output on every call anyway); PyTorch projects
+    like the graph does, in float32, to the reference's precision."""
+    from pace_edge.benchmark.latency import deployed_call
+    from pace_edge.bundle import Bundle
+    from pace_edge.runtimes import load_runner
+    from pace_edge.trust import bundle_trust
+
+    _, bundle_dir = trained
+    detector = bundle_trust(Bundle.load(bundle_dir))[1]
+    assert detector is not None
+    for path in (bundle_dir, exports["int8"]):
+        runner = load_runner(path)
+        try:
+            x = np.random.default_rng(0).normal(size=(3, runner.input_length)).astype(np.float32)
+            logits, z = deployed_call(runner, x)()
+            assert logits.shape == (3, 3) and z.shape == (3, detector.dim)
+            assert np.array_equal(z, runner.infer_with_features(x)[1])
+        finally:
+            runner.close()
+    torch_runner = load_runner(bundle_dir)
+    try:
+        x = np.random.default_rng(1).normal(size=(4, torch_runner.input_length))
+        x = x.astype(np.float32)
+        _, z = torch_runner.infer_with_features(x)
+        reference = detector.project(torch_runner._classifier.logits_and_features(x)[1])
+        np.testing.assert_allclose(z, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
+    finally:
+        torch_runner.close()

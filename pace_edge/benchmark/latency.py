@@ -117,6 +117,15 @@ def model_inputs(length: int, batch: int, seed: int = 0,
     return rng.standard_normal((batch, length)).astype(np.float32)
 
 
+def deployed_call(runner: Runner, x: np.ndarray) -> Callable[[], Any]:
+    """A call of ``runner`` on ``x`` that returns what ``pace-edge stream`` asks of it: the
+    logits, and the "unknown" detector's whitened features when the model carries one (an
+    export computes that output on every call; PyTorch projects its pooled features)."""
+    if runner.spec.trust.has_detector:
+        return lambda: runner.infer_with_features(x)
+    return lambda: runner.infer(x)
+
+
 def measure_runner(
     runner: Runner,
     batch: int,
@@ -125,10 +134,10 @@ def measure_runner(
     warmup: int = DEFAULT_WARMUP,
     inputs: np.ndarray | None = None,
 ) -> LatencyStats:
-    """Latency of ``runner.infer`` on ``batch`` preprocessed spectra (``inputs`` rows, repeated,
-    or synthetic standard-normal inputs)."""
+    """Latency of :func:`deployed_call` on ``batch`` preprocessed spectra (``inputs`` rows,
+    repeated, or synthetic standard-normal inputs)."""
     x = model_inputs(runner.input_length, batch, rows=inputs)
-    return measure(lambda: runner.infer(x), batch=batch, iterations=iterations, warmup=warmup)
+    return measure(deployed_call(runner, x), batch=batch, iterations=iterations, warmup=warmup)
 
 
 def measure_interleaved(
@@ -171,5 +180,5 @@ def settle(fn: Callable[[], Any], seconds: float = SETTLE_S) -> None:
         fn()
 
 
-__all__ = ["DEFAULT_ITERATIONS", "DEFAULT_WARMUP", "SETTLE_S", "LatencyStats", "measure",
-           "measure_interleaved", "measure_runner", "model_inputs", "settle"]
+__all__ = ["DEFAULT_ITERATIONS", "DEFAULT_WARMUP", "SETTLE_S", "LatencyStats", "deployed_call",
+           "measure", "measure_interleaved", "measure_runner", "model_inputs", "settle"]

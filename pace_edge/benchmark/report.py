@@ -174,7 +174,9 @@ class Report:
         lines.append(
             f"{self.iterations} timed calls per build and batch after {self.warmup} warm-up "
             f"calls; threads {self.threads}; {m['cpu']} ({m['usable_cpus']} CPUs usable, "
-            f"load average {m['load_average']}); speed-up = baseline p50 / build p50"
+            f"load average {m['load_average']}); speed-up = baseline p50 / build p50; each "
+            "call returns what `pace-edge stream` uses (the logits, and the \"unknown\" "
+            "detector's features when the model has one)"
         )
         return "\n".join(lines)
 

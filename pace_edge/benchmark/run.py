@@ -20,7 +20,13 @@ from .builds import (
     model_size_mb,
     open_runner,
 )
-from .latency import DEFAULT_ITERATIONS, DEFAULT_WARMUP, measure_interleaved, model_inputs
+from .latency import (
+    DEFAULT_ITERATIONS,
+    DEFAULT_WARMUP,
+    deployed_call,
+    measure_interleaved,
+    model_inputs,
+)
 from .report import BuildResult, Report
 
 if TYPE_CHECKING:
@@ -126,7 +132,7 @@ def benchmark_builds(
         for batch in batches:
             fns = {}
             for label, runner in list(runners.items()):
-                fn = _bind(runner, model_inputs(runner.input_length, batch, rows=rows))
+                fn = deployed_call(runner, model_inputs(runner.input_length, batch, rows=rows))
                 try:
                     fn()  # a build that cannot run this batch is reported, not timed
                 except (PaceEdgeError, RuntimeError) as exc:
@@ -163,13 +169,6 @@ def benchmark_builds(
         data=data.source if data is not None else None,
         min_accuracy=min_accuracy,
     )
-
-
-def _bind(runner: Runner, x: np.ndarray) -> Callable[[], np.ndarray]:
-    def call() -> np.ndarray:
-        return runner.infer(x)
-
-    return call
 
 
 __all__ = ["DEFAULT_BATCHES", "accuracy", "benchmark_builds", "default_threads"]

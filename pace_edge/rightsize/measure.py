@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..benchmark.latency import measure_interleaved, model_inputs
+from ..benchmark.latency import deployed_call, measure_interleaved, model_inputs
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -43,9 +43,10 @@ def runner_accuracy(runner: Runner, data: SpectralDataset) -> float:
 def time_runners(runners: Mapping[str, Runner], rows: np.ndarray | None,
                  batches: Sequence[int] = (1, 64), iterations: int = 200,
                  warmup: int = 20) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per runner, per batch size (as a string key), the latency summary of ``runner.infer``
-    on ``rows`` (preprocessed spectra, repeated to the batch), every runner timed interleaved
-    with the others at each batch size."""
+    """Per runner, per batch size (as a string key), the latency summary of its
+    :func:`~pace_edge.benchmark.latency.deployed_call` on ``rows`` (preprocessed spectra,
+    repeated to the batch), every runner timed interleaved with the others at each batch
+    size."""
     out: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in runners}
     if not runners:
         return out
@@ -53,7 +54,7 @@ def time_runners(runners: Mapping[str, Runner], rows: np.ndarray | None,
         calls = {}
         for name, runner in runners.items():
             x = model_inputs(runner.input_length, batch, rows=rows)
-            calls[name] = (lambda r, xb: lambda: r.infer(xb))(runner, x)
+            calls[name] = deployed_call(runner, x)
         stats = measure_interleaved(calls, batch=batch, iterations=iterations, warmup=warmup)
         for name, s in stats.items():
             out[name][str(batch)] = s.summary()

@@ -48,6 +48,9 @@ class TorchRunner(Runner):
 
         self._classifier = BundleClassifier(bundle)  # the one PyTorch inference path
         self._detector = bundle_trust(bundle)[1]
+        if self._detector is not None:  # z = (f − μ) Wᵀ in float32, as the exports compute it
+            self._whiten_t = np.ascontiguousarray(self._detector.whiten.T, dtype=np.float32)
+            self._mean = self._detector.mean.astype(np.float32)
         self.max_batch = None
 
     @classmethod
@@ -93,7 +96,7 @@ class TorchRunner(Runner):
         if self._detector is None:
             return super()._run_features(x)
         logits, features = self._classifier.logits_and_features(x)
-        return logits, self._detector.project(features).astype(np.float32)
+        return logits, (np.asarray(features, np.float32) - self._mean) @ self._whiten_t
 
     def _release(self) -> None:
         del self._classifier

@@ -293,3 +293,22 @@ def test_every_nncf_recipe_quantises_a_pace_graph(tmp_path):
         assert info["recipe"] == recipe.name and info["fake_quantize"] > 0, recipe
         assert "pool" in info["float_layers"] and info["int8_layers"]
         assert np.isfinite(openvino_run(quantized, cal.holdout)).all()
+
+
+def test_search_drops_a_pair_of_float_layers_that_only_go_together():
+    ref = _logits(120)
+    # "a" and "b" each flip spectra; "c" and "d" flip spectra alone but their INT8 errors
+    # cancel when both are quantised: once the greedy phase has kept c and d float, neither
+    # goes alone, and only the pair step finds the cheaper {a, b}
+    swing = _push(ref, slice(60, 80), 3.0)
+    sens = {"a": _push(ref, slice(0, 20), 3.0), "b": _push(ref, slice(20, 40), 3.0),
+            "c": swing, "d": -swing}
+    layers = [Layer(k, k, "Conv", ()) for k in sens]
+    costs = _costs(a=1.0, c=2.0, b=3.0, d=5.0)
+    evaluate, judge = _model(sens, ref), lambda z: Criterion().judge(ref, z)
+    ranking = measure_layers(layers, evaluate, judge, costs)
+    found = search_float(ranking, costs, evaluate, judge, max_float_share=1.0)
+    assert found.float_layers == ["a", "b"] and found.met
+    assert any(s["action"] == "quantise d, c again" and s["ok"] for s in found.steps)
+    assert not any(s["ok"] for s in found.steps if s["action"] in
+                   ("quantise c again", "quantise d again"))

@@ -10,7 +10,8 @@ saved).
 2. :func:`search_float` starts from ``start`` (usually nothing) float and, while the build
    misses the criterion, keeps float the layer with the most sensitivity per unit of extra
    cost, so a sensitive depthwise conv or add goes float long before a pointwise conv does;
-   then drops again, most expensive first, every float layer the criterion does not need.
+   then drops again, most expensive first, every float layer, then every pair of float
+   layers, the criterion does not need.
    Of all the sets it measured that meet the criterion it returns the cheapest (the smaller
    logit error on a tie). Each set is measured once. A result that needs more than
    :data:`MAX_FLOAT_SHARE` of the layers float does not count as met.
@@ -18,6 +19,7 @@ saved).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -143,11 +145,7 @@ def search_float(
         kept.append(layer)
         verdict = run(kept, f"keep {layer} float")
     if verdict.met:  # drop what the criterion does not need, most expensive first
-        for layer in sorted((k for k in kept if k not in start),
-                            key=lambda k: (-costs[k].extra, sens[k].score if k in sens else 0)):
-            trial = [k for k in kept if k != layer]
-            if run(trial, f"quantise {layer} again").met:
-                kept = trial
+        kept = _prune(kept, start, costs, sens, run)
     passing = [k for k, v in measured.items() if v.met]
     if passing:
         best = min(passing, key=lambda k: (build_cost(costs, k, fixed_cost), measured[k].nrmse,
@@ -156,6 +154,29 @@ def search_float(
     return SearchResult(float_layers=_ordered(kept, order), verdict=measured[frozenset(kept)],
                         cost=build_cost(costs, kept, fixed_cost), fp32_cost=fp32, steps=steps,
                         within_limit=len(kept) <= limit)
+
+
+def _prune(kept: list[str], start: Sequence[str], costs: dict[str, LayerCost],
+           sens: dict[str, LayerSensitivity],
+           run: Callable[[Sequence[str], str], Verdict]) -> list[str]:
+    """``kept`` less every layer, then every pair of layers, the criterion does not need
+    (most expensive first, until nothing more can go). Pairs: two layers whose INT8 errors
+    cancel (or one borderline spectrum that either of them flips) survive one-at-a-time
+    pruning; at most ``C(k, 2)`` more builds for ``k`` float layers."""
+    def weight(k: str) -> tuple[float, float]:
+        return (-costs[k].extra, sens[k].score if k in sens else 0.0)
+
+    size = 1
+    while size <= 2:
+        free = sorted((k for k in kept if k not in start), key=weight)
+        for combo in itertools.combinations(free, size):
+            trial = [k for k in kept if k not in combo]
+            if run(trial, f"quantise {', '.join(combo)} again").met:
+                kept, size = trial, 1  # something went: try single layers again
+                break
+        else:
+            size += 1
+    return kept
 
 
 def _ordered(keys: Any, order: dict[str, int]) -> list[str]:

@@ -48,9 +48,11 @@ class TorchRunner(Runner):
 
         self._classifier = BundleClassifier(bundle)  # the one PyTorch inference path
         self._detector = bundle_trust(bundle)[1]
-        if self._detector is not None:  # z = (f − μ) Wᵀ in float32, as the exports compute it
-            self._whiten_t = np.ascontiguousarray(self._detector.whiten.T, dtype=np.float32)
-            self._mean = self._detector.mean.astype(np.float32)
+        if self._detector is not None:  # z = (f − μ) Wᵀ in float32, as the exports compute it,
+            # on torch's threads (numpy's BLAS threads fight torch's spinning ones on few cores)
+            self._whiten_t = torch.from_numpy(
+                np.ascontiguousarray(self._detector.whiten.T, dtype=np.float32))
+            self._mean = torch.from_numpy(self._detector.mean.astype(np.float32))
         self.max_batch = None
 
     @classmethod
@@ -96,7 +98,9 @@ class TorchRunner(Runner):
         if self._detector is None:
             return super()._run_features(x)
         logits, features = self._classifier.logits_and_features(x)
-        return logits, (np.asarray(features, np.float32) - self._mean) @ self._whiten_t
+        with self._torch.inference_mode():
+            z = (self._torch.from_numpy(features) - self._mean) @ self._whiten_t
+        return logits, z.numpy()
 
     def _release(self) -> None:
         del self._classifier

@@ -284,7 +284,8 @@ def test_budget_rerun_reuses_everything_and_other_settings_are_refused(
         run: dict[str, Any]) -> None:
     lines: list[str] = []
     outcome = rightsize(_plan(run["data"], run["out"], budget_ms=1e6), log=lines.append)
-    assert sum("trained before, reused" in line for line in lines) == 3
+    assert sum("trained before, reused" in line for line in lines) == 4  # and the teacher
+    assert "teacher (16x1, no refit): trained before, reused" in lines
     assert all(": reused (" in line for line in lines if line.startswith("export ["))
     timed = [r for r in outcome.records if r.deployable]
     if timed:
@@ -324,7 +325,7 @@ def test_info_reports_cost_of_presets_bundles_and_exports(
     cost = model_cost(preset("paper", 3, dim=8, depth=1), 701)
     assert (f"cost       {cost.multiply_adds / 1e3:.3g} k multiply-adds per spectrum, "
             f"{cost.parameters} parameters") in text
-    assert "distilled  from " in text and "16x1" in text
+    assert f"distilled  from {run['out'] / 'teacher'}" in text  # the fit-split teacher
     exported = [Path(r.export) for r in run["outcome"].records if r.export]
     if exported:
         assert main(["info", str(exported[0])]) == 0
@@ -340,3 +341,27 @@ def test_a_stop_between_exports_keeps_what_is_finished(run: dict[str, Any]) -> N
     with pytest.raises(Interrupted, match="stopped before exporting"):
         rightsize(_plan(run["data"], run["out"]), stop=lambda: True)
     assert json.loads((run["out"] / "candidates.json").read_text()) == before
+
+
+def test_students_learn_from_a_teacher_that_never_saw_the_validation_spectra(
+        run: dict[str, Any], tmp_path: Path) -> None:
+    """The refitted largest candidate has seen the validation split the candidates are chosen
+    on; the distillation teacher is the same size trained without the refit, and a refitted
+    --teacher is refused."""
+    from pace_edge.bundle import WEIGHTS_FILE, Bundle, sha256_file
+
+    out = run["out"]
+    teacher = Bundle.load(out / "teacher")
+    assert teacher.training["recipe"]["refit"] is False
+    assert Bundle.load(out / "candidates" / "16x1").training["recipe"]["refit"] is True
+    student = Bundle.load(out / "candidates" / "8x1-distilled")
+    record = student.training["distillation"]["teacher"]
+    assert record["weights_sha256"] == sha256_file(out / "teacher" / WEIGHTS_FILE)
+    assert any(line.startswith("teacher (16x1, no refit): training") for line in run["second"])
+    refitted = _plan(run["data"], tmp_path / "o", teacher=out / "candidates" / "16x1")
+    with pytest.raises(PaceEdgeError, match="its training recipe differs"):
+        rightsize(refitted)
+    given = _plan(run["data"], tmp_path / "g", teacher=out / "teacher")
+    lines: list[str] = []
+    rightsize(given, log=lines.append)
+    assert f"teacher (16x1, no refit): the given {out / 'teacher'}" in lines

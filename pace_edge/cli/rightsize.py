@@ -44,8 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="instead, choose the most accurate model whose INT8 build's median "
                            "latency at batch 1 is at most MS")
     p.add_argument("--teacher", type=Path, default=None, metavar="BUNDLE",
-                   help="a bundle of the largest size already trained on this data with this "
-                        "recipe and preprocessing: used instead of training it")
+                   help="the distillation teacher, instead of training it: a bundle of the "
+                        "largest size trained on this data with this recipe and preprocessing "
+                        "but --no-refit (a refitted model has seen the validation spectra the "
+                        "candidates are chosen on)")
     p.add_argument("--eval", type=Path, default=None,
                    help="held-out data (its test split) to measure every candidate and its INT8 "
                         "build on; never used for the choice")

@@ -2,8 +2,9 @@
 
 A rung is a named architecture: a preset (``tiny``, ``small``, ``medium``, ``paper``) or
 ``DIMxDEPTH`` (``64x2``), with the paper's kernel, patch and pool. The largest rung (most
-multiply-adds) is trained once with the recipe and is the teacher; every other rung is trained
-twice, with the recipe and distilled from the teacher, so each gives two candidates.
+multiply-adds) is trained with the recipe and, without the recipe's refit, once more as the
+teacher; every other rung is trained twice, with the recipe and distilled from the teacher, so
+each gives two candidates.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +39,10 @@ from . import frontier
 from .ladder import Candidate, Rung, candidates
 from .record import CandidateRecord
 from .select import DEFAULT_MAX_DROP_PP, Choice, under_budget, within_drop
+
+if TYPE_CHECKING:
+    from ..model import ModelConfig
+    from ..train.distill import Teacher
 
 CANDIDATES = "candidates"
 TEACHER = "teacher"  # the distillation teacher's folder and registry name
@@ -157,45 +161,54 @@ def _check_teacher(bundle: Bundle, rung: Rung, recipe: Recipe, pipeline: Pipelin
 
 def _fit_split_teacher(plan: Plan, registry: _Registry, base_key: dict[str, Any], rung: Rung,
                        data: SpectralDataset, pipeline: Pipeline, log: Callable[[str], None],
-                       progress: Progress | None, stop: Callable[[], bool] | None) -> Any:
+                       progress: Progress | None, stop: Callable[[], bool] | None) -> Teacher:
     """The model the students learn from: the largest size trained with the recipe but without
     its refit, so it has never seen the validation spectra the candidates are chosen on. A
     refitted teacher passes them on through its soft targets, and its students then look better
     on validation than they are (measured on COV: +1.5 to +3.5 pp on validation, −0.4 to −6 pp
     on test). ``plan.teacher``, if given, must be that model (``train --no-refit``)."""
-    from ..train.bundle_training import train_bundle
-    from ..train.checkpoint import Checkpoint
     from ..train.distill import Teacher
 
     recipe = replace(plan.recipe, refit=False)
-    if not plan.recipe.refit and plan.teacher is None:  # the largest candidate is that model
+    if plan.teacher is not None:  # checked before any training (rightsize)
+        log(f"teacher ({rung.name}, no refit): the given {plan.teacher}")
+        return Teacher(Bundle.load(plan.teacher), plan.distill, device=recipe.device)
+    if not plan.recipe.refit:  # the largest candidate is that model
         return Teacher(Bundle.load(plan.out / CANDIDATES / rung.name), plan.distill,
                        device=recipe.device)
-    if plan.teacher is not None:
-        bundle = Bundle.load(plan.teacher)
-        _check_teacher(bundle, rung, recipe, pipeline, data)
-        log(f"teacher ({rung.name}, no refit): the given {plan.teacher}")
-        return Teacher(bundle, plan.distill, device=recipe.device)
     where = plan.out / TEACHER
     key = {**base_key, "recipe": recipe.to_dict(), "model": rung.config.to_dict(),
            "distillation": None}
+    head = f"teacher ({rung.name}, no refit)"
     if registry.finished(TEACHER, where, key):
-        log(f"teacher ({rung.name}, no refit): trained before, reused")
+        log(f"{head}: trained before, reused")
     else:
-        checkpoint = Checkpoint(where, {"rightsize": key})
-        resumed = checkpoint.exists()
-        if resumed:
-            checkpoint.load()
-        log(f"teacher ({rung.name}, no refit): training"
-            + (" (continuing from its saved state)" if resumed else ""))
-        with (progress() if progress is not None else nullcontext()) as bar:
-            bundle, _ = train_bundle(data, rung.config, recipe, pipeline,
-                                     on_epoch=bar.update if bar is not None else None,
-                                     checkpoint=checkpoint, stop=stop)
-        bundle.save(where)
-        checkpoint.remove()
-        registry.add(TEACHER, where, key)
+        _train(registry, TEACHER, where, key, rung.config, recipe, data, pipeline,
+               f"{head}: training", log, progress, stop)
     return Teacher(Bundle.load(where), plan.distill, device=recipe.device)
+
+
+def _train(registry: _Registry, name: str, where: Path, key: dict[str, Any],
+           config: ModelConfig, recipe: Recipe, data: SpectralDataset, pipeline: Pipeline,
+           what: str,
+           log: Callable[[str], None], progress: Progress | None,
+           stop: Callable[[], bool] | None, teacher: Teacher | None = None) -> None:
+    """Train ``name`` into ``where`` (continuing its saved state, if any) and register it."""
+    from ..train.bundle_training import train_bundle
+    from ..train.checkpoint import Checkpoint
+
+    checkpoint = Checkpoint(where, {"rightsize": key})
+    resumed = checkpoint.exists()
+    if resumed:
+        checkpoint.load()
+    log(what + (" (continuing from its saved state)" if resumed else ""))
+    with (progress() if progress is not None else nullcontext()) as bar:
+        bundle, _ = train_bundle(data, config, recipe, pipeline,
+                                 on_epoch=bar.update if bar is not None else None,
+                                 checkpoint=checkpoint, stop=stop, teacher=teacher)
+    bundle.save(where)
+    checkpoint.remove()
+    registry.add(name, where, key)
 
 
 def rightsize(
@@ -211,9 +224,7 @@ def rightsize(
     after the current epoch with its state saved
     (:class:`~pace_edge.train.checkpoint.TrainingInterrupted`); running the plan again
     continues."""
-    from ..train.bundle_training import train_bundle
-    from ..train.checkpoint import Checkpoint, data_digest
-    from ..train.distill import Teacher
+    from ..train.checkpoint import data_digest
 
     plan.recipe.validate()
     plan.distill.validate()
@@ -258,19 +269,10 @@ def rightsize(
             log(f"{head}: trained before, reused")
         else:
             t = teacher if cand.distilled else None
-            checkpoint = Checkpoint(where, {"rightsize": key})
-            resumed = checkpoint.exists()
-            if resumed:
-                checkpoint.load()
-            log(f"{head}: training" + (f", distilled from {teacher_rung.name}" if t else "")
-                + (" (continuing from its saved state)" if resumed else ""))
-            with (progress() if progress is not None else nullcontext()) as bar:
-                bundle, _ = train_bundle(data, cand.rung.config, plan.recipe, pipeline,
-                                         on_epoch=bar.update if bar is not None else None,
-                                         checkpoint=checkpoint, stop=stop, teacher=t)
-            bundle.save(where)
-            checkpoint.remove()
-            registry.add(cand.name, where, key)
+            _train(registry, cand.name, where, key, cand.rung.config, plan.recipe, data,
+                   pipeline, f"{head}: training"
+                   + (f", distilled from {teacher_rung.name}" if t else ""),
+                   log, progress, stop, teacher=t)
         bundle = Bundle.load(where)
         records.append(_record(cand, bundle, where, x.shape[1], held_out, reused))
         log(f"{head}: validation {records[-1].val_accuracy:.2%}"

@@ -126,3 +126,18 @@ def test_qat_export_keeps_the_unknown_detector(tmp_path: Path):
     assert manifest.trust["features_output"] == "ood_features"
     (row,) = manifest.trust["features_parity"]
     assert row["same_verdict"] >= 0.95
+
+
+def test_a_benchmark_build_is_reused_only_for_the_same_fine_tuning(trained, tmp_path: Path):
+    """benchmark and rightsize reuse an export in their work folder only when it was made with
+    the same quantisation-aware epochs (a post-training build is not a fine-tuned one)."""
+    from pace_edge.benchmark.builds import BuildSpec, export_build, qat_epochs
+    from pace_edge.export.manifest import load_manifest
+
+    folder, bundle_dir = trained
+    spec = BuildSpec("onnx", "int8")
+    tuned = export_build(bundle_dir, spec, tmp_path, calib=folder, qat=1)
+    assert not tuned.reused and qat_epochs(load_manifest(tuned.path)) == 1
+    assert export_build(bundle_dir, spec, tmp_path, calib=folder, qat=1).reused
+    plain = export_build(bundle_dir, spec, tmp_path, calib=folder)
+    assert not plain.reused and qat_epochs(load_manifest(plain.path)) == 0

@@ -4,6 +4,7 @@ chosen bundle as an ordinary bundle (synthetic data, tiny sizes, few epochs)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from pace_edge.rightsize import (
     CandidateRecord,
     candidates,
     parse_ladder,
+    standard_error,
     under_budget,
     within_drop,
 )
@@ -100,19 +102,22 @@ def record(name: str, macs: int, val: float, p50: float | None = 1.0,
 def test_accuracy_rule_takes_the_smallest_within_the_drop() -> None:
     rs = [record("tiny", 1, 0.90), record("small", 10, 0.945), record("paper", 100, 0.95),
           record("medium", 50, 0.96)]
-    assert within_drop(rs, 0.5).chosen.name == "medium"  # only it is within 0.5 pp of 96 %
-    assert within_drop(rs, 1.5).chosen.name == "small"   # 94.5 >= 96 - 1.5
-    assert within_drop(rs, 6.0).chosen.name == "tiny"
-    choice = within_drop(rs, 1.5)
+    assert within_drop(rs, 0.5, 0).chosen.name == "medium"  # only it is within 0.5 pp of 96 %
+    assert within_drop(rs, 1.5, 0).chosen.name == "small"   # 94.5 >= 96 - 1.5
+    assert within_drop(rs, 6.0, 0).chosen.name == "tiny"
+    choice = within_drop(rs, 1.5, 0)
     assert "best 96.00% (medium)" in choice.reason and "1.5 pp" in choice.rule
 
 
-def test_accuracy_rule_prefers_the_better_variant_then_the_plain_one() -> None:
+def test_accuracy_rule_takes_the_distilled_variant_only_beyond_the_tolerance() -> None:
     rs = [record("small", 10, 0.93), record("small-distilled", 10, 0.94, distilled=True),
           record("paper", 100, 0.94)]
-    assert within_drop(rs, 0.5).chosen.name == "small-distilled"
+    assert within_drop(rs, 0.5, 0).chosen.name == "small-distilled"  # plain is 1 pp behind
+    assert within_drop(rs, 1.0, 0).chosen.name == "small"  # within 1 pp: the plain recipe
     tie = [record("small", 10, 0.94), record("small-distilled", 10, 0.94, distilled=True)]
-    assert within_drop(tie, 0.5).chosen.name == "small"
+    assert within_drop(tie, 0.5, 0).chosen.name == "small"
+    two = [record("small", 10, 0.90), record("small-64", 10, 0.92), record("paper", 100, 0.92)]
+    assert within_drop(two, 3.0, 0).chosen.name == "small-64"  # same recipe: the more accurate
 
 
 def test_accuracy_rule_skips_builds_that_failed_their_checks() -> None:
@@ -120,10 +125,26 @@ def test_accuracy_rule_skips_builds_that_failed_their_checks() -> None:
           record("small", 10, 0.95, status="export failed", p50=None),
           record("medium", 50, 0.95, status="exported, cannot run here", p50=None),
           record("paper", 100, 0.95)]
-    assert within_drop(rs, 0.5).chosen.name == "medium"  # a TensorRT build: runs on the device
-    none = within_drop(rs[:2], 0.5)
+    assert within_drop(rs, 0.5, 0).chosen.name == "medium"  # a TensorRT build: runs on the device
+    none = within_drop(rs[:2], 0.5, 0)
     assert none.chosen is None and "passed its checks" in none.reason
     assert under_budget(rs, 1e6).chosen.name == "paper"  # the budget needs a timed build
+
+
+def test_accuracy_rule_widens_the_drop_by_the_best_accuracys_standard_error() -> None:
+    """The one-standard-error rule: on 74 validation spectra the best's 96 % has a standard
+    error of sqrt(0.96 * 0.04 / 74) = 2.28 pp, so 94.5 % (1.5 pp below) is within 0.5 pp + 1
+    standard error and 93 % (3 pp below) is not; on 10,000 spectra it is 0.20 pp."""
+    assert standard_error(0.96, 74) == pytest.approx(0.022780, abs=1e-6)
+    assert standard_error(1.0, 74) == 0.0 and standard_error(0.5, 0) == 0.0
+    rs = [record("tiny", 1, 0.93), record("small", 10, 0.945), record("medium", 50, 0.96)]
+    choice = within_drop(rs, 0.5)  # one standard error is the default
+    assert choice.chosen.name == "small"
+    assert "+ 1 standard error (2.28 pp)" in choice.rule and "within 2.78 pp" in choice.reason
+    assert within_drop(rs, 0.5, 2.0).chosen.name == "tiny"  # 0.5 + 4.56 pp
+    assert within_drop(rs, 0.5, 0).chosen.name == "medium"  # the strict rule
+    many = [replace(r, val_spectra=10_000) for r in rs]
+    assert within_drop(many, 0.5).chosen.name == "medium"  # 0.70 pp: 94.5 % is too far
 
 
 def test_budget_rule_takes_the_most_accurate_within_the_budget() -> None:
@@ -135,6 +156,44 @@ def test_budget_rule_takes_the_most_accurate_within_the_budget() -> None:
     assert under_budget(rs, 0.06).chosen.name == "tiny"
     none = under_budget(rs, 0.01)
     assert none.chosen is None and "the fastest, tiny, took 0.050 ms" in none.reason
+
+
+def test_a_build_that_misses_the_int8_criterion_is_fine_tuned_and_exported_again(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """export_int8 keeps a post-training build that passes; one that misses the criterion is
+    exported again after --qat epochs into qat<N>/, and kept only if that one passes."""
+    import pace_edge.benchmark.builds as builds
+    from pace_edge.rightsize import export_step
+
+    outcomes: dict[int, str] = {}
+    calls: list[tuple[Path, int]] = []
+
+    def fake_export(bundle_dir: Path, spec: Any, workdir: Path, *, calib: Any = None,
+                    reuse: bool = True, qat: int = 0) -> Any:
+        calls.append((workdir, qat))
+        reason = "" if outcomes[qat] == builds.STATUS_OK else "sensitivity: missed"
+        return builds.Build(spec, outcomes[qat], workdir / spec.export_name, reason)
+
+    monkeypatch.setattr(builds, "export_build", fake_export)
+    monkeypatch.setattr(export_step, "failed_sensitivity",
+                        lambda b: b.status == builds.STATUS_INVALID)
+    work = tmp_path / "exports" / "small"
+
+    def run(qat: int, ptq: str, tuned: str = builds.STATUS_OK) -> tuple[Any, int]:
+        calls.clear()
+        outcomes.update({0: ptq, qat: tuned} if qat else {0: ptq})
+        return export_step.export_int8(tmp_path / "b", "x86", work, tmp_path / "d", qat)
+
+    build, epochs = run(3, builds.STATUS_OK)
+    assert (build.status, epochs, calls) == ("ok", 0, [(work, 0)])
+    build, epochs = run(3, builds.STATUS_INVALID)
+    assert (build.status, epochs) == ("ok", 3)
+    assert calls == [(work, 0), (work / "qat3", 3)] and build.path == work / "qat3" / "x86-int8"
+    build, epochs = run(2, builds.STATUS_INVALID, builds.STATUS_INVALID)
+    assert (build.status, epochs, build.path) == (builds.STATUS_INVALID, 0, work / "x86-int8")
+    assert "after 2 epochs of quantisation-aware fine-tuning it failed too" in build.reason
+    build, epochs = run(0, builds.STATUS_INVALID)
+    assert (build.status, epochs, calls) == (builds.STATUS_INVALID, 0, [(work, 0)])
 
 
 # --- end to end -----------------------------------------------------------------------------
@@ -245,7 +304,7 @@ def test_frontier_files_hold_every_candidate_and_the_choice(run: dict[str, Any])
     assert all(sp["group_aware"] and sp == splits[0] for sp in splits)
     # the recorded choice is the accuracy rule applied to the recorded candidates
     records = [CandidateRecord(**c) for c in front["candidates"]]
-    expected = within_drop(records, front["max_drop_pp"]).chosen
+    expected = within_drop(records, front["max_drop_pp"], front["standard_errors"]).chosen
     assert front["chosen"] == (expected.name if expected else None)
     assert front["chosen"] == (outcome.choice.chosen.name if outcome.choice.chosen else None)
     report = (out / "report.md").read_text()

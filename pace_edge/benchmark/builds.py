@@ -185,9 +185,16 @@ def _from_manifest(spec: BuildSpec, out: Path, manifest: Manifest, reason: str =
                  export_s=export_s)
 
 
-def reusable(out: Path, bundle_dir: Path, spec: BuildSpec) -> Manifest | None:
-    """The manifest of a previous export of ``bundle_dir`` for ``spec`` in ``out``, if it
-    verifies (every file's sha256) and records the bundle's current weights."""
+def qat_epochs(manifest: Manifest) -> int:
+    """Epochs of quantisation-aware fine-tuning the export ran before INT8 (0: none)."""
+    qat = (manifest.calibration or {}).get("qat") or {}
+    return int(qat.get("options", {}).get("epochs", 0))
+
+
+def reusable(out: Path, bundle_dir: Path, spec: BuildSpec, qat: int = 0) -> Manifest | None:
+    """The manifest of a previous export of ``bundle_dir`` for ``spec`` (after ``qat`` epochs
+    of quantisation-aware fine-tuning) in ``out``, if it verifies (every file's sha256) and
+    records the bundle's current weights."""
     from ..export.manifest import MANIFEST_FILE, load_manifest
 
     if not (out / MANIFEST_FILE).is_file():
@@ -197,7 +204,8 @@ def reusable(out: Path, bundle_dir: Path, spec: BuildSpec) -> Manifest | None:
     except PaceEdgeError:
         return None
     same = (manifest.target == spec.target and manifest.precision == spec.precision
-            and manifest.source.get("weights_sha256") == _bundle_sha(bundle_dir))
+            and manifest.source.get("weights_sha256") == _bundle_sha(bundle_dir)
+            and qat_epochs(manifest) == qat)
     return manifest if same else None
 
 
@@ -208,11 +216,13 @@ def export_build(
     *,
     calib: str | Path | None = None,
     reuse: bool = True,
+    qat: int = 0,
 ) -> Build:
     """Export ``bundle_dir`` for ``spec`` into ``workdir/<target>-<precision>`` with
     :func:`~pace_edge.export.exporter.export_bundle` (what ``pace-edge export`` runs), or reuse
     a matching export there (its calibration data is not compared: ``reuse=False`` to export
-    again). ``calib``: INT8 calibration data (default: the bundle's training source).
+    again). ``calib``: INT8 calibration data (default: the bundle's training source); ``qat``:
+    epochs of quantisation-aware fine-tuning before INT8 (``pace-edge export --qat``).
 
     A user error (unreadable calibration data, a target this install cannot build) is raised;
     an export that fails a gate is benchmarked and reported as ``exported but failed
@@ -227,14 +237,15 @@ def export_build(
         return Build(spec, STATUS_OK, bundle_dir)
     out = Path(workdir) / spec.export_name
     if reuse:
-        manifest = reusable(out, bundle_dir, spec)
+        manifest = reusable(out, bundle_dir, spec, qat)
         if manifest is not None:
             return _from_manifest(spec, out, manifest, reused=True)
     log: list[str] = []
     # force replaces a stale export (and, as for a user's --force, accepts a failed accuracy
     # gate: the manifest still records it and the build is reported as failed validation)
     options = ExportOptions(precision=spec.precision, force=True,
-                            calib=calib if spec.precision == "int8" else None)
+                            calib=calib if spec.precision == "int8" else None,
+                            qat=qat if spec.precision == "int8" else 0)
     start = time.perf_counter()
     result = export_bundle(bundle_dir, spec.target, out, options, log=log.append)
     seconds = time.perf_counter() - start

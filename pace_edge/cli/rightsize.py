@@ -9,7 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..train.distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
-from .common import QualityGateFailed, positive_float, positive_int
+from .common import QualityGateFailed, non_negative_int, positive_float, positive_int
 
 HELP = ("train a ladder of PACE sizes (plain and distilled from the largest), export and time "
         "each at INT8, and recommend the smallest that keeps the accuracy")
@@ -18,7 +18,12 @@ EXIT_INTERRUPTED = 130
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..export import TARGETS
-    from ..rightsize import DEFAULT_MAX_DROP_PP, DEFAULT_SIZES
+    from ..rightsize import (
+        DEFAULT_MAX_DROP_PP,
+        DEFAULT_QAT_EPOCHS,
+        DEFAULT_SIZES,
+        DEFAULT_STANDARD_ERRORS,
+    )
 
     p = sub.add_parser("rightsize", help=HELP, description=HELP + ". Choices use the "
                        "validation split of the training data only; --eval only measures. "
@@ -39,15 +44,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--max-drop", type=non_negative, default=DEFAULT_MAX_DROP_PP, metavar="PP",
                       help="choose the smallest model whose validation accuracy is within PP "
-                           f"percentage points of the best (default: {DEFAULT_MAX_DROP_PP:g})")
+                           "percentage points (plus --se standard errors) of the best "
+                           f"(default: {DEFAULT_MAX_DROP_PP:g})")
     rule.add_argument("--budget-ms", type=positive_float, default=None, metavar="MS",
                       help="instead, choose the most accurate model whose INT8 build's median "
                            "latency at batch 1 is at most MS")
+    p.add_argument("--se", type=non_negative, default=DEFAULT_STANDARD_ERRORS, metavar="K",
+                   help="standard errors of the best validation accuracy added to --max-drop "
+                        "(the one-standard-error rule: a small validation split cannot tell "
+                        f"sizes apart by less; default {DEFAULT_STANDARD_ERRORS:g}; 0: "
+                        "--max-drop alone)")
     p.add_argument("--teacher", type=Path, default=None, metavar="BUNDLE",
                    help="the distillation teacher, instead of training it: a bundle of the "
                         "largest size trained on this data with this recipe and preprocessing "
                         "but --no-refit (a refitted model has seen the validation spectra the "
                         "candidates are chosen on)")
+    p.add_argument("--qat", type=non_negative_int, default=DEFAULT_QAT_EPOCHS, metavar="N",
+                   help="epochs of quantisation-aware fine-tuning for a candidate whose "
+                        "post-training INT8 build misses the INT8 criterion, before it is "
+                        f"exported again (default {DEFAULT_QAT_EPOCHS}; 0: never)")
     p.add_argument("--eval", type=Path, default=None,
                    help="held-out data (its test split) to measure every candidate and its INT8 "
                         "build on; never used for the choice")
@@ -108,8 +123,9 @@ def run(args: argparse.Namespace) -> int:
     rungs = parse_ladder(args.sizes, len(data.classes), data.x.shape[1])
     plan = Plan(data=args.data, out=args.out, rungs=rungs, recipe=recipe, pipeline=pipeline,
                 target=args.target, max_drop_pp=args.max_drop, budget_ms=args.budget_ms,
+                standard_errors=args.se,
                 distill=DistillSettings(args.distill_temperature, args.distill_alpha),
-                eval=args.eval, groups=args.groups, teacher=args.teacher,
+                eval=args.eval, groups=args.groups, teacher=args.teacher, qat=args.qat,
                 iterations=args.iterations, threads=args.threads)
     print(f"rightsize: {len(rungs)} sizes ({', '.join(r.name for r in rungs)}), "
           f"{2 * len(rungs) - 1} candidates, teacher {rungs[-1].name}; recipe: train's, "

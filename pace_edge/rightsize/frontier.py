@@ -50,6 +50,14 @@ def _rate(v: float | None) -> str:
     return "–" if v is None else f"{v:,.0f}"
 
 
+def _relative(path: str, context: dict[str, Any]) -> str:
+    """``path`` relative to the run's folder, where it is inside it."""
+    try:
+        return str(Path(path).relative_to(context.get("out", "")))
+    except ValueError:
+        return path
+
+
 def report_lines(records: Sequence[CandidateRecord], choice: Choice,
                  context: dict[str, Any]) -> list[str]:
     """``report.md``: the choice and a table of every candidate."""
@@ -61,8 +69,9 @@ def report_lines(records: Sequence[CandidateRecord], choice: Choice,
         f"{context.get('validation')}). Target: {context.get('target')} INT8. "
         f"Rule: {choice.rule}.",
         "",
-        (f"**Chosen: {chosen.name}** ({choice.reason}); its bundle is `chosen/`."
-         if chosen is not None else f"**No candidate chosen**: {choice.reason}."),
+        (f"**Chosen: {chosen.name}** ({choice.reason}); its bundle is `chosen/`"
+         + (f", its INT8 build `{_relative(chosen.export, context)}`" if chosen.export else "")
+         + "." if chosen is not None else f"**No candidate chosen**: {choice.reason}."),
         "",
         "Choices use validation accuracy only; test accuracy (with `--eval`) only measures. "
         f"Latency: INT8 build on {context.get('backend')}, "
@@ -79,6 +88,9 @@ def report_lines(records: Sequence[CandidateRecord], choice: Choice,
         b1 = r.latency.get("1", {})
         size = "–" if r.int8_bytes is None else f"{r.int8_bytes / 1e6:.2f}"
         status = r.export_status + (f" ({r.export_reason})" if r.export_reason else "")
+        if r.export_qat:
+            status += (f"; after {r.export_qat} epochs of quantisation-aware fine-tuning "
+                       "(post-training INT8 missed the criterion)")
         lines.append(
             f"| {mark}{r.name}{mark} | {human(r.multiply_adds)} | {human(r.parameters)} | "
             f"{size} | {_pct(r.val_accuracy)} | {_pct(r.test_accuracy)} | "

@@ -30,6 +30,7 @@ class CandidateRecord:
     export_status: str = "not exported"
     export_reason: str = ""
     export: str | None = None
+    export_qat: int = 0  # epochs of quantisation-aware fine-tuning its INT8 build needed
     int8_bytes: int | None = None  # the INT8 model file(s) the runtime loads
     int8_test_accuracy: float | None = None
     latency: dict[str, dict[str, float]] = field(default_factory=dict)  # batch -> summary

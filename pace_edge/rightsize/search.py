@@ -36,9 +36,16 @@ from ..preprocess import Pipeline
 from ..train.distill import DistillSettings
 from ..train.recipe import Recipe
 from . import frontier
+from .export_step import DEFAULT_QAT_EPOCHS
 from .ladder import Candidate, Rung, candidates
 from .record import CandidateRecord
-from .select import DEFAULT_MAX_DROP_PP, Choice, under_budget, within_drop
+from .select import (
+    DEFAULT_MAX_DROP_PP,
+    DEFAULT_STANDARD_ERRORS,
+    Choice,
+    under_budget,
+    within_drop,
+)
 
 if TYPE_CHECKING:
     from ..model import ModelConfig
@@ -65,11 +72,13 @@ class Plan:
     pipeline: Pipeline
     target: str = "x86"
     max_drop_pp: float = DEFAULT_MAX_DROP_PP
+    standard_errors: float = DEFAULT_STANDARD_ERRORS
     budget_ms: float | None = None
     distill: DistillSettings = field(default_factory=DistillSettings)
     eval: Path | None = None
     groups: Path | None = None
     teacher: Path | None = None  # the largest size already trained without refit (teacher)
+    qat: int = DEFAULT_QAT_EPOCHS  # fine-tuning epochs for a build that misses the criterion
     iterations: int = 200
     warmup: int = 20
     threads: int | None = None
@@ -290,7 +299,7 @@ def rightsize(
     for r in records:
         r.latency = timed.get(r.name, {})
     choice = (under_budget(records, plan.budget_ms) if plan.budget_ms is not None
-              else within_drop(records, plan.max_drop_pp))
+              else within_drop(records, plan.max_drop_pp, plan.standard_errors))
     files = _write(plan, records, choice, data, pipeline, runners)
     return Outcome(records, choice, files)
 
@@ -325,10 +334,13 @@ def _export_all(plan: Plan, records: Sequence[CandidateRecord],
     for i, r in enumerate(records, start=1):
         if stop is not None and stop():
             raise Interrupted(f"stopped before exporting {r.name}")
-        build = export_int8(Path(r.bundle), plan.target, plan.out / EXPORTS / r.name, plan.data)
+        build, r.export_qat = export_int8(Path(r.bundle), plan.target,
+                                          plan.out / EXPORTS / r.name, plan.data, plan.qat)
         r.export_status, r.export_reason = build.status, build.reason
         r.export = str(build.path) if build.path is not None else None
-        head = f"export [{i}/{len(records)}] {r.name} {plan.target}:int8"
+        head = (f"export [{i}/{len(records)}] {r.name} {plan.target}:int8"
+                + (f" (post-training INT8 missed the criterion; {r.export_qat} epochs of "
+                   f"quantisation-aware fine-tuning)" if r.export_qat else ""))
         if not build.runnable:
             log(f"{head}: {build.status_text()}")
             continue
@@ -360,7 +372,7 @@ def _write(plan: Plan, records: list[CandidateRecord], choice: Choice, data: Spe
                    None)
     split = next((r.val_spectra for r in records), 0)
     context = {
-        "data": str(plan.data), "spectra": len(data),
+        "data": str(plan.data), "out": str(out), "spectra": len(data),
         "validation": f"{split} spectra" + (", whole groups" if data.groups is not None
                                             else ""),
         "group_aware": data.groups is not None,
@@ -369,6 +381,7 @@ def _write(plan: Plan, records: list[CandidateRecord], choice: Choice, data: Spe
         "threads": getattr(first, "threads", None) if first is not None else None,
         "iterations": plan.iterations, "batches": list(BATCHES),
         "max_drop_pp": plan.max_drop_pp, "budget_ms": plan.budget_ms,
+        "standard_errors": plan.standard_errors, "qat": plan.qat,
         "recipe": plan.recipe.to_dict(), "preprocessing": plan.pipeline.to_list(),
         "teacher": teacher.name if teacher is not None else None,
         "temperature": plan.distill.temperature, "alpha": plan.distill.alpha,

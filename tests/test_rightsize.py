@@ -206,7 +206,7 @@ def _plan(data: Path, out: Path, **kw: Any) -> Plan:
     return Plan(data=data, out=out, rungs=parse_ladder(SIZES, 3, 701),
                 recipe=Recipe(epochs=EPOCHS, batch_size=16, seed=1),
                 pipeline=Pipeline.from_spec("normalize:snv"), iterations=4, warmup=1,
-                threads=1, **kw)
+                **{"threads": 1, **kw})
 
 
 class _Counter:
@@ -424,3 +424,44 @@ def test_students_learn_from_a_teacher_that_never_saw_the_validation_spectra(
     lines: list[str] = []
     rightsize(given, log=lines.append)
     assert f"teacher (16x1, no refit): the given {out / 'teacher'}" in lines
+
+
+def test_each_build_is_timed_at_its_faster_thread_setting(
+        run: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --threads every INT8 build is timed with the runtime's default threads and with
+    one thread, and each batch size keeps the faster (a small model at batch 1 has too little
+    work to share between cores)."""
+    import os
+
+    from pace_edge.rightsize import search
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert search.thread_choices(None) == (None,)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert search.thread_choices(None) == (None, 1) and search.thread_choices(3) == (3,)
+
+    class Described:
+        def __init__(self, threads: int) -> None:
+            self.threads = threads
+
+        def describe(self) -> dict[str, int]:
+            return {"threads": self.threads}
+
+    runners = {("small", None): Described(4), ("small", 1): Described(1)}
+    timed = {"small@default": {"1": {"p50_ms": 0.12}, "64": {"p50_ms": 5.0}},
+             "small@1": {"1": {"p50_ms": 0.10}, "64": {"p50_ms": 9.0}}}
+    assert search._fastest("small", timed, runners) == {
+        "1": {"p50_ms": 0.10, "threads": 1}, "64": {"p50_ms": 5.0, "threads": 4}}
+
+    monkeypatch.undo()
+    outcome = rightsize(_plan(run["data"], run["out"], threads=None))
+    choices = search.thread_choices(None)
+    front = json.loads((run["out"] / "frontier.json").read_text())
+    assert front["threads"] is None and front["thread_choices"] == list(choices)
+    for r in outcome.records:
+        if r.deployable:
+            assert {r.latency[b]["threads"] for b in ("1", "64")} <= set(range(1, 1025))
+    report = (run["out"] / "report.md").read_text()
+    assert "threads (batch 1 / 64)" in report
+    if len(choices) > 1:
+        assert "faster kept per batch size" in report

@@ -81,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=positive_int, default=200,
                    help="timed calls per build and batch size (default: 200)")
     p.add_argument("--threads", type=positive_int, default=None,
-                   help="runtime threads (default: the runtime's)")
+                   help="runtime threads for every build (default: each build timed with the "
+                        "runtime's default and with 1 thread, the faster kept per batch size)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.set_defaults(run=run)
 

@@ -50,6 +50,19 @@ def _rate(v: float | None) -> str:
     return "–" if v is None else f"{v:,.0f}"
 
 
+def _count(v: int | None) -> str:
+    return "–" if v is None else str(v)
+
+
+def _threads(context: dict[str, Any]) -> str:
+    choices = context.get("thread_choices") or [context.get("threads")]
+    if len(choices) == 1:
+        return (f"{choices[0]} thread(s)" if choices[0] is not None
+                else "the runtime's default threads")
+    return ("each build timed with the runtime's default threads and with 1 thread, the "
+            "faster kept per batch size")
+
+
 def _relative(path: str, context: dict[str, Any]) -> str:
     """``path`` relative to the run's folder, where it is inside it."""
     try:
@@ -74,14 +87,14 @@ def report_lines(records: Sequence[CandidateRecord], choice: Choice,
          + "." if chosen is not None else f"**No candidate chosen**: {choice.reason}."),
         "",
         "Choices use validation accuracy only; test accuracy (with `--eval`) only measures. "
-        f"Latency: INT8 build on {context.get('backend')}, "
-        f"{context.get('threads') or 'the runtime default number of'} thread(s), "
+        f"Latency: INT8 build on {context.get('backend')}, {_threads(context)}, "
         f"batches timed interleaved in one run, {context.get('iterations')} calls "
         "each.",
         "",
         "| candidate | multiply-adds | parameters | INT8 MB | validation | test (FP32) | "
-        "test (INT8) | p50 ms (batch 1) | p99 ms (batch 1) | spectra/s (batch 64) | build |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "test (INT8) | p50 ms (batch 1) | p99 ms (batch 1) | spectra/s (batch 64) | threads "
+        "(batch 1 / 64) | build |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         mark = "**" if chosen is not None and r.name == chosen.name else ""
@@ -95,7 +108,9 @@ def report_lines(records: Sequence[CandidateRecord], choice: Choice,
             f"| {mark}{r.name}{mark} | {human(r.multiply_adds)} | {human(r.parameters)} | "
             f"{size} | {_pct(r.val_accuracy)} | {_pct(r.test_accuracy)} | "
             f"{_pct(r.int8_test_accuracy)} | {_ms(b1.get('p50_ms'))} | "
-            f"{_ms(b1.get('p99_ms'))} | {_rate(r.spectra_per_s(64))} | {status} |")
+            f"{_ms(b1.get('p99_ms'))} | {_rate(r.spectra_per_s(64))} | "
+            f"{_count(b1.get('threads'))} / {_count(r.latency.get('64', {}).get('threads'))} | "
+            f"{status} |")
     teacher = context.get("teacher")
     if teacher:
         lines += ["", f"Distilled candidates learnt from `{teacher}` (temperature "

@@ -1,6 +1,7 @@
-"""Summarise rightsize runs (one frontier.json per seed): per candidate, mean ± std over the
-seeds of validation and test accuracy (FP32 and INT8), and the INT8 build's latency relative to
-the largest size's build timed in the same run.
+"""Summarise rightsize runs (one frontier.json per seed): what each run chose against its
+largest size, and per candidate, mean ± std over the seeds of validation and test accuracy
+(FP32 and INT8) and the INT8 build's latency relative to the largest size's build timed in the
+same run.
 
     python benchmarks/rightsize_summary.py runs/rightsize/rightsize-s*/frontier.json
 
@@ -26,6 +27,43 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{m:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
 
 
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.2f} %"
+
+
+def chosen_rows(runs: list[dict[str, Any]], paths: list[Path]) -> list[str]:
+    """One Markdown row per run: the chosen candidate against the largest plain size."""
+    rows = ["| run | chosen | multiply-adds vs largest | test FP32 / INT8 | largest's test | "
+            "batch 1, chosen vs largest INT8 (threads) | the same, both at the runtime's default "
+            "threads | spectra/s at batch 64 | INT8 build |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for run, path in zip(runs, paths, strict=True):
+        cands = {c["name"]: c for c in run["candidates"]}
+        c = cands.get(str(run.get("chosen")))
+        if c is None:
+            rows.append(f"| {path.parent.name} | none ({run.get('reason')}) ||||||||")
+            continue
+        big = max((x for x in cands.values() if not x["distilled"]),
+                  key=lambda x: x["multiply_adds"])
+        b1, t1 = c["latency"].get("1", {}), big["latency"].get("1", {})
+        ratio = (t1["p50_ms"] / b1["p50_ms"]) if b1 and t1 else float("nan")
+        d1 = c.get("timings", {}).get("default", {}).get("1")
+        t1d = big.get("timings", {}).get("default", {}).get("1")
+        same = (f"{d1['p50_ms']:.3f} vs {t1d['p50_ms']:.3f} ms, "
+                f"{t1d['p50_ms'] / d1['p50_ms']:.2f}×" if d1 and t1d else "–")
+        build = "post-training INT8" if not c.get("export_qat") else (
+            f"after {c['export_qat']} epochs of QAT")
+        rows.append(
+            f"| {path.parent.name} | {c['name']} | "
+            f"{big['multiply_adds'] / c['multiply_adds']:.1f}× fewer | "
+            f"{_pct(c.get('test_accuracy'))} / {_pct(c.get('int8_test_accuracy'))} | "
+            f"{_pct(big.get('test_accuracy'))} | {b1.get('p50_ms', float('nan')):.3f} "
+            f"({b1.get('threads', '?')}) vs {t1.get('p50_ms', float('nan')):.3f} "
+            f"({t1.get('threads', '?')}) ms, {ratio:.2f}× | {same} | "
+            f"{c['latency'].get('64', {}).get('spectra_per_s', float('nan')):,.0f} | {build} |")
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("frontiers", nargs="+", type=Path)
@@ -48,6 +86,7 @@ def main() -> None:
                 speed[c["name"]]["rate64"].append(b64["spectra_per_s"])
     order = sorted(by_name, key=lambda n: (by_name[n][0]["multiply_adds"], n))
     print(f"{len(runs)} run(s); chosen: {', '.join(chosen)}\n")
+    print("\n".join(chosen_rows(runs, args.frontiers)) + "\n")
     print("| candidate | multiply-adds | seeds | validation % | test % (FP32) | test % (INT8) |")
     print("|---|---|---|---|---|---|")
     for n in order:

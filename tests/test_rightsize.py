@@ -458,9 +458,12 @@ def test_each_build_is_timed_at_its_faster_thread_setting(
     choices = search.thread_choices(None)
     front = json.loads((run["out"] / "frontier.json").read_text())
     assert front["threads"] is None and front["thread_choices"] == list(choices)
+    labels = {"default" if t is None else str(t) for t in choices}
     for r in outcome.records:
         if r.deployable:
-            assert {r.latency[b]["threads"] for b in ("1", "64")} <= set(range(1, 1025))
+            assert set(r.timings) == labels  # every setting is kept in frontier.json
+            for b in ("1", "64"):
+                assert r.latency[b]["p50_ms"] == min(t[b]["p50_ms"] for t in r.timings.values())
     report = (run["out"] / "report.md").read_text()
     assert "threads (batch 1 / 64)" in report
     if len(choices) > 1:

@@ -34,6 +34,9 @@ class CandidateRecord:
     int8_bytes: int | None = None  # the INT8 model file(s) the runtime loads
     int8_test_accuracy: float | None = None
     latency: dict[str, dict[str, float]] = field(default_factory=dict)  # batch -> summary
+    # every thread setting timed ("default" or a count) -> batch -> summary; latency holds the
+    # faster per batch
+    timings: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     reused: bool = False
 
     @property

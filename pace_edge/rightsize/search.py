@@ -301,6 +301,7 @@ def rightsize(
                          plan.iterations, plan.warmup)
     for r in records:
         r.latency = _fastest(r.name, timed, runners)
+        r.timings = {_label(t): timed[_key(n, t)] for (n, t) in runners if n == r.name}
     choice = (under_budget(records, plan.budget_ms) if plan.budget_ms is not None
               else within_drop(records, plan.max_drop_pp, plan.standard_errors))
     files = _write(plan, records, choice, data, pipeline, runners)
@@ -324,8 +325,12 @@ def _threads_text(threads: int | None) -> str:
     return "the runtime's default threads and 1 thread (the faster kept per batch)"
 
 
+def _label(threads: int | None) -> str:
+    return "default" if threads is None else str(threads)
+
+
 def _key(name: str, threads: int | None) -> str:
-    return f"{name}@{'default' if threads is None else threads}"
+    return f"{name}@{_label(threads)}"
 
 
 def _fastest(name: str, timed: dict[str, dict[str, dict[str, Any]]],

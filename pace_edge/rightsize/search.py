@@ -311,9 +311,9 @@ def rightsize(
 def thread_choices(threads: int | None) -> tuple[int | None, ...]:
     """The thread settings every INT8 build is timed with: the given one, or the runtime's
     default and one thread. A small network at batch 1 has too little work per layer to share
-    between cores (on COV's 2-core machine the small preset's INT8 build took 0.103 ms on one
-    thread and 0.114 ms on two, the paper preset's 0.54 and 0.35 ms), so each build is reported
-    at its faster setting, as it would be deployed."""
+    between cores (on COV's 2-core machine the small preset's INT8 build took 0.097-0.107 ms
+    on one thread and 0.109-0.127 ms on two, the paper preset's 0.53-0.55 and 0.33-0.35 ms), so
+    each build is reported at its faster setting, as it would be deployed."""
     if threads is not None:
         return (threads,)
     return (None, 1) if (os.cpu_count() or 1) > 1 else (None,)

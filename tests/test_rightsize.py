@@ -171,12 +171,12 @@ def test_a_build_that_misses_the_int8_criterion_is_fine_tuned_and_exported_again
     def fake_export(bundle_dir: Path, spec: Any, workdir: Path, *, calib: Any = None,
                     reuse: bool = True, qat: int = 0) -> Any:
         calls.append((workdir, qat))
-        reason = "" if outcomes[qat] == builds.STATUS_OK else "sensitivity: missed"
-        return builds.Build(spec, outcomes[qat], workdir / spec.export_name, reason)
+        failed = outcomes[qat] != builds.STATUS_OK
+        return builds.Build(spec, outcomes[qat], workdir / spec.export_name,
+                            "sensitivity: missed" if failed else "",
+                            failed_gates=("sensitivity",) if failed else ())
 
     monkeypatch.setattr(builds, "export_build", fake_export)
-    monkeypatch.setattr(export_step, "failed_sensitivity",
-                        lambda b: b.status == builds.STATUS_INVALID)
     work = tmp_path / "exports" / "small"
 
     def run(qat: int, ptq: str, tuned: str = builds.STATUS_OK) -> tuple[Any, int]:

@@ -140,6 +140,7 @@ class Build:
     reused: bool = False
     export_s: float = 0.0
     log: str = field(default="", repr=False)
+    failed_gates: tuple[str, ...] = ()  # the manifest's failed gates (sensitivity, parity, ...)
 
     @property
     def label(self) -> str:
@@ -182,7 +183,8 @@ def _from_manifest(spec: BuildSpec, out: Path, manifest: Manifest, reason: str =
     problems = validation_problems(manifest)
     status = STATUS_INVALID if problems or reason else STATUS_OK
     return Build(spec, status, out, reason or "; ".join(problems), reused=reused,
-                 export_s=export_s)
+                 export_s=export_s,
+                 failed_gates=tuple(manifest.status.get("problems", {})))
 
 
 def qat_epochs(manifest: Manifest) -> int:

@@ -28,23 +28,29 @@ class QualityGateFailed(PaceEdgeError):
     gate, every benchmark build): one line, exit status :data:`EXIT_FAILED`."""
 
 
-def positive_int(text: str) -> int:
+def _whole(text: str, minimum: int, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
     return value
 
 
+def positive_int(text: str) -> int:
+    return _whole(text, 1, "a positive number")
+
+
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return _whole(text, 0, "0 or more")
+
+
+def non_negative(text: str) -> float:
+    """A number, 0 or more."""
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
     return value
 
 

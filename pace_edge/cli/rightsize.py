@@ -9,7 +9,13 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..train.distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
-from .common import QualityGateFailed, non_negative_int, positive_float, positive_int
+from .common import (
+    QualityGateFailed,
+    non_negative,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 HELP = ("train a ladder of PACE sizes (plain and distilled from the largest), export and time "
         "each at INT8, and recommend the smallest that keeps the accuracy")
@@ -85,17 +91,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "runtime's default and with 1 thread, the faster kept per batch size)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.set_defaults(run=run)
-
-
-def non_negative(text: str) -> float:
-    """A number of percentage points, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,12 +28,8 @@ def qat_folder(workdir: Path, epochs: int) -> Path:
 def failed_sensitivity(build: Build) -> bool:
     """Whether ``build`` was exported but its INT8 build missed the criterion."""
     from ..benchmark.builds import STATUS_INVALID
-    from ..export.manifest import load_manifest
 
-    if build.status != STATUS_INVALID or build.path is None:
-        return False
-    problems = load_manifest(build.path).status.get("problems", {})
-    return SENSITIVITY_GATE in problems
+    return build.status == STATUS_INVALID and SENSITIVITY_GATE in build.failed_gates
 
 
 def export_int8(bundle_dir: Path, target: str, workdir: Path, calib: Path,

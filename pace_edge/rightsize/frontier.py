@@ -71,6 +71,14 @@ def _relative(path: str, context: dict[str, Any]) -> str:
         return path
 
 
+def _chosen_line(choice: Choice, context: dict[str, Any]) -> str:
+    chosen = choice.chosen
+    if chosen is None:
+        return f"**No candidate chosen**: {choice.reason}."
+    build = f", its INT8 build `{_relative(chosen.export, context)}`" if chosen.export else ""
+    return f"**Chosen: {chosen.name}** ({choice.reason}); its bundle is `chosen/`{build}."
+
+
 def report_lines(records: Sequence[CandidateRecord], choice: Choice,
                  context: dict[str, Any]) -> list[str]:
     """``report.md``: the choice and a table of every candidate."""
@@ -82,9 +90,7 @@ def report_lines(records: Sequence[CandidateRecord], choice: Choice,
         f"{context.get('validation')}). Target: {context.get('target')} INT8. "
         f"Rule: {choice.rule}.",
         "",
-        (f"**Chosen: {chosen.name}** ({choice.reason}); its bundle is `chosen/`"
-         + (f", its INT8 build `{_relative(chosen.export, context)}`" if chosen.export else "")
-         + "." if chosen is not None else f"**No candidate chosen**: {choice.reason}."),
+        _chosen_line(choice, context),
         "",
         "Choices use validation accuracy only; test accuracy (with `--eval`) only measures. "
         f"Latency: INT8 build on {context.get('backend')}, {_threads(context)}, "

@@ -127,6 +127,21 @@ def test_checksum_mismatch_is_reported_and_the_next_frame_survives():
     assert parser.pending == 0
 
 
+def test_a_corrupted_length_that_swallows_the_next_frame_loses_only_itself():
+    """A bit flip in 'bytes remaining' (header offset 40) can stretch a frame over the next
+    one so that the footer still matches (found by the fuzz test below): the checksum fails,
+    and the intact frame inside must still come out."""
+    good = hand_frame(0x00000100, md5=True)  # no data: 64 bytes
+    bad = bytearray(good)
+    bad[40] ^= 1 << 6  # bytes remaining + 64: the next frame becomes its tail
+    assert len(good) == 64
+    parser = obp.FrameParser()
+    out = parser.feed(bytes(bad) + good)
+    assert isinstance(out[0], ChecksumError) and "128 bytes" in str(out[0])
+    assert [m.message_type for m in out[1:]] == [0x00000100]
+    assert parser.pending == 0
+
+
 def test_bad_version_and_bad_footer_are_frame_errors_then_resync():
     bad_version = bytearray(hand_frame(0x00000100))
     bad_version[2:4] = b"\x00\x22"

@@ -208,7 +208,8 @@ class FrameParser:
     :class:`ProtocolError` found so far (errors are returned, not raised). Bytes before a start
     sequence are skipped and counted in :attr:`skipped`. A frame that fails its checks
     (version, lengths, footer) is abandoned one byte at a time, so a real frame hidden behind a
-    false start is still found; a frame with a bad checksum is dropped whole. Results do not
+    false start is still found; a frame with a bad checksum is dropped up to the next start
+    sequence inside it (whole, if there is none). Results do not
     depend on how the stream is chunked.
     """
 
@@ -305,7 +306,10 @@ class FrameParser:
         if ctype == CHECKSUM_MD5:
             digest = bytes(buf[end_body : end_body + CHECKSUM_SIZE])
             if hashlib.md5(buf[:end_body]).digest() != digest:
-                self._drop(total)
+                # dropped whole, unless a start sequence lies inside: a corrupted length field
+                # can stretch the frame over the next, intact one
+                inner = buf.find(START, 1, total)
+                self._drop(inner if inner > 0 else total)
                 return self._error(
                     ChecksumError(f"MD5 mismatch in {message_name(mtype)} frame ({total} bytes)")
                 )
